@@ -1,0 +1,292 @@
+// Package config describes a Switchyard platform — its services, what each depends on
+// and under which policies, what each publishes and consumes, the gateway's routes and
+// the broker — and loads that description from switchyard.yaml.
+//
+// Loading is strict: an unknown key, a value of the wrong type, a bad duration, a
+// dangling reference (a dependency on a service that is not declared, a route to
+// nowhere) or a dependency cycle is an error that names the file, the line and the key.
+// All problems are reported at once, in file order.
+//
+// Environment variables override the file (see [Load]); nothing else in the toolkit
+// reads the environment, so a component always receives its configuration as a value.
+//
+// Only cmd/switchyard loads a Config. Components take their own Config structs; the
+// command maps this description onto them.
+package config
+
+import (
+	"fmt"
+	"net"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"time"
+)
+
+// Config is a whole platform as declared in switchyard.yaml.
+type Config struct {
+	// Version of the file format. Only 1 exists.
+	Version int `yaml:"version"`
+
+	// DataDir holds each service's SQLite file, the embedded broker's storage and the
+	// local stack's stack.json. Relative to the working directory. Default ".switchyard";
+	// SWITCHYARD_DATA_DIR overrides it.
+	DataDir string `yaml:"data_dir"`
+
+	// Broker is the event broker every service publishes to and consumes from.
+	Broker Broker `yaml:"broker"`
+
+	// Redis, when its URL is set, backs the shared caches and rate limits. Empty means
+	// in-process equivalents. REDIS_URL overrides it.
+	Redis Redis `yaml:"redis"`
+
+	// Telemetry configures logs, traces and metrics for every service.
+	Telemetry Telemetry `yaml:"telemetry"`
+
+	// Services by name. A name is lower-case letters, digits and dashes.
+	Services map[string]*Service `yaml:"services"`
+
+	// Gateway is the single entry point; absent means no gateway runs.
+	Gateway *Gateway `yaml:"gateway"`
+
+	// Source names where this configuration came from (a file path, or the built-in
+	// default); it prefixes every error message.
+	Source string `yaml:"-"`
+}
+
+// Broker selects and configures the event broker.
+type Broker struct {
+	// Kind is "nats" (JetStream; the default) or "kafka".
+	Kind string `yaml:"kind"`
+
+	// URL of an external broker: nats://host:port[,nats://...] for NATS, host:port[,...]
+	// for Kafka. Empty with kind nats means `up` embeds a NATS server. NATS_URL
+	// overrides it.
+	URL string `yaml:"url"`
+
+	// Embedded configures the NATS server `up` runs when URL is empty.
+	Embedded EmbeddedBroker `yaml:"embedded"`
+}
+
+// EmbeddedBroker configures the NATS JetStream server embedded by `up`.
+type EmbeddedBroker struct {
+	// Listen is the client address, host:port. Default "127.0.0.1:0" (any free port;
+	// stack.json records the one chosen). Port 4222 is refused: it belongs to a NATS
+	// server the user may already run.
+	Listen string `yaml:"listen"`
+
+	// Sync is "always" (fsync every write; the default) or a duration between fsyncs.
+	Sync string `yaml:"sync"`
+}
+
+// Redis configures the optional shared Redis.
+type Redis struct {
+	// URL is redis://[user:password@]host:port[/db] or rediss://...; empty means none.
+	URL string `yaml:"url"`
+}
+
+// Telemetry configures logs, traces and metrics.
+type Telemetry struct {
+	// LogLevel is debug, info (default), warn or error.
+	LogLevel string `yaml:"log_level"`
+
+	// OTLPEndpoint is an OTLP/HTTP collector base URL (e.g. http://127.0.0.1:4318).
+	// Empty means spans are not exported. OTEL_EXPORTER_OTLP_ENDPOINT overrides it.
+	OTLPEndpoint string `yaml:"otlp_endpoint"`
+
+	// SampleRatio is the share of new traces recorded, 0 to 1. Default 1. A request
+	// arriving with a sampled parent is always recorded.
+	SampleRatio *float64 `yaml:"sample_ratio"`
+}
+
+// Service is one service of the platform.
+type Service struct {
+	// Name is the key under services; filled by Load.
+	Name string `yaml:"-"`
+
+	// Owner is the team accountable for the service (used in the design document).
+	Owner string `yaml:"owner"`
+
+	// Description says in a sentence what the service is for.
+	Description string `yaml:"description"`
+
+	// Listen is the HTTP address, host:port. Required; port 0 picks a free port.
+	Listen string `yaml:"listen"`
+
+	// Database is the service's own database URL: sqlite:path, or
+	// postgres://user@host:port/db. Default: a SQLite file <data_dir>/<name>.db.
+	// DATABASE_URL and <NAME>_DATABASE_URL override it (see Load).
+	Database string `yaml:"database"`
+
+	// Dependencies are the services this one calls synchronously, by name.
+	Dependencies map[string]*Dependency `yaml:"dependencies"`
+
+	// Publishes lists the event types this service emits.
+	Publishes []string `yaml:"publishes"`
+
+	// Subscriptions lists the event types this service consumes.
+	Subscriptions []string `yaml:"subscriptions"`
+}
+
+// Dependency is a synchronous call edge from one service to another.
+type Dependency struct {
+	// Protocol is "rest" or "grpc".
+	Protocol string `yaml:"protocol"`
+
+	// Policy governs every call on this edge; unset fields take the defaults.
+	Policy Policy `yaml:"policy"`
+}
+
+// Policy is the resilience policy of one dependency. Zero fields take the default in
+// brackets.
+type Policy struct {
+	// Timeout is the overall deadline of a call, retries included [2s].
+	Timeout Duration `yaml:"timeout"`
+	// TryTimeout bounds each attempt [1s].
+	TryTimeout Duration `yaml:"try_timeout"`
+	// Retry governs retries of safe calls.
+	Retry Retry `yaml:"retry"`
+	// Breaker is the circuit breaker in front of the dependency.
+	Breaker Breaker `yaml:"breaker"`
+	// Bulkhead caps the calls in flight to the dependency.
+	Bulkhead Bulkhead `yaml:"bulkhead"`
+}
+
+// Retry configures retries with exponential backoff and full jitter.
+type Retry struct {
+	// MaxAttempts counts the first try; 1 disables retries [3].
+	MaxAttempts int `yaml:"max_attempts"`
+	// Backoff is the first retry's upper bound [50ms]; it doubles per attempt.
+	Backoff Duration `yaml:"backoff"`
+	// MaxBackoff caps the backoff [1s].
+	MaxBackoff Duration `yaml:"max_backoff"`
+	// BudgetRatio caps retries at this share of calls [0.2].
+	BudgetRatio float64 `yaml:"budget_ratio"`
+	// BudgetPerSecond is added to the budget every second [10].
+	BudgetPerSecond int `yaml:"budget_per_second"`
+}
+
+// Breaker configures a circuit breaker.
+type Breaker struct {
+	// FailureRatio opens the breaker when this share of calls in Window fail [0.5].
+	FailureRatio float64 `yaml:"failure_ratio"`
+	// MinCalls is how many calls Window needs before the ratio counts [10].
+	MinCalls int `yaml:"min_calls"`
+	// ConsecutiveFailures opens the breaker after this many failures in a row,
+	// whatever the ratio [5].
+	ConsecutiveFailures int `yaml:"consecutive_failures"`
+	// Window is the period over which the ratio is measured [10s].
+	Window Duration `yaml:"window"`
+	// OpenFor is how long the breaker stays open before probing [5s].
+	OpenFor Duration `yaml:"open_for"`
+	// HalfOpenProbes is how many probes must succeed to close it [1].
+	HalfOpenProbes int `yaml:"half_open_probes"`
+}
+
+// Bulkhead caps concurrency toward one dependency.
+type Bulkhead struct {
+	// MaxConcurrent calls in flight [64].
+	MaxConcurrent int `yaml:"max_concurrent"`
+	// MaxWait for a free slot before the call is rejected [0: reject at once].
+	MaxWait Duration `yaml:"max_wait"`
+}
+
+// Gateway is the platform's single entry point.
+type Gateway struct {
+	// Listen is the gateway's address, host:port [127.0.0.1:8080].
+	Listen string `yaml:"listen"`
+	// Routes are matched by longest prefix.
+	Routes []Route `yaml:"routes"`
+}
+
+// Route maps a public path prefix to a service.
+type Route struct {
+	// Prefix of the public path, e.g. /api/v1/orders/. Must start with "/".
+	Prefix string `yaml:"prefix"`
+	// Service that serves the route (by name).
+	Service string `yaml:"service"`
+	// Auth is none, optional, required (a valid user token) or admin.
+	Auth string `yaml:"auth"`
+	// Timeout of the whole request through the gateway [the dependency's].
+	Timeout Duration `yaml:"timeout"`
+}
+
+// Service returns the named service or nil.
+func (c *Config) Service(name string) *Service { return c.Services[name] }
+
+// ServiceNames returns the service names in start order: every service after the
+// services it depends on, ties broken by name.
+func (c *Config) ServiceNames() []string {
+	var order []string
+	done := map[string]bool{}
+	var visit func(string)
+	visit = func(name string) {
+		if done[name] {
+			return
+		}
+		done[name] = true
+		s := c.Services[name]
+		if s == nil {
+			return
+		}
+		deps := make([]string, 0, len(s.Dependencies))
+		for d := range s.Dependencies {
+			deps = append(deps, d)
+		}
+		slices.Sort(deps)
+		for _, d := range deps {
+			visit(d)
+		}
+		order = append(order, name)
+	}
+	names := make([]string, 0, len(c.Services))
+	for n := range c.Services {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	for _, n := range names {
+		visit(n)
+	}
+	return order
+}
+
+// DatabaseURL returns the service's database URL, defaulting to a SQLite file in the
+// data directory.
+func (c *Config) DatabaseURL(service string) string {
+	if s := c.Services[service]; s != nil && s.Database != "" {
+		return s.Database
+	}
+	return "sqlite:" + filepath.Join(c.DataDir, service+".db")
+}
+
+// Duration is a time.Duration written as a Go duration string ("250ms", "2s").
+type Duration time.Duration
+
+// Std returns d as a time.Duration.
+func (d Duration) Std() time.Duration { return time.Duration(d) }
+
+// Or returns d, or def when d is zero.
+func (d Duration) Or(def time.Duration) time.Duration {
+	if d == 0 {
+		return def
+	}
+	return time.Duration(d)
+}
+
+// String formats d like time.Duration.
+func (d Duration) String() string { return time.Duration(d).String() }
+
+// MarshalText writes d as a duration string.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+func splitHostPort(addr string) (host string, port int, err error) {
+	h, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, fmt.Errorf("want host:port: %w", err)
+	}
+	n, err := strconv.Atoi(p)
+	if err != nil || n < 0 || n > 65535 {
+		return "", 0, fmt.Errorf("port %q is not a number from 0 to 65535", p)
+	}
+	return h, n, nil
+}

@@ -1,0 +1,335 @@
+package config_test
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/switchyard/switchyard"
+	"github.com/switchyard/switchyard/config"
+)
+
+func env(kv ...string) func(string) string {
+	m := map[string]string{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		m[kv[i]] = kv[i+1]
+	}
+	return func(k string) string { return m[k] }
+}
+
+const minimal = `version: 1
+services:
+  users:
+    listen: 127.0.0.1:8081
+`
+
+func TestTheBuiltInPlatformLoads(t *testing.T) {
+	t.Parallel()
+	cfg, err := config.Load(switchyard.DefaultConfigName, switchyard.DefaultConfig, nil)
+	if err != nil {
+		t.Fatalf("the built-in switchyard.yaml does not load:\n%v", err)
+	}
+	if cfg.Service("users") == nil || cfg.Service("catalog") == nil {
+		t.Fatalf("built-in platform lacks users or catalog: %v", cfg.ServiceNames())
+	}
+	if got := cfg.DatabaseURL("users"); got != "sqlite:.switchyard/users.db" {
+		t.Errorf("default users database = %q, want a SQLite file in the data dir", got)
+	}
+}
+
+func TestTheRepositoryFileIsTheBuiltInOne(t *testing.T) {
+	t.Parallel()
+	onDisk, err := os.ReadFile(filepath.Join("..", "switchyard.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(onDisk) != string(switchyard.DefaultConfig) {
+		t.Fatal("switchyard.yaml differs from the embedded default; rebuild")
+	}
+}
+
+func TestDefaultsAreFilledIn(t *testing.T) {
+	t.Parallel()
+	cfg, err := config.Load("test.yaml", []byte(minimal), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.DataDir != ".switchyard" || cfg.Broker.Kind != "nats" || cfg.Broker.Embedded.Sync != "always" ||
+		cfg.Broker.Embedded.Listen != "127.0.0.1:0" || cfg.Telemetry.LogLevel != "info" {
+		t.Errorf("defaults not applied: %+v", cfg)
+	}
+	if cfg.Service("users").Name != "users" {
+		t.Errorf("service name not filled from its key")
+	}
+}
+
+func TestEnvironmentOverridesTheFile(t *testing.T) {
+	t.Parallel()
+	src := minimal + `  catalog:
+    listen: 127.0.0.1:8082
+    database: sqlite:/tmp/catalog.db
+`
+	cfg, err := config.Load("test.yaml", []byte(src), env(
+		"NATS_URL", "nats://10.0.0.1:4222",
+		"REDIS_URL", "redis://127.0.0.1:6379/0",
+		"OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318",
+		"SWITCHYARD_DATA_DIR", "/var/lib/sy",
+		"DATABASE_URL", "postgres://app:secret@db:5432/shop?sslmode=disable",
+		"CATALOG_DATABASE_URL", "sqlite:/data/cat.db",
+	))
+	if err != nil {
+		t.Fatal(err)
+	}
+	checks := map[string][2]string{
+		"broker.url":              {cfg.Broker.URL, "nats://10.0.0.1:4222"},
+		"redis.url":               {cfg.Redis.URL, "redis://127.0.0.1:6379/0"},
+		"telemetry.otlp_endpoint": {cfg.Telemetry.OTLPEndpoint, "http://127.0.0.1:4318"},
+		"data_dir":                {cfg.DataDir, "/var/lib/sy"},
+		"users database (shared server, own database)": {cfg.DatabaseURL("users"), "postgres://app:secret@db:5432/shop_users?sslmode=disable"},
+		"catalog database (its own variable wins)":     {cfg.DatabaseURL("catalog"), "sqlite:/data/cat.db"},
+	}
+	for what, c := range checks {
+		if c[0] != c[1] {
+			t.Errorf("%s = %q, want %q", what, c[0], c[1])
+		}
+	}
+}
+
+func TestServicesStartAfterTheirDependencies(t *testing.T) {
+	t.Parallel()
+	src := `version: 1
+services:
+  orders:
+    listen: 127.0.0.1:0
+    dependencies:
+      users: {protocol: rest}
+      inventory: {protocol: grpc}
+  users: {listen: "127.0.0.1:0"}
+  inventory: {listen: "127.0.0.1:0"}
+  aardvark: {listen: "127.0.0.1:0"}
+`
+	cfg, err := config.Load("t.yaml", []byte(src), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Join(cfg.ServiceNames(), ",")
+	if got != "aardvark,inventory,users,orders" {
+		t.Errorf("start order = %s", got)
+	}
+}
+
+func TestPoliciesDecode(t *testing.T) {
+	t.Parallel()
+	src := `version: 1
+services:
+  users: {listen: "127.0.0.1:0"}
+  orders:
+    listen: 127.0.0.1:0
+    dependencies:
+      users:
+        protocol: rest
+        policy:
+          timeout: 1500ms
+          try_timeout: 500ms
+          retry: {max_attempts: 4, backoff: 20ms, max_backoff: 400ms}
+          breaker: {failure_ratio: 0.25, window: 30s, open_for: 2s}
+          bulkhead: {max_concurrent: 8, max_wait: 5ms}
+`
+	cfg, err := config.Load("t.yaml", []byte(src), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := cfg.Service("orders").Dependencies["users"].Policy
+	if p.Timeout.Std() != 1500*time.Millisecond || p.TryTimeout.Std() != 500*time.Millisecond ||
+		p.Retry.MaxAttempts != 4 || p.Breaker.FailureRatio != 0.25 || p.Bulkhead.MaxWait.Std() != 5*time.Millisecond {
+		t.Errorf("policy decoded wrong: %+v", p)
+	}
+	if p.Breaker.OpenFor.Or(time.Minute) != 2*time.Second || p.Breaker.MinCalls != 0 {
+		t.Errorf("Or/zero handling wrong: %+v", p.Breaker)
+	}
+}
+
+// Each broken file must fail with a message naming the file, the line and the key.
+func TestBrokenConfigurationsAreReportedWithFileLineAndKey(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name string
+		src  string
+		want []string // substrings of the error, in order
+	}{
+		{
+			name: "unknown key",
+			src:  minimal + "    polcy: {}\n",
+			want: []string{"bad.yaml:5:5: services.users.polcy:", `unknown key "polcy"`},
+		},
+		{
+			name: "duration without a unit",
+			src: minimal + `    dependencies: {}
+  orders:
+    listen: 127.0.0.1:8083
+    dependencies:
+      users:
+        protocol: rest
+        policy: {timeout: 5}
+`,
+			want: []string{"bad.yaml:11:27: services.orders.dependencies.users.policy.timeout:", `"5" is not a duration`},
+		},
+		{
+			name: "malformed duration",
+			src: minimal + `  orders:
+    listen: 127.0.0.1:8083
+    dependencies:
+      users:
+        protocol: rest
+        policy:
+          timeout: 5 sec
+`,
+			want: []string{"bad.yaml:11:20: services.orders.dependencies.users.policy.timeout:", `"5 sec" is not a duration`},
+		},
+		{
+			name: "dependency on an undeclared service",
+			src: minimal + `  orders:
+    listen: 127.0.0.1:8083
+    dependencies:
+      payment: {protocol: grpc}
+`,
+			want: []string{"bad.yaml:8:7: services.orders.dependencies.payment: no service \"payment\" is declared"},
+		},
+		{
+			name: "route to an undeclared service",
+			src: minimal + `gateway:
+  routes:
+    - prefix: /api/v1/orders/
+      service: orders
+`,
+			want: []string{"bad.yaml:8:7: gateway.routes.0.service: no service \"orders\" is declared"},
+		},
+		{
+			name: "subscription nobody publishes",
+			src: minimal + `    subscriptions: [inventory.stock.changed.v1]
+`,
+			want: []string{"bad.yaml:5:21: services.users.subscriptions.0: no service publishes"},
+		},
+		{
+			name: "badly named event type",
+			src: minimal + `    publishes: [UserCreated]
+`,
+			want: []string{"services.users.publishes.0:", "not an event type"},
+		},
+		{
+			name: "dependency cycle",
+			src: `version: 1
+services:
+  a: {listen: "127.0.0.1:0", dependencies: {b: {protocol: rest}}}
+  b: {listen: "127.0.0.1:0", dependencies: {a: {protocol: rest}}}
+`,
+			want: []string{"synchronous dependency cycle: a → b → a"},
+		},
+		{
+			name: "embedded broker on 4222",
+			src:  minimal + "broker:\n  embedded: {listen: 127.0.0.1:4222}\n",
+			want: []string{"bad.yaml:6:14: broker.embedded.listen: port 4222 is left to"},
+		},
+		{
+			name: "listen is required",
+			src:  "version: 1\nservices:\n  users: {owner: me}\n",
+			want: []string{"bad.yaml:3:3: services.users: listen is required"},
+		},
+		{
+			name: "two services on one port",
+			src:  minimal + "  catalog: {listen: \"127.0.0.1:8081\"}\n",
+			want: []string{"services.users.listen: 127.0.0.1:8081 is also the address of catalog"},
+		},
+		{
+			name: "not YAML",
+			src:  "version: 1\nservices: [\n",
+			want: []string{"bad.yaml:"},
+		},
+		{
+			name: "wrong type",
+			src:  "version: one\n",
+			want: []string{`bad.yaml:1:10: version: want a whole number, got "one"`},
+		},
+		{
+			name: "wrong version and no services",
+			src:  "version: 2\n",
+			want: []string{"bad.yaml: services: declare at least one service", "bad.yaml:1:1: version: want 1, got 2"},
+		},
+		{
+			name: "bad database URL",
+			src:  minimal + "    database: mysql://db/users\n",
+			want: []string{"bad.yaml:5:5: services.users.database: want sqlite:<path> or postgres://"},
+		},
+		{
+			name: "out of range policy values",
+			src: minimal + `  orders:
+    listen: 127.0.0.1:8083
+    dependencies:
+      users:
+        protocol: soap
+        policy:
+          retry: {max_attempts: 50}
+          breaker: {failure_ratio: 1.5}
+`,
+			want: []string{"protocol: want rest or grpc", "retry.max_attempts: want 1 to 10, got 50", "breaker.failure_ratio: want 0 to 1"},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := config.Load("bad.yaml", []byte(tc.src), nil)
+			if err == nil {
+				t.Fatal("loaded without error")
+			}
+			var errs config.Errors
+			if !errors.As(err, &errs) {
+				t.Fatalf("error is %T, want config.Errors", err)
+			}
+			msg := err.Error()
+			at := 0
+			for _, w := range tc.want {
+				i := strings.Index(msg[at:], w)
+				if i < 0 {
+					t.Fatalf("error does not contain %q (in order):\n%s", w, msg)
+				}
+				at += i + len(w)
+			}
+		})
+	}
+}
+
+func TestBadEnvironmentOverridesNameTheVariable(t *testing.T) {
+	t.Parallel()
+	_, err := config.Load("t.yaml", []byte(minimal), env(
+		"NATS_URL", "http://nats:4222",
+		"DATABASE_URL", "sqlite:/tmp/x.db",
+		"USERS_DATABASE_URL", "mysql://u:hunter2@db/users",
+	))
+	if err == nil {
+		t.Fatal("bad overrides accepted")
+	}
+	msg := err.Error()
+	for _, want := range []string{"environment: NATS_URL:", "environment: DATABASE_URL:", "environment: USERS_DATABASE_URL:"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("missing %q in:\n%s", want, msg)
+		}
+	}
+	if strings.Contains(msg, "hunter2") {
+		t.Errorf("a password leaked into the message:\n%s", msg)
+	}
+}
+
+func TestLoadFileRefusesHugeFiles(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "huge.yaml")
+	if err := os.WriteFile(path, []byte(minimal+"#"+strings.Repeat("x", config.MaxFileSize)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := config.LoadFile(path, nil)
+	if err == nil || !strings.Contains(err.Error(), "larger than") {
+		t.Fatalf("got %v", err)
+	}
+}

@@ -1,0 +1,411 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/goccy/go-yaml"
+	"github.com/goccy/go-yaml/ast"
+	"github.com/goccy/go-yaml/parser"
+	"github.com/goccy/go-yaml/token"
+)
+
+// MaxFileSize bounds the configuration file Load accepts.
+const MaxFileSize = 1 << 20
+
+// Error is one problem in a configuration, placed by file, line, column and key.
+type Error struct {
+	// File is the configuration's source, or "environment" for an override.
+	File string
+	// Line and Column are 1-based; 0 when unknown (e.g. a missing required key).
+	Line, Column int
+	// Key is the dotted path of the offending key (services.orders.listen), or the
+	// environment variable's name.
+	Key string
+	// Msg says what is wrong.
+	Msg string
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString(e.File)
+	if e.Line > 0 {
+		fmt.Fprintf(&b, ":%d", e.Line)
+		if e.Column > 0 {
+			fmt.Fprintf(&b, ":%d", e.Column)
+		}
+	}
+	b.WriteString(": ")
+	if e.Key != "" {
+		b.WriteString(e.Key)
+		b.WriteString(": ")
+	}
+	b.WriteString(e.Msg)
+	return b.String()
+}
+
+// Errors is every problem found in one configuration, in file order.
+type Errors []*Error
+
+func (es Errors) Error() string {
+	lines := make([]string, len(es))
+	for i, e := range es {
+		lines[i] = e.Error()
+	}
+	return strings.Join(lines, "\n")
+}
+
+// LoadFile reads and loads the configuration at path. See Load.
+func LoadFile(path string, getenv func(string) string) (*Config, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("read configuration: %w", err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("read configuration %s: %w", path, err)
+	}
+	if len(data) > MaxFileSize {
+		return nil, Errors{{File: path, Msg: fmt.Sprintf("file is larger than %d bytes", MaxFileSize)}}
+	}
+	return Load(path, data, getenv)
+}
+
+// Load parses a configuration named source (for messages), fills defaults, applies
+// the environment overrides read through getenv, and validates the result.
+//
+// Overrides: NATS_URL → broker.url; REDIS_URL → redis.url;
+// OTEL_EXPORTER_OTLP_ENDPOINT → telemetry.otlp_endpoint; SWITCHYARD_DATA_DIR →
+// data_dir; <NAME>_DATABASE_URL → services.<name>.database (name upper-cased, dashes
+// as underscores); DATABASE_URL → every other service's database: a PostgreSQL URL
+// whose database name gets the suffix _<name> (postgres://h/shop → shop_users), so
+// each service keeps a database of its own on one server.
+//
+// The error, when not nil, is an Errors value listing every problem.
+func Load(source string, data []byte, getenv func(string) string) (*Config, error) {
+	if getenv == nil {
+		getenv = func(string) string { return "" }
+	}
+	file, err := parser.ParseBytes(data, 0)
+	if err != nil {
+		return nil, Errors{yamlError(source, err)}
+	}
+	cfg := &Config{Source: source}
+	if len(file.Docs) > 1 {
+		return nil, Errors{{File: source, Msg: "want one YAML document, found several"}}
+	}
+	if len(file.Docs) == 1 && file.Docs[0].Body != nil {
+		if err := yaml.NodeToValue(file.Docs[0].Body, cfg, yaml.Strict()); err != nil {
+			e := yamlError(source, err)
+			e.Key = keyAt(file.Docs[0].Body, "", e.Line, e.Column)
+			return nil, Errors{e}
+		}
+	}
+	cfg.Source = source
+	for name, s := range cfg.Services {
+		if s == nil {
+			s = &Service{}
+			cfg.Services[name] = s
+		}
+		s.Name = name
+	}
+	cfg.applyDefaults()
+	errs := cfg.applyEnv(getenv)
+	for _, e := range cfg.validate() {
+		e.File = source
+		e.Line, e.Column = position(file, e.Key)
+		errs = append(errs, e)
+	}
+	if len(errs) > 0 {
+		slices.SortStableFunc(errs, func(a, b *Error) int {
+			if (a.File == "environment") != (b.File == "environment") {
+				if a.File == "environment" {
+					return 1 // the file's problems before the environment's
+				}
+				return -1
+			}
+			return a.Line - b.Line
+		})
+		return nil, errs
+	}
+	return cfg, nil
+}
+
+func (c *Config) applyDefaults() {
+	if c.DataDir == "" {
+		c.DataDir = ".switchyard"
+	}
+	if c.Broker.Kind == "" {
+		c.Broker.Kind = "nats"
+	}
+	if c.Broker.Embedded.Listen == "" {
+		c.Broker.Embedded.Listen = "127.0.0.1:0"
+	}
+	if c.Broker.Embedded.Sync == "" {
+		c.Broker.Embedded.Sync = "always"
+	}
+	if c.Telemetry.LogLevel == "" {
+		c.Telemetry.LogLevel = "info"
+	}
+	if c.Gateway != nil && c.Gateway.Listen == "" {
+		c.Gateway.Listen = "127.0.0.1:8080"
+	}
+	for i := range routes(c) {
+		if c.Gateway.Routes[i].Auth == "" {
+			c.Gateway.Routes[i].Auth = "required"
+		}
+	}
+}
+
+func routes(c *Config) []Route {
+	if c.Gateway == nil {
+		return nil
+	}
+	return c.Gateway.Routes
+}
+
+// applyEnv applies the environment overrides and validates their form.
+func (c *Config) applyEnv(getenv func(string) string) Errors {
+	var errs Errors
+	bad := func(name, msg string) { errs = append(errs, &Error{File: "environment", Key: name, Msg: msg}) }
+	if v := getenv("SWITCHYARD_DATA_DIR"); v != "" {
+		c.DataDir = v
+	}
+	if v := getenv("NATS_URL"); v != "" {
+		if err := checkNATSURL(v); err != nil {
+			bad("NATS_URL", err.Error())
+		}
+		c.Broker.URL = v
+	}
+	if v := getenv("REDIS_URL"); v != "" {
+		if err := checkURL(v, "redis", "rediss"); err != nil {
+			bad("REDIS_URL", err.Error())
+		}
+		c.Redis.URL = v
+	}
+	if v := getenv("OTEL_EXPORTER_OTLP_ENDPOINT"); v != "" {
+		if err := checkURL(v, "http", "https"); err != nil {
+			bad("OTEL_EXPORTER_OTLP_ENDPOINT", err.Error())
+		}
+		c.Telemetry.OTLPEndpoint = v
+	}
+	shared := getenv("DATABASE_URL")
+	if shared != "" {
+		if err := checkURL(shared, "postgres", "postgresql"); err != nil {
+			bad("DATABASE_URL", err.Error()+" (DATABASE_URL names a PostgreSQL server; use <SERVICE>_DATABASE_URL for a SQLite file)")
+			shared = ""
+		}
+	}
+	for name, s := range c.Services {
+		key := EnvName(name) + "_DATABASE_URL"
+		if v := getenv(key); v != "" {
+			if err := checkDatabaseURL(v); err != nil {
+				bad(key, err.Error())
+			}
+			s.Database = v
+		} else if shared != "" {
+			s.Database = PerServiceDatabase(shared, name)
+		}
+	}
+	return errs
+}
+
+// EnvName is the prefix of a service's environment variables: its name upper-cased
+// with dashes as underscores.
+func EnvName(service string) string {
+	return strings.ToUpper(strings.ReplaceAll(service, "-", "_"))
+}
+
+// PerServiceDatabase derives a service's own database URL from a server URL by
+// suffixing the database name with _<service> (or naming it switchyard_<service>).
+func PerServiceDatabase(serverURL, service string) string {
+	u, err := parseURL(serverURL)
+	if err != nil {
+		return serverURL
+	}
+	db := strings.TrimPrefix(u.Path, "/")
+	if db == "" {
+		db = "switchyard"
+	}
+	u.Path = "/" + db + "_" + strings.ReplaceAll(service, "-", "_")
+	return u.String()
+}
+
+// yamlError turns a parser or decoder error into an Error with its position.
+func yamlError(source string, err error) *Error {
+	var posErr *positionError
+	if errors.As(err, &posErr) {
+		return &Error{File: source, Line: posErr.tok.Position.Line, Column: posErr.tok.Position.Column, Msg: posErr.msg}
+	}
+	var yerr yaml.Error
+	if errors.As(err, &yerr) {
+		e := &Error{File: source, Msg: yerr.GetMessage()}
+		if tok := yerr.GetToken(); tok != nil && tok.Position != nil {
+			e.Line, e.Column = tok.Position.Line, tok.Position.Column
+		}
+		var unknown *yaml.UnknownFieldError
+		if errors.As(err, &unknown) {
+			e.Msg = strings.Replace(e.Msg, "unknown field", "unknown key", 1)
+		}
+		var typeErr *yaml.TypeError
+		if errors.As(err, &typeErr) && typeErr.DstType != nil {
+			e.Msg = "want " + describe(typeErr.DstType)
+			if tok := typeErr.Token; tok != nil {
+				e.Msg += fmt.Sprintf(", got %q", tok.Value)
+			}
+		}
+		return e
+	}
+	return &Error{File: source, Msg: err.Error()}
+}
+
+// describe names a Go type in the words of a YAML author.
+func describe(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "a whole number"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.String:
+		return "a string"
+	case reflect.Slice, reflect.Array:
+		return "a list"
+	case reflect.Pointer:
+		return describe(t.Elem())
+	default:
+		return "a mapping of keys to values"
+	}
+}
+
+// positionError is a decoding error raised by one of our own value types, which know
+// the node they were decoding.
+type positionError struct {
+	tok *token.Token
+	msg string
+}
+
+func (e *positionError) Error() string { return e.msg }
+
+// UnmarshalYAML reads a duration string and reports a bad one with its position.
+func (d *Duration) UnmarshalYAML(node ast.Node) error {
+	tok := node.GetToken()
+	s, ok := node.(*ast.StringNode)
+	if !ok {
+		// An integer without unit is the classic mistake ("timeout: 5").
+		return &positionError{tok: tok, msg: fmt.Sprintf("%q is not a duration: write it with a unit, e.g. \"5s\" or \"250ms\"", node.String())}
+	}
+	v, err := time.ParseDuration(s.Value)
+	if err != nil {
+		return &positionError{tok: tok, msg: fmt.Sprintf("%q is not a duration: write it with a unit, e.g. \"5s\" or \"250ms\"", s.Value)}
+	}
+	if v < 0 {
+		return &positionError{tok: tok, msg: fmt.Sprintf("%q is negative", s.Value)}
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// position finds the line and column of the key at the dotted path in file; 0, 0 when
+// the key is absent (e.g. a required key that was left out: then the nearest present
+// parent is used).
+func position(file *ast.File, path string) (line, col int) {
+	if file == nil || len(file.Docs) == 0 || path == "" {
+		return 0, 0
+	}
+	node := file.Docs[0].Body
+	var best *token.Token
+	for _, seg := range strings.Split(path, ".") {
+		if node == nil {
+			break
+		}
+		if i, err := strconv.Atoi(seg); err == nil {
+			seq, ok := node.(*ast.SequenceNode)
+			if !ok || i >= len(seq.Values) {
+				break
+			}
+			node = seq.Values[i]
+			if t := node.GetToken(); t != nil {
+				best = t
+			}
+			continue
+		}
+		kv := lookupKey(node, seg)
+		if kv == nil {
+			break
+		}
+		best = kv.Key.GetToken()
+		node = kv.Value
+	}
+	if best == nil || best.Position == nil {
+		return 0, 0
+	}
+	return best.Position.Line, best.Position.Column
+}
+
+func lookupKey(node ast.Node, key string) *ast.MappingValueNode {
+	switch n := node.(type) {
+	case *ast.MappingNode:
+		for _, kv := range n.Values {
+			if kv.Key.GetToken() != nil && kv.Key.GetToken().Value == key {
+				return kv
+			}
+		}
+	case *ast.MappingValueNode:
+		if n.Key.GetToken() != nil && n.Key.GetToken().Value == key {
+			return n
+		}
+	}
+	return nil
+}
+
+// keyAt returns the dotted path of the key or value at line:col under node, or "".
+func keyAt(node ast.Node, prefix string, line, col int) string {
+	at := func(n ast.Node) bool {
+		t := n.GetToken()
+		return t != nil && t.Position != nil && t.Position.Line == line && t.Position.Column == col
+	}
+	join := func(seg string) string {
+		if prefix == "" {
+			return seg
+		}
+		return prefix + "." + seg
+	}
+	switch n := node.(type) {
+	case *ast.MappingNode:
+		for _, kv := range n.Values {
+			if k := keyAt(kv, prefix, line, col); k != "" {
+				return k
+			}
+		}
+	case *ast.MappingValueNode:
+		path := join(n.Key.GetToken().Value)
+		if at(n.Key) || (n.Value != nil && at(n.Value)) {
+			return path
+		}
+		if n.Value != nil {
+			return keyAt(n.Value, path, line, col)
+		}
+	case *ast.SequenceNode:
+		for i, v := range n.Values {
+			p := join(strconv.Itoa(i))
+			if at(v) {
+				return p
+			}
+			if k := keyAt(v, p, line, col); k != "" {
+				return k
+			}
+		}
+	}
+	return ""
+}

@@ -1,0 +1,302 @@
+package config
+
+import (
+	"fmt"
+	"net/url"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+)
+
+var (
+	serviceName = regexp.MustCompile(`^[a-z][a-z0-9-]{0,30}$`)
+	// EventType is the form of an event type: <domain>.<entity>.<past-tense verb>.v<N>.
+	EventType = regexp.MustCompile(`^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*\.v[1-9][0-9]*$`)
+)
+
+// validate returns every problem of c with its dotted key path; Load places them.
+func (c *Config) validate() Errors {
+	var errs Errors
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, &Error{Key: key, Msg: fmt.Sprintf(format, args...)})
+	}
+
+	if c.Version != 1 {
+		bad("version", "want 1, got %d", c.Version)
+	}
+	switch c.Broker.Kind {
+	case "nats":
+		if c.Broker.URL != "" {
+			if err := checkNATSURL(c.Broker.URL); err != nil {
+				bad("broker.url", "%v", err)
+			}
+		}
+	case "kafka":
+		if c.Broker.URL == "" {
+			bad("broker.url", "kafka needs the seed brokers, host:port[,host:port]")
+		}
+	default:
+		bad("broker.kind", "want nats or kafka, got %q", c.Broker.Kind)
+	}
+	if _, port, err := splitHostPort(c.Broker.Embedded.Listen); err != nil {
+		bad("broker.embedded.listen", "%v", err)
+	} else if port == 4222 {
+		bad("broker.embedded.listen", "port 4222 is left to a NATS server you may run yourself; pick another (0 = any free port)")
+	}
+	if s := c.Broker.Embedded.Sync; s != "always" {
+		if d, err := time.ParseDuration(s); err != nil || d <= 0 {
+			bad("broker.embedded.sync", "want \"always\" or a positive duration, got %q", s)
+		}
+	}
+	if c.Redis.URL != "" {
+		if err := checkURL(c.Redis.URL, "redis", "rediss"); err != nil {
+			bad("redis.url", "%v", err)
+		}
+	}
+	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.Telemetry.LogLevel) {
+		bad("telemetry.log_level", "want debug, info, warn or error, got %q", c.Telemetry.LogLevel)
+	}
+	if c.Telemetry.OTLPEndpoint != "" {
+		if err := checkURL(c.Telemetry.OTLPEndpoint, "http", "https"); err != nil {
+			bad("telemetry.otlp_endpoint", "%v", err)
+		}
+	}
+	if r := c.Telemetry.SampleRatio; r != nil && (*r < 0 || *r > 1) {
+		bad("telemetry.sample_ratio", "want a number from 0 to 1, got %v", *r)
+	}
+
+	if len(c.Services) == 0 {
+		bad("services", "declare at least one service")
+	}
+	listens := map[string]string{}
+	for _, name := range sortedKeys(c.Services) {
+		s := c.Services[name]
+		key := "services." + name
+		if !serviceName.MatchString(name) {
+			bad(key, "a service name is lower-case letters, digits and dashes, starting with a letter, at most 31 characters")
+		}
+		if s.Listen == "" {
+			bad(key, "listen is required (host:port; port 0 picks a free one)")
+		} else if _, port, err := splitHostPort(s.Listen); err != nil {
+			bad(key+".listen", "%v", err)
+		} else if port != 0 {
+			if other, dup := listens[s.Listen]; dup {
+				bad(key+".listen", "%s is also the address of %s", s.Listen, other)
+			}
+			listens[s.Listen] = name
+		}
+		if s.Database != "" {
+			if err := checkDatabaseURL(s.Database); err != nil {
+				bad(key+".database", "%v", err)
+			}
+		}
+		for _, dep := range sortedKeys(s.Dependencies) {
+			d := s.Dependencies[dep]
+			dkey := key + ".dependencies." + dep
+			if _, ok := c.Services[dep]; !ok {
+				bad(dkey, "no service %q is declared", dep)
+			} else if dep == name {
+				bad(dkey, "a service cannot depend on itself")
+			}
+			if d == nil {
+				bad(dkey, "protocol is required (rest or grpc)")
+				continue
+			}
+			if d.Protocol != "rest" && d.Protocol != "grpc" {
+				bad(dkey+".protocol", "want rest or grpc, got %q", d.Protocol)
+			}
+			errs = append(errs, d.Policy.validate(dkey+".policy")...)
+		}
+		for i, t := range s.Publishes {
+			if !EventType.MatchString(t) {
+				bad(fmt.Sprintf("%s.publishes.%d", key, i), "%q is not an event type <domain>.<entity>.<past-tense verb>.v<N>", t)
+			}
+		}
+		for i, t := range s.Subscriptions {
+			skey := fmt.Sprintf("%s.subscriptions.%d", key, i)
+			if !EventType.MatchString(t) {
+				bad(skey, "%q is not an event type <domain>.<entity>.<past-tense verb>.v<N>", t)
+			} else if !c.published(t) {
+				bad(skey, "no service publishes %q", t)
+			}
+		}
+	}
+	if cycle := c.dependencyCycle(); cycle != nil {
+		bad("services."+cycle[0]+".dependencies."+cycle[1], "synchronous dependency cycle: %s", strings.Join(cycle, " → "))
+	}
+
+	if g := c.Gateway; g != nil {
+		if _, _, err := splitHostPort(g.Listen); err != nil {
+			bad("gateway.listen", "%v", err)
+		}
+		seen := map[string]int{}
+		for i, r := range g.Routes {
+			key := fmt.Sprintf("gateway.routes.%d", i)
+			if !strings.HasPrefix(r.Prefix, "/") {
+				bad(key+".prefix", "a route prefix starts with \"/\", got %q", r.Prefix)
+			} else if j, dup := seen[r.Prefix]; dup {
+				bad(key+".prefix", "%q is also the prefix of route %d", r.Prefix, j)
+			}
+			seen[r.Prefix] = i
+			if r.Service == "" {
+				bad(key, "service is required")
+			} else if _, ok := c.Services[r.Service]; !ok {
+				bad(key+".service", "no service %q is declared", r.Service)
+			}
+			if !slices.Contains([]string{"none", "optional", "required", "admin"}, r.Auth) {
+				bad(key+".auth", "want none, optional, required or admin, got %q", r.Auth)
+			}
+		}
+	}
+	return errs
+}
+
+func (p Policy) validate(key string) Errors {
+	var errs Errors
+	bad := func(k, format string, args ...any) {
+		errs = append(errs, &Error{Key: key + "." + k, Msg: fmt.Sprintf(format, args...)})
+	}
+	if p.Timeout != 0 && p.TryTimeout > p.Timeout {
+		bad("try_timeout", "%s is longer than the overall timeout %s", p.TryTimeout, p.Timeout)
+	}
+	if p.Retry.MaxAttempts < 0 || p.Retry.MaxAttempts > 10 {
+		bad("retry.max_attempts", "want 1 to 10, got %d", p.Retry.MaxAttempts)
+	}
+	if p.Retry.MaxBackoff != 0 && p.Retry.Backoff > p.Retry.MaxBackoff {
+		bad("retry.backoff", "%s is longer than max_backoff %s", p.Retry.Backoff, p.Retry.MaxBackoff)
+	}
+	if p.Retry.BudgetRatio < 0 || p.Retry.BudgetRatio > 1 {
+		bad("retry.budget_ratio", "want 0 to 1, got %v", p.Retry.BudgetRatio)
+	}
+	if p.Retry.BudgetPerSecond < 0 {
+		bad("retry.budget_per_second", "must not be negative")
+	}
+	if p.Breaker.FailureRatio < 0 || p.Breaker.FailureRatio > 1 {
+		bad("breaker.failure_ratio", "want 0 to 1, got %v", p.Breaker.FailureRatio)
+	}
+	if p.Breaker.MinCalls < 0 || p.Breaker.ConsecutiveFailures < 0 || p.Breaker.HalfOpenProbes < 0 {
+		bad("breaker", "counts must not be negative")
+	}
+	if p.Bulkhead.MaxConcurrent < 0 {
+		bad("bulkhead.max_concurrent", "must not be negative")
+	}
+	return errs
+}
+
+// published reports whether some service declares it publishes eventType.
+func (c *Config) published(eventType string) bool {
+	for _, s := range c.Services {
+		if slices.Contains(s.Publishes, eventType) {
+			return true
+		}
+	}
+	return false
+}
+
+// dependencyCycle returns one cycle of synchronous dependencies, first node repeated
+// at the end, or nil.
+func (c *Config) dependencyCycle() []string {
+	const (
+		unseen = iota
+		active
+		finished
+	)
+	state := map[string]int{}
+	var stack []string
+	var found []string
+	var visit func(string) bool
+	visit = func(n string) bool {
+		state[n] = active
+		stack = append(stack, n)
+		s := c.Services[n]
+		if s != nil {
+			for _, d := range sortedKeys(s.Dependencies) {
+				if _, ok := c.Services[d]; !ok || d == n {
+					continue
+				}
+				switch state[d] {
+				case active:
+					i := slices.Index(stack, d)
+					found = append(slices.Clone(stack[i:]), d)
+					return true
+				case unseen:
+					if visit(d) {
+						return true
+					}
+				}
+			}
+		}
+		stack = stack[:len(stack)-1]
+		state[n] = finished
+		return false
+	}
+	for _, n := range sortedKeys(c.Services) {
+		if state[n] == unseen && visit(n) {
+			return found
+		}
+	}
+	return nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+func parseURL(raw string) (*url.URL, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, fmt.Errorf("not a URL: %v", err)
+	}
+	return u, nil
+}
+
+func checkURL(raw string, schemes ...string) error {
+	u, err := parseURL(raw)
+	if err != nil {
+		return err
+	}
+	if !slices.Contains(schemes, u.Scheme) {
+		return fmt.Errorf("want a %s:// URL, got %q", strings.Join(schemes, ":// or "), u.Redacted())
+	}
+	if u.Host == "" {
+		return fmt.Errorf("URL %q has no host", u.Redacted())
+	}
+	return nil
+}
+
+func checkNATSURL(raw string) error {
+	for _, part := range strings.Split(raw, ",") {
+		if err := checkURL(strings.TrimSpace(part), "nats", "tls"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func checkDatabaseURL(raw string) error {
+	switch {
+	case strings.HasPrefix(raw, "sqlite:"):
+		if strings.TrimPrefix(strings.TrimPrefix(raw, "sqlite:"), "//") == "" {
+			return fmt.Errorf("sqlite URL has no path")
+		}
+		return nil
+	case strings.HasPrefix(raw, "postgres://"), strings.HasPrefix(raw, "postgresql://"):
+		return checkURL(raw, "postgres", "postgresql")
+	default:
+		return fmt.Errorf("want sqlite:<path> or postgres://user@host:port/db, got %q", redactRaw(raw))
+	}
+}
+
+// redactRaw hides the password of something that may be a URL, for messages.
+func redactRaw(raw string) string {
+	if u, err := url.Parse(raw); err == nil {
+		return u.Redacted()
+	}
+	return "(unparseable URL)"
+}
