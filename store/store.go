@@ -1,0 +1,299 @@
+// Package store opens a service's own database — a SQLite file (modernc.org/sqlite,
+// pure Go) or a PostgreSQL database (pgx) — from a URL, creates it on the PostgreSQL
+// server when it is missing, and applies the service's embedded, versioned
+// migrations (goose) before anyone uses it.
+//
+// One SQL text serves both engines: write placeholders as $1, $2, ... (PostgreSQL's
+// form, which modernc's SQLite driver binds by number too), keep to the portable
+// subset (TEXT, BIGINT, INTEGER, ON CONFLICT, RETURNING) and store times as
+// BIGINT Unix milliseconds.
+//
+// SQLite runs in WAL mode with a busy timeout, foreign keys on, and transactions that
+// take the write lock when they begin (BEGIN IMMEDIATE), so concurrent writers wait
+// instead of failing half-way. Migrations on PostgreSQL hold an advisory lock, so
+// replicas starting together apply each migration once.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/lock"
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+// Dialect names a database engine.
+type Dialect string
+
+// The supported engines.
+const (
+	SQLite   Dialect = "sqlite"
+	Postgres Dialect = "postgres"
+)
+
+// Config says which database to open and how.
+type Config struct {
+	// URL is sqlite:<path>[?synchronous=normal|full] or postgres://user@host:port/db.
+	// A relative SQLite path is relative to the working directory; its directory is
+	// created.
+	URL string
+
+	// Migrations holds goose SQL migrations (NNNNN_name.sql) at its root. Nil means
+	// none.
+	Migrations fs.FS
+
+	// MaxOpenConns caps the connection pool [SQLite 8, PostgreSQL 16].
+	MaxOpenConns int
+
+	// Logger receives one line per applied migration. Nil means silent.
+	Logger *slog.Logger
+}
+
+// DB is an open, migrated database. It embeds *sql.DB; use $N placeholders.
+type DB struct {
+	*sql.DB
+	dialect Dialect
+	target  string
+	path    string // SQLite file, "" for PostgreSQL
+}
+
+// Dialect reports the engine behind db.
+func (db *DB) Dialect() Dialect { return db.dialect }
+
+// String names the database without credentials, for logs.
+func (db *DB) String() string { return db.target }
+
+// Open opens the database at cfg.URL, creating it if needed, and applies every
+// pending migration. The caller closes it.
+func Open(ctx context.Context, cfg Config) (*DB, error) {
+	var (
+		db  *DB
+		err error
+	)
+	switch {
+	case strings.HasPrefix(cfg.URL, "sqlite:"):
+		db, err = openSQLite(cfg)
+	case strings.HasPrefix(cfg.URL, "postgres://"), strings.HasPrefix(cfg.URL, "postgresql://"):
+		db, err = openPostgres(ctx, cfg)
+	default:
+		return nil, fmt.Errorf("open database: unsupported URL %q: want sqlite:<path> or postgres://...", redactURL(cfg.URL))
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open database %s: %w", db.target, err)
+	}
+	if cfg.Migrations != nil {
+		if err := db.migrate(ctx, cfg.Migrations, cfg.Logger); err != nil {
+			db.Close()
+			return nil, err
+		}
+	}
+	return db, nil
+}
+
+// SQLitePath returns the file path of a sqlite: URL.
+func SQLitePath(rawURL string) (path string, query url.Values, err error) {
+	rest := strings.TrimPrefix(rawURL, "sqlite:")
+	rest = strings.TrimPrefix(rest, "//")
+	path, rawQuery, _ := strings.Cut(rest, "?")
+	if path == "" {
+		return "", nil, fmt.Errorf("sqlite URL %q has no path", rawURL)
+	}
+	query, err = url.ParseQuery(rawQuery)
+	if err != nil {
+		return "", nil, fmt.Errorf("sqlite URL %q: %w", rawURL, err)
+	}
+	return path, query, nil
+}
+
+func openSQLite(cfg Config) (*DB, error) {
+	path, q, err := SQLitePath(cfg.URL)
+	if err != nil {
+		return nil, err
+	}
+	sync := strings.ToUpper(q.Get("synchronous"))
+	switch sync {
+	case "":
+		sync = "NORMAL" // durable across process crashes in WAL mode; FULL also survives power loss
+	case "NORMAL", "FULL":
+	default:
+		return nil, fmt.Errorf("sqlite URL %q: synchronous must be normal or full", cfg.URL)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("open database: %w", err)
+	}
+	dsn := "file:" + path + "?" + strings.Join([]string{
+		"_pragma=busy_timeout(10000)",
+		"_pragma=journal_mode(WAL)",
+		"_pragma=synchronous(" + sync + ")",
+		"_pragma=foreign_keys(ON)",
+		"_txlock=immediate",
+	}, "&")
+	sqldb, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open database %s: %w", path, err)
+	}
+	n := cfg.MaxOpenConns
+	if n <= 0 {
+		n = 8
+	}
+	sqldb.SetMaxOpenConns(n)
+	sqldb.SetMaxIdleConns(n)
+	return &DB{DB: sqldb, dialect: SQLite, target: "sqlite:" + path, path: path}, nil
+}
+
+func openPostgres(ctx context.Context, cfg Config) (*DB, error) {
+	pcfg, err := pgx.ParseConfig(cfg.URL)
+	if err != nil {
+		return nil, fmt.Errorf("open database %s: %w", redactURL(cfg.URL), err)
+	}
+	target := redactURL(cfg.URL)
+	if err := ensurePostgresDatabase(ctx, pcfg); err != nil {
+		return nil, fmt.Errorf("open database %s: %w", target, err)
+	}
+	sqldb := stdlib.OpenDB(*pcfg)
+	n := cfg.MaxOpenConns
+	if n <= 0 {
+		n = 16
+	}
+	sqldb.SetMaxOpenConns(n)
+	sqldb.SetMaxIdleConns(n)
+	sqldb.SetConnMaxIdleTime(5 * time.Minute)
+	return &DB{DB: sqldb, dialect: Postgres, target: target}, nil
+}
+
+// ensurePostgresDatabase creates the database named in cfg when the server lacks it,
+// connecting to the server's maintenance database to do so.
+func ensurePostgresDatabase(ctx context.Context, cfg *pgx.ConnConfig) error {
+	name := cfg.Database
+	if name == "" {
+		return errors.New("the URL names no database")
+	}
+	admin := cfg.Copy()
+	admin.Database = "postgres"
+	conn, err := pgx.ConnectConfig(ctx, admin)
+	if err != nil {
+		// No maintenance database, or no right to it: try the target directly; if it
+		// exists we need not create it.
+		direct, derr := pgx.ConnectConfig(ctx, cfg)
+		if derr != nil {
+			return fmt.Errorf("connect: %w", derr)
+		}
+		return direct.Close(ctx)
+	}
+	defer conn.Close(ctx)
+	var exists bool
+	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", name).Scan(&exists); err != nil {
+		return fmt.Errorf("look for database %q: %w", name, err)
+	}
+	if exists {
+		return nil
+	}
+	_, err = conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize())
+	var pgErr *pgconn.PgError
+	// A replica creating the same database at the same moment wins the race with
+	// duplicate_database, or with a unique violation on the catalog if both passed
+	// the existence check together. Either way the database now exists.
+	if errors.As(err, &pgErr) && (pgErr.Code == "42P04" || pgErr.Code == "23505") {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("create database %q: %w", name, err)
+	}
+	return nil
+}
+
+func (db *DB) migrate(ctx context.Context, migrations fs.FS, log *slog.Logger) error {
+	opts := []goose.ProviderOption{goose.WithDisableGlobalRegistry(true)}
+	dialect := goose.DialectSQLite3
+	if db.dialect == SQLite {
+		unlock, err := lockFile(db.path + ".migrate-lock")
+		if err != nil {
+			return err
+		}
+		defer unlock()
+	} else {
+		dialect = goose.DialectPostgres
+		locker, err := lock.NewPostgresSessionLocker()
+		if err != nil {
+			return fmt.Errorf("migrate %s: %w", db.target, err)
+		}
+		opts = append(opts, goose.WithSessionLocker(locker))
+	}
+	p, err := goose.NewProvider(dialect, db.DB, migrations, opts...)
+	if err != nil {
+		return fmt.Errorf("migrate %s: %w", db.target, err)
+	}
+	results, err := p.Up(ctx)
+	if err != nil {
+		return fmt.Errorf("migrate %s: %w", db.target, err)
+	}
+	for _, r := range results {
+		if log != nil {
+			log.Info("migration applied", "database", db.target, "version", r.Source.Version, "file", filepath.Base(r.Source.Path), "took", r.Duration)
+		}
+	}
+	return nil
+}
+
+// InTx runs fn in a transaction and commits it when fn returns nil; otherwise it
+// rolls back and returns fn's error.
+func (db *DB) InTx(ctx context.Context, fn func(*sql.Tx) error) error {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// IsUniqueViolation reports whether err is a unique or primary-key constraint
+// violation on either engine.
+func IsUniqueViolation(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return pgErr.Code == "23505"
+	}
+	var sqErr *sqlite.Error
+	if errors.As(err, &sqErr) {
+		return sqErr.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE || sqErr.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
+	}
+	return false
+}
+
+// Millis converts t to the stored form of a time: Unix milliseconds.
+func Millis(t time.Time) int64 { return t.UnixMilli() }
+
+// Time converts stored Unix milliseconds back to a UTC time.
+func Time(ms int64) time.Time { return time.UnixMilli(ms).UTC() }
+
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparseable URL)"
+	}
+	return u.Redacted()
+}
