@@ -1,0 +1,92 @@
+package telemetry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/sdk/resource"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// TraceConfig configures a process's tracer provider.
+type TraceConfig struct {
+	// Service is the service.name resource attribute.
+	Service string
+	// Version is the service.version resource attribute.
+	Version string
+	// Instance is the service.instance.id resource attribute (e.g. host:port).
+	Instance string
+	// Endpoint is an OTLP/HTTP collector base URL such as http://127.0.0.1:4318;
+	// spans go to <Endpoint>/v1/traces. Empty means no OTLP export. The exporter
+	// also honours the standard OTEL_EXPORTER_OTLP_* variables it reads itself
+	// (headers, timeout, compression).
+	Endpoint string
+	// SampleRatio of new root traces to record, 0 to 1 [1]. Children follow their
+	// parent's decision.
+	SampleRatio float64
+	// Exporters receive every finished span besides OTLP (a test recorder, a local
+	// trace store). Each is batched.
+	Exporters []sdktrace.SpanExporter
+}
+
+// Tracing is a process's tracer provider and propagator.
+type Tracing struct {
+	// Provider creates tracers; pass it, never install it globally.
+	Provider *sdktrace.TracerProvider
+	// Propagator injects and extracts W3C traceparent/tracestate and baggage.
+	Propagator propagation.TextMapPropagator
+}
+
+// Propagator is the W3C trace context plus baggage propagator every hop uses.
+func Propagator() propagation.TextMapPropagator {
+	return propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
+}
+
+// NewTracing builds the tracer provider described by cfg. Spans are always created
+// (so logs carry trace ids) even when nothing exports them.
+func NewTracing(ctx context.Context, cfg TraceConfig) (*Tracing, error) {
+	ratio := cfg.SampleRatio
+	if ratio < 0 || ratio > 1 {
+		return nil, fmt.Errorf("tracing: sample ratio %v is not between 0 and 1", ratio)
+	}
+	res, err := resource.Merge(resource.Default(), resource.NewWithAttributes(semconv.SchemaURL,
+		semconv.ServiceName(cfg.Service),
+		semconv.ServiceVersion(cfg.Version),
+		semconv.ServiceInstanceID(cfg.Instance),
+	))
+	if err != nil {
+		return nil, fmt.Errorf("tracing: resource: %w", err)
+	}
+	opts := []sdktrace.TracerProviderOption{
+		sdktrace.WithResource(res),
+		sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(ratio))),
+	}
+	if cfg.Endpoint != "" {
+		exp, err := otlptracehttp.New(ctx, otlptracehttp.WithEndpointURL(cfg.Endpoint+"/v1/traces"))
+		if err != nil {
+			return nil, fmt.Errorf("tracing: OTLP exporter for %s: %w", cfg.Endpoint, err)
+		}
+		opts = append(opts, sdktrace.WithBatcher(exp, sdktrace.WithBatchTimeout(time.Second)))
+	}
+	for _, exp := range cfg.Exporters {
+		opts = append(opts, sdktrace.WithBatcher(exp, sdktrace.WithBatchTimeout(time.Second)))
+	}
+	return &Tracing{Provider: sdktrace.NewTracerProvider(opts...), Propagator: Propagator()}, nil
+}
+
+// Tracer returns a named tracer of the provider.
+func (t *Tracing) Tracer(name string) trace.Tracer { return t.Provider.Tracer(name) }
+
+// Shutdown flushes pending spans and stops the exporters; bounded by ctx.
+func (t *Tracing) Shutdown(ctx context.Context) error {
+	if err := t.Provider.Shutdown(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		return fmt.Errorf("tracing: shutdown: %w", err)
+	}
+	return nil
+}
