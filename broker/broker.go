@@ -122,10 +122,11 @@ func (b *Broker) Shutdown() {
 	b.srv.WaitForShutdown()
 }
 
-// slogAdapter sends the server's log to slog.
+// slogAdapter sends the server's log to slog. Notices (the start-up banner, routine
+// state) are debug; warnings and errors keep their level.
 type slogAdapter struct{ log *slog.Logger }
 
-func (a slogAdapter) Noticef(format string, v ...any) { a.log.Info(fmt.Sprintf(format, v...)) }
+func (a slogAdapter) Noticef(format string, v ...any) { a.log.Debug(fmt.Sprintf(format, v...)) }
 func (a slogAdapter) Warnf(format string, v ...any)   { a.log.Warn(fmt.Sprintf(format, v...)) }
 func (a slogAdapter) Fatalf(format string, v ...any)  { a.log.Error(fmt.Sprintf(format, v...)) }
 func (a slogAdapter) Errorf(format string, v ...any)  { a.log.Error(fmt.Sprintf(format, v...)) }

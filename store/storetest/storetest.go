@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -70,8 +71,21 @@ func PostgresDatabase(t testing.TB, server string) string {
 
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)
-	name := "sytest_" + hex.EncodeToString(b)
-	u.Path = "/" + name
+	u.Path = "/sytest_" + hex.EncodeToString(b)
+	DropOnCleanup(t, server, u.String())
+	return u.String()
+}
+
+// DropOnCleanup drops the database that databaseURL names, on server, when t ends
+// (whoever created it: a test that lets services create their own databases uses it
+// for each of them).
+func DropOnCleanup(t testing.TB, server, databaseURL string) {
+	t.Helper()
+	u, err := url.Parse(databaseURL)
+	if err != nil {
+		t.Fatalf("%s: %v", databaseURL, err)
+	}
+	name := strings.TrimPrefix(u.Path, "/")
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -85,5 +99,4 @@ func PostgresDatabase(t testing.TB, server string) string {
 			t.Errorf("drop test database %s: %v", name, err)
 		}
 	})
-	return u.String()
 }

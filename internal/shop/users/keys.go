@@ -91,8 +91,8 @@ func (k *keyring) reload(ctx context.Context) error {
 	var keys []signingKey
 	for rows.Next() {
 		var (
-			sk                      signingKey
-			encoded                 string
+			sk                     signingKey
+			encoded                string
 			created, retire, until int64
 		)
 		if err := rows.Scan(&sk.kid, &encoded, &created, &retire, &until); err != nil {

@@ -1,0 +1,78 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func runCLI(t *testing.T, dir string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	getenv := func(k string) string {
+		if k == "SWITCHYARD_DATA_DIR" {
+			return filepath.Join(dir, "data")
+		}
+		return ""
+	}
+	err := run(context.Background(), args, getenv, &out, &errOut)
+	if err != nil {
+		errOut.WriteString(err.Error())
+	}
+	return exitCode(err), out.String(), errOut.String()
+}
+
+func TestCommandLine(t *testing.T) {
+	dir := t.TempDir()
+	broken := filepath.Join(dir, "broken.yaml")
+	os.WriteFile(broken, []byte("version: 1\nservices:\n  users:\n    listen: 127.0.0.1:0\n    dependencies:\n      payments: {protocol: grpc}\n"), 0o600)
+	cases := []struct {
+		name string
+		args []string
+		code int
+		want string // in stdout+stderr
+	}{
+		{"no command", nil, 2, "no command given"},
+		{"unknown command", []string{"deploy-everything"}, 2, `unknown command "deploy-everything"`},
+		{"top-level help", []string{"--help"}, 0, "Commands:"},
+		{"help for a command", []string{"help", "up"}, 0, "Usage: switchyard up"},
+		{"help for an unknown command", []string{"help", "nope"}, 2, `no command "nope"`},
+		{"--help on a subcommand", []string{"serve", "--help"}, 0, "--listen"},
+		{"version", []string{"version"}, 0, "switchyard "},
+		{"unknown flag", []string{"up", "--colour"}, 2, "flag provided but not defined: -colour"},
+		{"serve without a service", []string{"serve"}, 2, "exactly one service name"},
+		{"serve an undeclared service", []string{"serve", "billing"}, 2, `no service "billing"`},
+		{"up with an unknown service", []string{"up", "--services", "users,billing"}, 2, `--services: no service "billing"`},
+		{"broken platform file", []string{"up", "--config", broken}, 2, "broken.yaml:6:7: services.users.dependencies.payments: no service \"payments\" is declared"},
+		{"missing platform file", []string{"serve", "users", "--config", filepath.Join(dir, "nope.yaml")}, 2, "no such file"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			code, stdout, stderr := runCLI(t, dir, tc.args...)
+			if code != tc.code {
+				t.Errorf("exit %d, want %d\nstdout: %s\nstderr: %s", code, tc.code, stdout, stderr)
+			}
+			if !strings.Contains(stdout+stderr, tc.want) {
+				t.Errorf("output lacks %q\nstdout: %s\nstderr: %s", tc.want, stdout, stderr)
+			}
+		})
+	}
+}
+
+// The real binary's exit status for a configuration error is 2 and the message names
+// the file and line.
+func TestBrokenConfigExitsWithStatus2(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "switchyard.yaml"), []byte("version: 1\nservices:\n  users:\n    listen: 127.0.0.1:0\n    timeout: 5\n"), 0o600)
+	cmd := execIn(dir, "up")
+	out, _ := cmd.CombinedOutput()
+	if code := cmd.ProcessState.ExitCode(); code != 2 {
+		t.Errorf("exit %d, want 2:\n%s", code, out)
+	}
+	if !strings.Contains(string(out), `switchyard.yaml:5:5: services.users.timeout: unknown key "timeout"`) {
+		t.Errorf("message:\n%s", out)
+	}
+}

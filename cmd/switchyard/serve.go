@@ -1,0 +1,163 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/switchyard/switchyard"
+	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/server"
+	"github.com/switchyard/switchyard/store"
+	"github.com/switchyard/switchyard/supervisor"
+	"github.com/switchyard/switchyard/telemetry"
+)
+
+// component is what a service's composition root gives serve to run.
+type component struct {
+	// handler serves the service's API.
+	handler http.Handler
+	// run does the service's background work until its context ends; may be nil.
+	run func(context.Context) error
+	// checks gate readiness.
+	checks map[string]server.Check
+}
+
+// process holds what every service process shares: its slice of the configuration,
+// logger, tracer provider, metrics registry, and the resources to close at exit.
+type process struct {
+	name    string
+	cfg     *config.Config
+	service *config.Service
+	log     *slog.Logger
+	tracing *telemetry.Tracing
+	metrics *telemetry.Metrics
+	closers []func()
+}
+
+// openStore opens the service's own database and migrates it.
+func (p *process) openStore(ctx context.Context, migrations fs.FS) (*store.DB, error) {
+	db, err := store.Open(ctx, store.Config{URL: p.cfg.DatabaseURL(p.name), Migrations: migrations, Logger: p.log})
+	if err != nil {
+		return nil, err
+	}
+	p.closers = append(p.closers, func() { db.Close() })
+	p.log.Info("database ready", "database", db.String())
+	return db, nil
+}
+
+// builders are the composition roots, one per service this binary implements.
+var builders = map[string]func(context.Context, *process) (*component, error){
+	"users":   buildUsers,
+	"catalog": buildCatalog,
+}
+
+func cmdServe(ctx context.Context, e *env, args []string) error {
+	fs := newFlags(e, "serve")
+	configPath := configFlag(fs)
+	listen := fs.String("listen", "", "`host:port` to serve on (default: the service's listen address in the platform file)")
+	drainDelay := fs.Duration("drain-delay", 0, "how long /readyz reports draining before the listener closes (e.g. 5s behind a Kubernetes Service)")
+	name := ""
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		name, args = args[0], args[1:] // serve <service> [flags]
+	}
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if name == "" && fs.NArg() == 1 {
+		name = fs.Arg(0) // serve [flags] <service>
+	} else if fs.NArg() > 0 || name == "" {
+		return usageErrorf("serve needs exactly one service name (see switchyard serve --help)")
+	}
+	cfg, _, err := loadConfig(e, *configPath)
+	if err != nil {
+		return err
+	}
+	svc := cfg.Service(name)
+	if svc == nil {
+		return usageErrorf("no service %q in %s; it declares %s", name, cfg.Source, strings.Join(cfg.ServiceNames(), ", "))
+	}
+	build, ok := builders[name]
+	if !ok {
+		return fmt.Errorf("service %q is declared in %s but this binary does not implement it", name, cfg.Source)
+	}
+	addr := svc.Listen
+	if *listen != "" {
+		addr = *listen
+	}
+
+	level, _ := telemetry.ParseLevel(cfg.Telemetry.LogLevel)
+	log := telemetry.NewLogger(e.stdout, telemetry.LogConfig{Service: name, Level: level, Text: isTerminal(e.stdout)})
+	ratio := 1.0
+	if cfg.Telemetry.SampleRatio != nil {
+		ratio = *cfg.Telemetry.SampleRatio
+	}
+	version, _ := switchyard.Version()
+	tracing, err := telemetry.NewTracing(ctx, telemetry.TraceConfig{
+		Service: name, Version: version, Instance: addr, Endpoint: cfg.Telemetry.OTLPEndpoint, SampleRatio: ratio,
+	})
+	if err != nil {
+		return err
+	}
+	p := &process{name: name, cfg: cfg, service: svc, log: log, tracing: tracing, metrics: telemetry.NewMetrics()}
+	defer func() {
+		for _, c := range slices.Backward(p.closers) {
+			c()
+		}
+		shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Second)
+		defer cancel()
+		if err := tracing.Shutdown(shutdownCtx); err != nil {
+			log.Warn("flush traces", "error", err)
+		}
+	}()
+
+	comp, err := build(ctx, p)
+	if err != nil {
+		return fmt.Errorf("start %s: %w", name, err)
+	}
+	handler := telemetry.Middleware(telemetry.HTTPConfig{
+		Logger: log, Tracer: tracing.Tracer("switchyard/" + name), Metrics: p.metrics,
+	})(comp.handler)
+	srv := server.New(server.Config{Addr: addr, DrainDelay: *drainDelay}, handler, p.metrics.Handler(), log)
+	for check, fn := range comp.checks {
+		srv.AddCheck(check, fn)
+	}
+	if err := srv.Listen(); err != nil {
+		return err
+	}
+	if err := supervisor.Announce(e.getenv, srv.Addr().String()); err != nil {
+		log.Warn("could not announce the address to the supervisor", "error", err)
+	}
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return srv.Run(gctx) })
+	if comp.run != nil {
+		g.Go(func() error {
+			if err := comp.run(gctx); err != nil && !errors.Is(err, context.Canceled) {
+				return fmt.Errorf("%s background work: %w", name, err)
+			}
+			return nil
+		})
+	}
+	return g.Wait()
+}
+
+// isTerminal reports whether w is a character device (a human's terminal).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}

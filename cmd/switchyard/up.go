@@ -1,0 +1,170 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/switchyard/switchyard/broker"
+	"github.com/switchyard/switchyard/supervisor"
+	"github.com/switchyard/switchyard/telemetry"
+)
+
+func cmdUp(ctx context.Context, e *env, args []string) error {
+	fs := newFlags(e, "up")
+	configPath := configFlag(fs)
+	only := fs.String("services", "", "comma-separated `names` of the services to run (default: all)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageErrorf("up takes no arguments, got %q", fs.Arg(0))
+	}
+	cfg, cfgFile, err := loadConfig(e, *configPath)
+	if err != nil {
+		return err
+	}
+	names := cfg.ServiceNames()
+	if *only != "" {
+		var picked []string
+		for _, n := range strings.Split(*only, ",") {
+			n = strings.TrimSpace(n)
+			if cfg.Service(n) == nil {
+				return usageErrorf("--services: no service %q in %s; it declares %s", n, cfg.Source, strings.Join(names, ", "))
+			}
+			if !slices.Contains(picked, n) {
+				picked = append(picked, n)
+			}
+		}
+		names = slices.DeleteFunc(names, func(n string) bool { return !slices.Contains(picked, n) })
+	}
+
+	dataDir, err := absPath(cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+	unlock, err := lockStack(dataDir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+
+	log := telemetry.NewLogger(e.stderr, telemetry.LogConfig{Service: "up", Text: true})
+	natsURL, embedded := cfg.Broker.URL, false
+	if cfg.Broker.Kind == "nats" && natsURL == "" {
+		var sync time.Duration
+		if cfg.Broker.Embedded.Sync != "always" {
+			sync, _ = time.ParseDuration(cfg.Broker.Embedded.Sync) // validated with the config
+		}
+		b, err := broker.Start(broker.Config{
+			Listen:       cfg.Broker.Embedded.Listen,
+			StoreDir:     filepath.Join(dataDir, "nats"),
+			SyncInterval: sync,
+			Logger:       log.With("component", "broker"),
+		})
+		if err != nil {
+			return err
+		}
+		defer b.Shutdown()
+		natsURL, embedded = b.URL(), true
+	}
+
+	childEnv := []string{"SWITCHYARD_DATA_DIR=" + dataDir}
+	if natsURL != "" {
+		childEnv = append(childEnv, "NATS_URL="+natsURL)
+	}
+	var children []supervisor.Spec
+	for _, n := range names {
+		args := []string{"serve", n}
+		if cfgFile != "" {
+			args = append(args, "--config", cfgFile)
+		}
+		children = append(children, supervisor.Spec{Name: n, Args: args, ListenFlag: "--listen", Env: childEnv})
+	}
+
+	stack := &stackFile{
+		Path:      filepath.Join(dataDir, "stack.json"),
+		PID:       os.Getpid(),
+		StartedAt: time.Now().UTC(),
+		Config:    cfgFile,
+		DataDir:   dataDir,
+		Broker:    stackBroker{URL: natsURL, Embedded: embedded, Kind: cfg.Broker.Kind},
+	}
+	var format func([]byte) []byte
+	if isTerminal(e.stdout) {
+		format = telemetry.Render
+	}
+	sup, err := supervisor.New(supervisor.Config{
+		Children: children,
+		Output:   e.stdout,
+		Format:   format,
+		Logger:   log,
+		OnChange: func(st []supervisor.Status) {
+			if err := stack.write(st); err != nil {
+				log.Error("write stack.json", "error", err)
+			}
+		},
+	})
+	if err != nil {
+		return err
+	}
+	defer os.Remove(stack.Path)
+
+	done := make(chan error, 1)
+	go func() { done <- sup.Run(ctx) }()
+	select {
+	case <-sup.Ready():
+		printReady(e, sup.Status(), natsURL, embedded, dataDir, stack.Path)
+	case err := <-done:
+		return err
+	}
+	return <-done
+}
+
+func printReady(e *env, status []supervisor.Status, brokerURL string, embedded bool, dataDir, stackPath string) {
+	w := tabwriter.NewWriter(e.stdout, 0, 4, 3, ' ', 0)
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "switchyard is up: %d services\n\n", len(status))
+	fmt.Fprintln(w, "  SERVICE\tURL\tPID")
+	for _, s := range status {
+		fmt.Fprintf(w, "  %s\thttp://%s\t%d\n", s.Name, s.Addr, s.PID)
+	}
+	w.Flush()
+	kind := "external"
+	if embedded {
+		kind = "embedded"
+	}
+	if brokerURL != "" {
+		fmt.Fprintf(e.stdout, "\n  broker  %s (%s)\n", redactURL(brokerURL), kind)
+	}
+	fmt.Fprintf(e.stdout, "  data    %s\n  stack   %s\n\n  Ctrl-C stops everything.\n\n", dataDir, stackPath)
+}
+
+// redactURL hides the credentials of a URL (or of each URL in a list) for display.
+func redactURL(raw string) string {
+	parts := strings.Split(raw, ",")
+	for i, p := range parts {
+		if u, err := url.Parse(strings.TrimSpace(p)); err == nil && u.User != nil {
+			u.User = url.User("xxxxx")
+			parts[i] = u.String()
+		}
+	}
+	return strings.Join(parts, ",")
+}
+
+func absPath(p string) (string, error) {
+	abs, err := filepath.Abs(p)
+	if err != nil {
+		return "", fmt.Errorf("resolve %s: %w", p, err)
+	}
+	return abs, nil
+}
