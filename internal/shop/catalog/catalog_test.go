@@ -4,12 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
 
+	"github.com/switchyard/switchyard/api/openapi"
+	"github.com/switchyard/switchyard/contract"
 	"github.com/switchyard/switchyard/internal/shop/catalog"
 	"github.com/switchyard/switchyard/store"
 	"github.com/switchyard/switchyard/store/storetest"
@@ -39,7 +40,7 @@ func serve(t *testing.T, dbURL string) string {
 
 func get(t *testing.T, u string, v any) int {
 	t.Helper()
-	resp, err := http.Get(u)
+	resp, err := contract.Client(t, openapi.Files, "catalog.yaml", false).Get(u)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,7 +15,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchyard/switchyard/api/openapi"
 	"github.com/switchyard/switchyard/authn"
+	"github.com/switchyard/switchyard/contract"
 	"github.com/switchyard/switchyard/internal/shop/users"
 	"github.com/switchyard/switchyard/store"
 	"github.com/switchyard/switchyard/store/storetest"
@@ -30,8 +32,9 @@ func (c *clock) advance(d time.Duration) { c.t.Add(int64(d)) }
 func newClock() *clock                   { c := &clock{}; c.t.Store(time.Now().UnixNano()); return c }
 
 type harness struct {
-	t    *testing.T
-	url  string
+	t      *testing.T
+	client *http.Client // checks every exchange against api/openapi/users.yaml
+	url    string
 	svc  *users.Service
 	db   *store.DB
 	clk  *clock
@@ -56,7 +59,8 @@ func start(t *testing.T, dbURL string, clk *clock, mod func(*users.Config)) *har
 	}
 	srv := httptest.NewServer(telemetry.Middleware(telemetry.HTTPConfig{})(svc.Handler()))
 	t.Cleanup(srv.Close)
-	return &harness{t: t, url: dbURL, svc: svc, db: db, clk: clk, base: srv.URL}
+	client := contract.Client(t, openapi.Files, "users.yaml", false)
+	return &harness{t: t, client: client, url: dbURL, svc: svc, db: db, clk: clk, base: srv.URL}
 }
 
 type response struct {
@@ -86,7 +90,7 @@ func (h *harness) do(method, path, token string, body any) response {
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := h.client.Do(req)
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -444,3 +448,16 @@ func TestPasswordHashingIsCapped(t *testing.T) {
 }
 
 func jsonB64(s string) ([]byte, error) { return base64.RawURLEncoding.DecodeString(s) }
+
+// Every operation the contract declares is served, and every exchange conforms.
+func TestEveryDeclaredOperationIsServedAsDeclared(t *testing.T) {
+	t.Parallel()
+	h := start(t, storetest.Targets(t)[0].URL, newClock(), nil)
+	h.client = contract.Client(t, openapi.Files, "users.yaml", true)
+	id, access, refresh := h.signUp("walk@example.com")
+	h.do("GET", "/v1/users/me", access, nil)
+	h.do("GET", "/v1/users/"+id, access, nil)
+	h.do("GET", "/.well-known/jwks.json", "", nil)
+	r := h.do("POST", "/v1/auth/refresh", "", map[string]string{"refresh_token": refresh})
+	h.do("POST", "/v1/auth/logout", "", map[string]string{"refresh_token": r.body["refresh_token"].(string)})
+}

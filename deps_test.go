@@ -1,0 +1,102 @@
+package switchyard_test
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os/exec"
+	"slices"
+	"strings"
+	"testing"
+)
+
+const module = "github.com/switchyard/switchyard"
+
+// importViolations applies the dependency rules to a map from package path to the
+// paths it imports (test imports included):
+//
+//   - the toolkit (everything outside cmd/ and internal/shop/) never imports the shop;
+//   - one shop service never imports another: they talk through clients, events and
+//     the contracts in api/;
+//   - nothing imports a command.
+func importViolations(imports map[string][]string) []string {
+	shop := module + "/internal/shop/"
+	cmd := module + "/cmd/"
+	service := func(pkg string) string {
+		rest, ok := strings.CutPrefix(pkg, shop)
+		if !ok {
+			return ""
+		}
+		name, _, _ := strings.Cut(rest, "/")
+		return name
+	}
+	var out []string
+	pkgs := make([]string, 0, len(imports))
+	for p := range imports {
+		pkgs = append(pkgs, p)
+	}
+	slices.Sort(pkgs)
+	for _, pkg := range pkgs {
+		for _, imp := range imports[pkg] {
+			switch {
+			case strings.HasPrefix(imp, cmd):
+				out = append(out, fmt.Sprintf("%s imports the command %s", pkg, imp))
+			case service(imp) != "" && !strings.HasPrefix(pkg, cmd) && service(pkg) == "":
+				out = append(out, fmt.Sprintf("toolkit package %s imports the shop: %s", pkg, imp))
+			case service(imp) != "" && service(pkg) != "" && service(imp) != service(pkg):
+				out = append(out, fmt.Sprintf("shop service %s imports another service: %s", service(pkg), imp))
+			}
+		}
+	}
+	return out
+}
+
+func TestDependenciesPointOneWay(t *testing.T) {
+	t.Parallel()
+	out, err := exec.Command("go", "list", "-json=ImportPath,Imports,TestImports,XTestImports", "./...").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	imports := map[string][]string{}
+	dec := json.NewDecoder(bufio.NewReader(bytes.NewReader(out)))
+	for dec.More() {
+		var p struct {
+			ImportPath                         string
+			Imports, TestImports, XTestImports []string
+		}
+		if err := dec.Decode(&p); err != nil {
+			t.Fatal(err)
+		}
+		imports[p.ImportPath] = slices.Concat(p.Imports, p.TestImports, p.XTestImports)
+	}
+	if len(imports) < 10 {
+		t.Fatalf("go list found only %d packages", len(imports))
+	}
+	for _, v := range importViolations(imports) {
+		t.Error(v)
+	}
+}
+
+// The rule itself must catch each kind of violation.
+func TestTheDependencyRuleCatchesViolations(t *testing.T) {
+	t.Parallel()
+	cases := map[string]map[string][]string{
+		"toolkit imports shop": {module + "/outbox": {module + "/internal/shop/orders"}},
+		"service imports service": {module + "/internal/shop/orders": {module + "/internal/shop/inventory/store"}},
+		"toolkit imports command": {module + "/gateway": {module + "/cmd/switchyard"}},
+	}
+	for name, imports := range cases {
+		if v := importViolations(imports); len(v) != 1 {
+			t.Errorf("%s: %d violations reported, want 1: %v", name, len(v), v)
+		}
+	}
+	allowed := map[string][]string{
+		module + "/cmd/switchyard":              {module + "/internal/shop/users", module + "/store"},
+		module + "/internal/shop/orders":        {module + "/internal/shop/orders/saga", module + "/rpc", module + "/api/inventory/v1"},
+		module + "/internal/shop/orders/orders": {module + "/internal/shop/orders"},
+	}
+	if v := importViolations(allowed); len(v) != 0 {
+		t.Errorf("allowed imports reported: %v", v)
+	}
+}
