@@ -82,7 +82,7 @@ func TestDependenciesPointOneWay(t *testing.T) {
 func TestTheDependencyRuleCatchesViolations(t *testing.T) {
 	t.Parallel()
 	cases := map[string]map[string][]string{
-		"toolkit imports shop": {module + "/outbox": {module + "/internal/shop/orders"}},
+		"toolkit imports shop":    {module + "/outbox": {module + "/internal/shop/orders"}},
 		"service imports service": {module + "/internal/shop/orders": {module + "/internal/shop/inventory/store"}},
 		"toolkit imports command": {module + "/gateway": {module + "/cmd/switchyard"}},
 	}

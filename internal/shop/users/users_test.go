@@ -35,10 +35,10 @@ type harness struct {
 	t      *testing.T
 	client *http.Client // checks every exchange against api/openapi/users.yaml
 	url    string
-	svc  *users.Service
-	db   *store.DB
-	clk  *clock
-	base string
+	svc    *users.Service
+	db     *store.DB
+	clk    *clock
+	base   string
 }
 
 func start(t *testing.T, dbURL string, clk *clock, mod func(*users.Config)) *harness {
