@@ -251,7 +251,7 @@ func sortedKeys[V any](m map[string]V) []string {
 func parseURL(raw string) (*url.URL, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
-		return nil, fmt.Errorf("not a URL: %v", err)
+		return nil, fmt.Errorf("not a URL: %w", err)
 	}
 	return u, nil
 }

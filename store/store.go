@@ -90,7 +90,7 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 	case strings.HasPrefix(cfg.URL, "postgres://"), strings.HasPrefix(cfg.URL, "postgresql://"):
 		db, err = openPostgres(ctx, cfg)
 	default:
-		return nil, fmt.Errorf("open database: unsupported URL %q: want sqlite:<path> or postgres://...", redactURL(cfg.URL))
+		return nil, fmt.Errorf("open database: unsupported URL %q: want sqlite:<path> or a postgres:// URL", redactURL(cfg.URL))
 	}
 	if err != nil {
 		return nil, err
@@ -198,7 +198,7 @@ func ensurePostgresDatabase(ctx context.Context, cfg *pgx.ConnConfig) error {
 		}
 		return direct.Close(ctx)
 	}
-	defer conn.Close(ctx)
+	defer func() { _ = conn.Close(ctx) }()
 	var exists bool
 	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", name).Scan(&exists); err != nil {
 		return fmt.Errorf("look for database %q: %w", name, err)

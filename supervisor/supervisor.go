@@ -253,7 +253,7 @@ func (s *Supervisor) keep(ctx context.Context, spec Spec, readyCh chan<- string)
 		if addr != "" && spec.ListenFlag != "" {
 			args = append(slices.Clone(args), spec.ListenFlag, addr)
 		}
-		exitErr, boundAddr, becameReady, err := s.runOnce(ctx, spec, args, attempt, func() {
+		exitErr, boundAddr, err := s.runOnce(ctx, spec, args, attempt, func() {
 			if !everReady {
 				everReady = true
 				readyCh <- spec.Name
@@ -265,11 +265,13 @@ func (s *Supervisor) keep(ctx context.Context, spec Spec, readyCh chan<- string)
 		if err != nil {
 			return err
 		}
-		if ctx.Err() != nil {
+		select {
+		case <-ctx.Done(): // stopped on purpose
 			s.update(spec.Name, func(st *Status) { st.State, st.PID = Stopped, 0 })
 			return nil
+		default:
 		}
-		if !everReady && !becameReady {
+		if !everReady {
 			return fmt.Errorf("%s exited before it was ready: %v", spec.Name, describeExit(exitErr))
 		}
 		if time.Since(started) > stableRun {
@@ -289,13 +291,13 @@ func (s *Supervisor) keep(ctx context.Context, spec Spec, readyCh chan<- string)
 
 // runOnce starts the child, waits for it to become ready (calling onReady), and
 // returns when it exits or, after ctx ends, once it has been stopped.
-func (s *Supervisor) runOnce(ctx context.Context, spec Spec, args []string, attempt int, onReady func()) (exitErr error, addr string, ready bool, err error) {
+func (s *Supervisor) runOnce(ctx context.Context, spec Spec, args []string, attempt int, onReady func()) (exitErr error, addr string, err error) {
 	cmd := exec.Command(s.cfg.Executable, args...)
 	cmd.Env = append(append(os.Environ(), spec.Env...), NotifyFDEnv+"=3")
 	cmd.SysProcAttr = sysProcAttr()
 	notifyR, notifyW, err := os.Pipe()
 	if err != nil {
-		return nil, "", false, fmt.Errorf("start %s: %w", spec.Name, err)
+		return nil, "", fmt.Errorf("start %s: %w", spec.Name, err)
 	}
 	cmd.ExtraFiles = []*os.File{notifyW}
 	stdout, _ := cmd.StdoutPipe()
@@ -303,7 +305,7 @@ func (s *Supervisor) runOnce(ctx context.Context, spec Spec, args []string, atte
 	if err := cmd.Start(); err != nil {
 		notifyR.Close()
 		notifyW.Close()
-		return nil, "", false, fmt.Errorf("start %s: %w", spec.Name, err)
+		return nil, "", fmt.Errorf("start %s: %w", spec.Name, err)
 	}
 	notifyW.Close()
 	pid := cmd.Process.Pid
@@ -349,27 +351,27 @@ func (s *Supervisor) runOnce(ctx context.Context, spec Spec, args []string, atte
 		select {
 		case <-readyC:
 			readyC = nil
-			ready = true
 			s.update(spec.Name, func(st *Status) { st.State = Ready })
 			onReady()
 		case e := <-exited:
-			return e, addr, ready, nil
+			return e, addr, nil
 		case <-ctx.Done():
 			s.update(spec.Name, func(st *Status) { st.State = Stopping })
-			stop(cmd.Process, s.cfg.StopTimeout, exited)
-			return nil, addr, ready, nil
+			return stop(cmd.Process, s.cfg.StopTimeout, exited), addr, nil
 		}
 	}
 }
 
-// stop sends SIGTERM, waits for the exit up to timeout, then kills.
-func stop(p *os.Process, timeout time.Duration, exited <-chan error) {
+// stop sends SIGTERM, waits for the exit up to timeout, then kills; it returns the
+// child's exit.
+func stop(p *os.Process, timeout time.Duration, exited <-chan error) error {
 	_ = p.Signal(syscall.SIGTERM)
 	select {
-	case <-exited:
+	case err := <-exited:
+		return err
 	case <-time.After(timeout):
 		_ = p.Kill()
-		<-exited
+		return <-exited
 	}
 }
 

@@ -96,8 +96,8 @@ func Middleware(cfg HTTPConfig) func(http.Handler) http.Handler {
 			defer func() {
 				panicked := recover()
 				if panicked != nil {
-					if panicked == http.ErrAbortHandler { //nolint:errorlint // sentinel value compare is the documented contract
-						panic(panicked)
+					if panicked == http.ErrAbortHandler { //nolint:errorlint // net/http compares this sentinel by identity
+						panic(panicked) //nolint:forbidigo // re-raising ErrAbortHandler is net/http's documented way to abort a response
 					}
 					cfg.Logger.ErrorContext(ctx, "panic serving request", "panic", fmt.Sprint(panicked), "stack", string(debug.Stack()))
 					if !rec.wroteHeader {
@@ -140,11 +140,15 @@ func validRequestID(id string) bool {
 		return false
 	}
 	for _, c := range id {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+		if !idChar(c) {
 			return false
 		}
 	}
 	return true
+}
+
+func idChar(c rune) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.'
 }
 
 // routeOf turns a ServeMux pattern ("GET /v1/users/{id}") into a route label

@@ -117,7 +117,7 @@ func cmdUp(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	defer os.Remove(stack.Path)
+	defer func() { _ = os.Remove(stack.Path) }() // a stopped stack leaves no stack.json
 
 	done := make(chan error, 1)
 	go func() { done <- sup.Run(ctx) }()
@@ -138,7 +138,7 @@ func printReady(e *env, status []supervisor.Status, brokerURL string, embedded b
 	for _, s := range status {
 		fmt.Fprintf(w, "  %s\thttp://%s\t%d\n", s.Name, s.Addr, s.PID)
 	}
-	w.Flush()
+	_ = w.Flush()
 	kind := "external"
 	if embedded {
 		kind = "embedded"

@@ -67,7 +67,7 @@ func PostgresDatabase(t testing.TB, server string) string {
 	if err != nil {
 		t.Fatalf("%s names a PostgreSQL server that cannot be reached: %v", PostgresEnv, err)
 	}
-	conn.Close(ctx)
+	_ = conn.Close(ctx)
 
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)
@@ -94,7 +94,7 @@ func DropOnCleanup(t testing.TB, server, databaseURL string) {
 			t.Errorf("drop test database %s: %v", name, err)
 			return
 		}
-		defer conn.Close(ctx)
+		defer func() { _ = conn.Close(ctx) }()
 		if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)"); err != nil {
 			t.Errorf("drop test database %s: %v", name, err)
 		}
