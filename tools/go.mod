@@ -1,0 +1,3 @@
+module github.com/switchyard/switchyard/tools
+
+go 1.26.8
