@@ -1,6 +1,7 @@
 package balancer_test
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"sync/atomic"
@@ -41,7 +42,7 @@ func pickN(t *testing.T, b *balancer.Balancer, n int) map[string]int {
 
 func TestNoInstancesIsAnError(t *testing.T) {
 	t.Parallel()
-	if _, err := balancer.New(balancer.Config{}).Pick(); err != balancer.ErrNoInstances {
+	if _, err := balancer.New(balancer.Config{}).Pick(); !errors.Is(err, balancer.ErrNoInstances) {
 		t.Errorf("Pick on empty = %v", err)
 	}
 }
