@@ -43,6 +43,9 @@ type Config struct {
 	// Telemetry configures logs, traces and metrics for every service.
 	Telemetry Telemetry `yaml:"telemetry"`
 
+	// Discovery says how services find each other.
+	Discovery Discovery `yaml:"discovery"`
+
 	// Services by name. A name is lower-case letters, digits and dashes.
 	Services map[string]*Service `yaml:"services"`
 
@@ -99,6 +102,30 @@ type Telemetry struct {
 	SampleRatio *float64 `yaml:"sample_ratio"`
 }
 
+// Discovery configures how instances are announced and found.
+type Discovery struct {
+	// Kind is nats (a key-value bucket on the broker; the default), static (each
+	// service at its listen address) or dns (A or SRV records, e.g. Kubernetes
+	// headless Services).
+	Kind string `yaml:"kind"`
+	// Heartbeat between an instance's announcements under nats; an instance silent
+	// for three heartbeats is forgotten [1s].
+	Heartbeat Duration `yaml:"heartbeat"`
+	// DNS configures the dns kind.
+	DNS DNSDiscovery `yaml:"dns"`
+}
+
+// DNSDiscovery configures DNS-based discovery.
+type DNSDiscovery struct {
+	// Name is the DNS name of a service, "%s" standing for its name
+	// [%s.switchyard.svc.cluster.local].
+	Name string `yaml:"name"`
+	// SRV looks up _http._tcp SRV records for the ports instead of A records.
+	SRV bool `yaml:"srv"`
+	// Port of every instance when SRV is off [8080].
+	Port int `yaml:"port"`
+}
+
 // Service is one service of the platform.
 type Service struct {
 	// Name is the key under services; filled by Load.
@@ -150,6 +177,17 @@ type Policy struct {
 	Breaker Breaker `yaml:"breaker"`
 	// Bulkhead caps the calls in flight to the dependency.
 	Bulkhead Bulkhead `yaml:"bulkhead"`
+	// Hedge, when its delay is set, sends a second attempt of an idempotent read that
+	// has not answered within it.
+	Hedge Hedge `yaml:"hedge"`
+}
+
+// Hedge configures hedged reads.
+type Hedge struct {
+	// Delay before a hedged attempt; zero disables hedging.
+	Delay Duration `yaml:"delay"`
+	// Max hedged attempts per call [1].
+	Max int `yaml:"max"`
 }
 
 // Retry configures retries with exponential backoff and full jitter.
@@ -166,14 +204,15 @@ type Retry struct {
 	BudgetPerSecond int `yaml:"budget_per_second"`
 }
 
-// Breaker configures a circuit breaker.
+// Breaker configures a circuit breaker. It opens either on a failure ratio over a
+// window (the default: 0.5 of at least 10 calls in 10s) or, when
+// consecutive_failures is set, on that many failures in a row — not both.
 type Breaker struct {
 	// FailureRatio opens the breaker when this share of calls in Window fail [0.5].
 	FailureRatio float64 `yaml:"failure_ratio"`
 	// MinCalls is how many calls Window needs before the ratio counts [10].
 	MinCalls int `yaml:"min_calls"`
-	// ConsecutiveFailures opens the breaker after this many failures in a row,
-	// whatever the ratio [5].
+	// ConsecutiveFailures opens the breaker after this many failures in a row.
 	ConsecutiveFailures int `yaml:"consecutive_failures"`
 	// Window is the period over which the ratio is measured [10s].
 	Window Duration `yaml:"window"`

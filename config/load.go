@@ -152,6 +152,18 @@ func (c *Config) applyDefaults() {
 	if c.Broker.Embedded.Sync == "" {
 		c.Broker.Embedded.Sync = "always"
 	}
+	if c.Discovery.Kind == "" {
+		c.Discovery.Kind = "nats"
+	}
+	if c.Discovery.Heartbeat == 0 {
+		c.Discovery.Heartbeat = Duration(time.Second)
+	}
+	if c.Discovery.DNS.Name == "" {
+		c.Discovery.DNS.Name = "%s.switchyard.svc.cluster.local"
+	}
+	if c.Discovery.DNS.Port == 0 {
+		c.Discovery.DNS.Port = 8080
+	}
 	if c.Telemetry.LogLevel == "" {
 		c.Telemetry.LogLevel = "info"
 	}

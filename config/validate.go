@@ -66,6 +66,22 @@ func (c *Config) validate() Errors {
 		bad("telemetry.sample_ratio", "want a number from 0 to 1, got %v", *r)
 	}
 
+	switch c.Discovery.Kind {
+	case "nats":
+		if c.Broker.Kind != "nats" {
+			bad("discovery.kind", "nats discovery needs the nats broker; use static or dns with kafka")
+		}
+	case "static", "dns":
+	default:
+		bad("discovery.kind", "want nats, static or dns, got %q", c.Discovery.Kind)
+	}
+	if c.Discovery.Heartbeat.Std() < 100*time.Millisecond {
+		bad("discovery.heartbeat", "at least 100ms, got %s", c.Discovery.Heartbeat)
+	}
+	if !strings.Contains(c.Discovery.DNS.Name, "%s") {
+		bad("discovery.dns.name", "must contain %%s for the service name, got %q", c.Discovery.DNS.Name)
+	}
+
 	if len(c.Services) == 0 {
 		bad("services", "declare at least one service")
 	}
@@ -177,6 +193,12 @@ func (p Policy) validate(key string) Errors {
 	}
 	if p.Breaker.MinCalls < 0 || p.Breaker.ConsecutiveFailures < 0 || p.Breaker.HalfOpenProbes < 0 {
 		bad("breaker", "counts must not be negative")
+	}
+	if p.Breaker.ConsecutiveFailures > 0 && (p.Breaker.FailureRatio > 0 || p.Breaker.MinCalls > 0 || p.Breaker.Window > 0) {
+		bad("breaker.consecutive_failures", "the breaker opens on consecutive failures or on a failure ratio, not both; drop one")
+	}
+	if p.Hedge.Max < 0 || p.Hedge.Max > 3 {
+		bad("hedge.max", "want 1 to 3, got %d", p.Hedge.Max)
 	}
 	if p.Bulkhead.MaxConcurrent < 0 {
 		bad("bulkhead.max_concurrent", "must not be negative")

@@ -1,5 +1,6 @@
 // Package server runs a service's HTTP server with the endpoints every Switchyard
-// process exposes — /livez, /readyz and /metrics — and a bounded, graceful drain.
+// process exposes — /livez, /readyz and /metrics — and a bounded, graceful drain. It
+// speaks HTTP/1.1 and HTTP/2 without TLS on one port, so REST and gRPC share it.
 //
 // Lifecycle: [Server.Listen] binds the address (so the caller can announce the real
 // port), [Server.Run] serves until its context ends, then drains:
@@ -97,7 +98,13 @@ func New(cfg Config, app http.Handler, metrics http.Handler, log *slog.Logger) *
 		mux.Handle("GET /metrics", metrics)
 	}
 	mux.Handle("/", app)
+	// HTTP/1.1 for REST and HTTP/2 without TLS ("h2c", prior knowledge) for gRPC, on
+	// the same port.
+	var protocols http.Protocols
+	protocols.SetHTTP1(true)
+	protocols.SetUnencryptedHTTP2(true)
 	s.http = &http.Server{
+		Protocols:         &protocols,
 		Handler:           mux,
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
 		IdleTimeout:       cfg.IdleTimeout,

@@ -1,0 +1,244 @@
+// Package rpc is the one way Switchyard services call each other, and the server side
+// that answers.
+//
+// A [Client] is an http.RoundTripper for one dependency, composed as
+//
+//	tracing → policies (resilience) → per attempt: balancer pick → service token,
+//	deadline and trace headers → the wire
+//
+// Instances come from a discovery.Resolver that the client watches; the balancer
+// picks one per attempt (a retry may land elsewhere) and learns from each outcome.
+// The same client serves REST (HTTP/1.1; use HTTPClient) and gRPC (HTTP/2 without
+// TLS; hand HTTPClient to a connect-go client with connect.WithGRPC()).
+//
+// Deadlines propagate: gRPC carries grpc-timeout (connect-go sets it from the
+// context); REST carries the remaining milliseconds in X-Request-Timeout-Ms, which
+// the [Deadline] middleware turns back into a context deadline on the callee — so a
+// callee never works past its caller's deadline.
+//
+// On the server, [MountGRPC] puts connect handlers, gRPC server reflection and the
+// standard gRPC health service on a service's own mux, so grpcurl and grpc-go
+// clients can call it.
+package rpc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
+
+	"github.com/switchyard/switchyard/authn"
+	"github.com/switchyard/switchyard/balancer"
+	"github.com/switchyard/switchyard/discovery"
+	"github.com/switchyard/switchyard/problem"
+	"github.com/switchyard/switchyard/resilience"
+	"github.com/switchyard/switchyard/telemetry"
+)
+
+// TimeoutHeader carries a REST call's remaining time in milliseconds.
+const TimeoutHeader = "X-Request-Timeout-Ms"
+
+// Protocol is how a dependency is called.
+type Protocol string
+
+// The protocols.
+const (
+	REST Protocol = "rest"
+	GRPC Protocol = "grpc"
+)
+
+// ClientConfig configures a client to one dependency.
+type ClientConfig struct {
+	// Service is the dependency's name. Required.
+	Service string
+	// Protocol selects HTTP/1.1 (REST) or HTTP/2 cleartext (gRPC) [REST].
+	Protocol Protocol
+	// Resolver finds the dependency's instances. Required.
+	Resolver discovery.Resolver
+	// Balancer configures instance selection.
+	Balancer balancer.Config
+	// Policy is the dependency's resilience policy (Dependency is set to Service).
+	Policy resilience.Config
+	// Tokens, when set, sends a service token with every call.
+	Tokens *authn.ServiceTokens
+	// Tracer starts the client span [no tracing].
+	Tracer trace.Tracer
+	// Propagator injects trace context [W3C trace context + baggage].
+	Propagator propagation.TextMapPropagator
+	// Logger receives resolution failures [discard].
+	Logger *slog.Logger
+	// Transport sends each attempt [a tuned transport for the protocol].
+	Transport http.RoundTripper
+}
+
+// Client calls one dependency.
+type Client struct {
+	cfg    ClientConfig
+	bal    *balancer.Balancer
+	policy *resilience.Policy
+	base   http.RoundTripper
+	http   *http.Client
+	spanKV attribute.KeyValue
+}
+
+// NewClient builds the client and resolves the dependency once, so that it can be
+// used at once; Run keeps the instance list current.
+func NewClient(ctx context.Context, cfg ClientConfig) (*Client, error) {
+	if cfg.Service == "" || cfg.Resolver == nil {
+		return nil, errors.New("rpc: a client needs a Service and a Resolver")
+	}
+	if cfg.Protocol == "" {
+		cfg.Protocol = REST
+	}
+	if cfg.Tracer == nil {
+		cfg.Tracer = noop.NewTracerProvider().Tracer("")
+	}
+	if cfg.Propagator == nil {
+		cfg.Propagator = telemetry.Propagator()
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Transport == nil {
+		cfg.Transport = NewTransport(cfg.Protocol)
+	}
+	cfg.Policy.Dependency = cfg.Service
+	policy, err := resilience.New(cfg.Policy)
+	if err != nil {
+		return nil, err
+	}
+	c := &Client{cfg: cfg, bal: balancer.New(cfg.Balancer), policy: policy, base: cfg.Transport,
+		spanKV: attribute.String("peer.service", cfg.Service)}
+	c.http = &http.Client{Transport: c, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	if list, err := cfg.Resolver.Resolve(ctx, cfg.Service); err == nil {
+		c.bal.Update(list)
+	} else {
+		cfg.Logger.Warn("rpc: first resolution failed; will keep watching", "dependency", cfg.Service, "error", err)
+	}
+	return c, nil
+}
+
+// NewTransport returns a transport tuned for calls between services: many idle
+// connections per instance, and HTTP/2 without TLS for gRPC.
+func NewTransport(p Protocol) *http.Transport {
+	t := &http.Transport{
+		MaxIdleConns:        1024,
+		MaxIdleConnsPerHost: 256,
+		IdleConnTimeout:     90 * time.Second,
+		DisableCompression:  true,
+		ForceAttemptHTTP2:   false,
+	}
+	if p == GRPC {
+		var protocols http.Protocols
+		protocols.SetUnencryptedHTTP2(true)
+		t.Protocols = &protocols
+	}
+	return t
+}
+
+// Run keeps the instance list current until ctx ends.
+func (c *Client) Run(ctx context.Context) error {
+	updates, err := c.cfg.Resolver.Watch(ctx, c.cfg.Service)
+	if err != nil {
+		return fmt.Errorf("rpc: watch %s: %w", c.cfg.Service, err)
+	}
+	for list := range updates {
+		c.bal.Update(list)
+	}
+	return nil
+}
+
+// HTTPClient is an http.Client whose every request goes through this client's stack.
+// Address requests to BaseURL.
+func (c *Client) HTTPClient() *http.Client { return c.http }
+
+// BaseURL is the URL to address the dependency by: http://<service>.
+func (c *Client) BaseURL() string { return "http://" + c.cfg.Service }
+
+// Balancer exposes the client's balancer (for metrics and tests).
+func (c *Client) Balancer() *balancer.Balancer { return c.bal }
+
+// Policy exposes the client's resilience policy.
+func (c *Client) Policy() *resilience.Policy { return c.policy }
+
+type stickyKey struct{}
+
+// WithStickyKey makes the calls made with ctx prefer one instance per key (under the
+// weighted policy): the gateway's canary routing keeps a user on one version.
+func WithStickyKey(ctx context.Context, key string) context.Context {
+	return context.WithValue(ctx, stickyKey{}, key)
+}
+
+// RoundTrip implements http.RoundTripper.
+func (c *Client) RoundTrip(req *http.Request) (*http.Response, error) {
+	ctx, span := c.cfg.Tracer.Start(req.Context(), req.Method+" "+c.cfg.Service, trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(c.spanKV, attribute.String("http.request.method", req.Method), attribute.String("url.path", req.URL.Path)))
+	defer span.End()
+	req = req.Clone(ctx)
+	c.cfg.Propagator.Inject(ctx, propagation.HeaderCarrier(req.Header))
+	if id := telemetry.RequestID(ctx); id != "" && req.Header.Get(telemetry.RequestIDHeader) == "" {
+		req.Header.Set(telemetry.RequestIDHeader, id)
+	}
+	if c.cfg.Tokens != nil {
+		tok, err := c.cfg.Tokens.Token(c.cfg.Service)
+		if err != nil {
+			return nil, err
+		}
+		req.Header.Set(authn.ServiceHeader, "Bearer "+tok)
+	}
+	resp, err := c.policy.Do(req, c.attempt)
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, problem.From(err).Detail)
+		return nil, err
+	}
+	span.SetAttributes(attribute.Int("http.response.status_code", resp.StatusCode))
+	if resp.StatusCode >= 500 {
+		span.SetStatus(codes.Error, resp.Status)
+	}
+	return resp, nil
+}
+
+// attempt sends one try to one instance.
+func (c *Client) attempt(r *http.Request) (*http.Response, error) {
+	key, _ := r.Context().Value(stickyKey{}).(string)
+	ep, err := c.bal.PickFor(key)
+	if err != nil {
+		return nil, &problem.Error{Kind: problem.Unavailable, Detail: "no instance of " + c.cfg.Service + " is available", RetryAfter: time.Second, Err: err}
+	}
+	try := r.Clone(r.Context())
+	u := *r.URL
+	u.Scheme, u.Host = "http", ep.Instance.Addr
+	try.URL, try.Host = &u, ep.Instance.Addr
+	if dl, ok := r.Context().Deadline(); ok && c.cfg.Protocol == REST {
+		try.Header.Set(TimeoutHeader, strconv.FormatInt(max(time.Until(dl).Milliseconds(), 1), 10))
+	}
+	start := time.Now()
+	resp, err := c.base.RoundTrip(try)
+	outcome := balancer.Success
+	switch {
+	case err != nil && errors.Is(r.Context().Err(), context.Canceled):
+		outcome = balancer.Canceled
+	case err != nil, resp.StatusCode >= 500:
+		outcome = balancer.Failure
+	}
+	c.bal.Done(ep, time.Since(start), outcome)
+	if outcome == balancer.Failure {
+		detail := "transport error"
+		if resp != nil {
+			detail = resp.Status
+		}
+		trace.SpanFromContext(r.Context()).AddEvent("attempt failed", trace.WithAttributes(
+			attribute.String("instance", ep.Instance.ID), attribute.String("outcome", detail)))
+	}
+	return resp, err
+}
