@@ -7,9 +7,10 @@
 //
 //   - [KV], a NATS JetStream key-value bucket — the default, on the embedded broker
 //     and on an external cluster alike (NATS 2.9 and later). Every instance rewrites
-//     its key each heartbeat; the bucket's TTL is three heartbeats, so the server
-//     itself forgets an instance that stopped beating (no client clocks involved),
-//     and watchers rescan every heartbeat to notice it.
+//     its key each heartbeat; a watcher drops an entry exactly three heartbeats after
+//     the server stored it (server timestamps, corrected by the measured offset
+//     between the server's clock and ours), and the bucket's TTL of three heartbeats
+//     makes the server forget it too.
 //   - [Static], a fixed list (from configuration), which code may replace at run time.
 //   - [DNS], A or SRV records, as a Kubernetes headless Service publishes them;
 //     registration is the platform's job there, so DNS has no Registry.

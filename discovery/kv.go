@@ -3,9 +3,9 @@ package discovery
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -28,8 +28,10 @@ type KVConfig struct {
 // KV is a Registry and Resolver on a NATS JetStream key-value bucket. Keys are
 // "<service>.<instance id>"; values are the Instance as JSON.
 type KV struct {
-	kv  jetstream.KeyValue
-	cfg KVConfig
+	kv   jetstream.KeyValue
+	js   jetstream.JetStream
+	cfg  KVConfig
+	skew atomic.Int64 // server clock minus local clock, in nanoseconds
 }
 
 // NewKV opens the bucket, creating it if needed (in memory: instances are
@@ -58,7 +60,11 @@ func NewKV(ctx context.Context, js jetstream.JetStream, cfg KVConfig) (*KV, erro
 	if err != nil {
 		return nil, fmt.Errorf("discovery: open bucket %s: %w", cfg.Bucket, err)
 	}
-	return &KV{kv: kv, cfg: cfg}, nil
+	k := &KV{kv: kv, js: js, cfg: cfg}
+	if err := k.measureSkew(ctx); err != nil {
+		return nil, fmt.Errorf("discovery: bucket %s: %w", cfg.Bucket, err)
+	}
+	return k, nil
 }
 
 // Expiry is how long a crashed instance stays resolvable at most.
@@ -109,6 +115,7 @@ func (k *KV) Resolve(ctx context.Context, service string) ([]Instance, error) {
 		return nil, fmt.Errorf("discovery: resolve %s: %w", service, err)
 	}
 	defer func() { _ = w.Stop() }()
+	now := time.Now()
 	list := []Instance{}
 	for {
 		select {
@@ -121,24 +128,74 @@ func (k *KV) Resolve(ctx context.Context, service string) ([]Instance, error) {
 			if e == nil { // end of the current values
 				return sortInstances(list), nil
 			}
-			var inst Instance
-			if json.Unmarshal(e.Value(), &inst) == nil && inst.Service == service {
+			if inst, ok := decode(e, service); ok && k.expiry(e).After(now) {
 				list = append(list, inst)
 			}
 		}
 	}
 }
 
-// Watch implements Resolver. Changes announced by the bucket arrive at once;
-// expiries are noticed by a rescan every heartbeat.
+func decode(e jetstream.KeyValueEntry, service string) (Instance, bool) {
+	var inst Instance
+	if json.Unmarshal(e.Value(), &inst) != nil || inst.Service != service {
+		return Instance{}, false
+	}
+	return inst, true
+}
+
+// expiry is when an entry stops counting, on the local clock: three heartbeats after
+// the server stored it.
+func (k *KV) expiry(e jetstream.KeyValueEntry) time.Time {
+	return e.Created().Add(-time.Duration(k.skew.Load())).Add(3 * k.cfg.Heartbeat)
+}
+
+// Watch implements Resolver. Puts and deletes arrive as the bucket announces them;
+// each entry expires exactly three heartbeats after its last write (a crashed
+// instance announces nothing). While this process is disconnected from NATS nothing
+// expires: a broker outage must not empty every client's view.
 func (k *KV) Watch(ctx context.Context, service string) (<-chan []Instance, error) {
-	w, err := k.kv.Watch(ctx, service+".*", jetstream.UpdatesOnly())
+	w, err := k.kv.Watch(ctx, service+".*")
 	if err != nil {
 		return nil, fmt.Errorf("discovery: watch %s: %w", service, err)
 	}
-	kick := make(chan struct{}, 1)
+	out := make(chan []Instance, 1)
 	go func() {
+		defer close(out)
 		defer func() { _ = w.Stop() }()
+		type live struct {
+			inst    Instance
+			expires time.Time
+		}
+		entries := map[string]live{}
+		var last []Instance
+		ready := false
+		timer := time.NewTimer(time.Hour)
+		defer timer.Stop()
+		emit := func() {
+			now := time.Now()
+			next := now.Add(time.Hour)
+			list := make([]Instance, 0, len(entries))
+			connected := k.js.Conn().IsConnected()
+			for key, e := range entries {
+				if connected && !e.expires.After(now) {
+					delete(entries, key)
+					continue
+				}
+				list = append(list, e.inst)
+				if e.expires.Before(next) {
+					next = e.expires
+				}
+			}
+			if !connected {
+				next = now.Add(k.cfg.Heartbeat)
+			}
+			timer.Reset(max(time.Until(next), time.Millisecond))
+			sortInstances(list)
+			if last == nil || !equalSets(list, last) {
+				last = list
+				send(out, list)
+			}
+		}
 		for {
 			select {
 			case <-ctx.Done():
@@ -147,20 +204,40 @@ func (k *KV) Watch(ctx context.Context, service string) (<-chan []Instance, erro
 				if !ok {
 					return
 				}
-				if e != nil {
-					select {
-					case kick <- struct{}{}:
-					default:
-					}
+				if e == nil {
+					ready = true
+				} else if inst, ok := decode(e, service); ok && e.Operation() == jetstream.KeyValuePut {
+					entries[e.Key()] = live{inst: inst, expires: k.expiry(e)}
+				} else {
+					delete(entries, e.Key())
+				}
+				if ready {
+					emit()
+				}
+			case <-timer.C:
+				if ready {
+					emit()
 				}
 			}
 		}
 	}()
-	return watchLoop(ctx, k.cfg.Heartbeat, kick, func(ctx context.Context) ([]Instance, error) {
-		list, err := k.Resolve(ctx, service)
-		if err != nil && !errors.Is(err, context.Canceled) {
-			k.cfg.Logger.Warn("discovery: rescan failed", "service", service, "error", err)
-		}
-		return list, err
-	}), nil
+	return out, nil
+}
+
+// measureSkew estimates how far the server's clock is ahead of ours, by writing a key
+// and reading back the time the server stamped on it.
+func (k *KV) measureSkew(ctx context.Context) error {
+	key := "_clock." + NewID()
+	before := time.Now()
+	if _, err := k.kv.Put(ctx, key, nil); err != nil {
+		return err
+	}
+	after := time.Now()
+	e, err := k.kv.Get(ctx, key)
+	if err != nil {
+		return err
+	}
+	_ = k.kv.Purge(ctx, key)
+	k.skew.Store(int64(e.Created().Sub(before.Add(after.Sub(before) / 2))))
+	return nil
 }

@@ -24,7 +24,6 @@ package rpc
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -145,16 +144,24 @@ func NewTransport(p Protocol) *http.Transport {
 	return t
 }
 
-// Run keeps the instance list current until ctx ends.
+// Run keeps the instance list current until ctx ends. A watch that breaks is
+// started again after a second; meanwhile the last known instances stay in use.
 func (c *Client) Run(ctx context.Context) error {
-	updates, err := c.cfg.Resolver.Watch(ctx, c.cfg.Service)
-	if err != nil {
-		return fmt.Errorf("rpc: watch %s: %w", c.cfg.Service, err)
+	for {
+		updates, err := c.cfg.Resolver.Watch(ctx, c.cfg.Service)
+		if err != nil {
+			c.cfg.Logger.Warn("rpc: watch failed; retrying", "dependency", c.cfg.Service, "error", err)
+		} else {
+			for list := range updates {
+				c.bal.Update(list)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(time.Second):
+		}
 	}
-	for list := range updates {
-		c.bal.Update(list)
-	}
-	return nil
 }
 
 // HTTPClient is an http.Client whose every request goes through this client's stack.
