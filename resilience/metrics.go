@@ -21,10 +21,11 @@ import (
 //	rpc_client_bulkhead_in_use{dependency}
 //	rpc_client_bulkhead_rejections_total{dependency}
 //	rpc_client_retry_budget_exhausted_total{dependency}
+//	rpc_client_ejections_total{dependency}
 type Metrics struct {
-	calls, retries, hedges, rejections, exhausted *prometheus.CounterVec
-	duration                                      *prometheus.HistogramVec
-	breaker, inUse                                *prometheus.GaugeVec
+	calls, retries, hedges, rejections, exhausted, ejections *prometheus.CounterVec
+	duration                                                 *prometheus.HistogramVec
+	breaker, inUse                                           *prometheus.GaugeVec
 }
 
 // NewMetrics registers the metrics on reg.
@@ -39,10 +40,11 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		hedges:     prometheus.NewCounterVec(prometheus.CounterOpts{Name: "rpc_client_hedges_total", Help: "Hedged attempts sent to a dependency."}, dep),
 		rejections: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "rpc_client_bulkhead_rejections_total", Help: "Calls refused because the dependency's bulkhead was full."}, dep),
 		exhausted:  prometheus.NewCounterVec(prometheus.CounterOpts{Name: "rpc_client_retry_budget_exhausted_total", Help: "Retries not sent because the dependency's retry budget was spent."}, dep),
+		ejections:  prometheus.NewCounterVec(prometheus.CounterOpts{Name: "rpc_client_ejections_total", Help: "Instances of a dependency ejected by passive health checking."}, dep),
 		breaker:    prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "rpc_client_breaker_state", Help: "Circuit breaker state of a dependency: 0 closed, 1 half-open, 2 open."}, dep),
 		inUse:      prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "rpc_client_bulkhead_in_use", Help: "Calls in flight through a dependency's bulkhead."}, dep),
 	}
-	for _, c := range []prometheus.Collector{m.calls, m.duration, m.retries, m.hedges, m.rejections, m.exhausted, m.breaker, m.inUse} {
+	for _, c := range []prometheus.Collector{m.calls, m.duration, m.retries, m.hedges, m.rejections, m.exhausted, m.ejections, m.breaker, m.inUse} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -144,4 +146,13 @@ func (m *Metrics) RetriesCounter(dep string) prometheus.Counter {
 // BudgetExhaustedCounter exposes the budget-exhaustion counter of dep.
 func (m *Metrics) BudgetExhaustedCounter(dep string) prometheus.Counter {
 	return m.exhausted.WithLabelValues(dep)
+}
+
+// Ejected counts an ejection of an instance of dep; hand it to the balancer's OnEject.
+func (m *Metrics) Ejected(dep string) func() {
+	if m == nil {
+		return func() {}
+	}
+	c := m.ejections.WithLabelValues(dep)
+	return c.Inc
 }

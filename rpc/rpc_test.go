@@ -445,7 +445,7 @@ func TestCalleesRefuseCallsWithoutValidServiceCredentials(t *testing.T) {
 	verifier := authn.NewServiceVerifier("inventory", authn.Bundle{"orders": orders.Public(), "gateway": gateway.Public()}, []string{"orders"}, nil)
 	var reached atomic.Int64
 	inv := &countingInventory{reached: &reached}
-	guard := func(h http.Handler) http.Handler { return verifier.RequireService(problem.Writer{}.Write, h) }
+	guard := func(h http.Handler) http.Handler { return verifier.RequireService(rpc.WriteError(problem.Writer{}), h) }
 	addr := grpcServer(t, guard, inv)
 
 	call := func(tokens *authn.ServiceTokens, header map[string]string) error {

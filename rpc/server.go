@@ -3,6 +3,7 @@ package rpc
 import (
 	"context"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
@@ -58,7 +59,8 @@ func MountGRPC(mux *http.ServeMux, guard func(http.Handler) http.Handler, servic
 		names = append(names, s.Name)
 		mux.Handle(s.Path, guard(s.Handler))
 	}
-	reflector := grpcreflect.NewStaticReflector(names...)
+	reflector := grpcreflect.NewStaticReflector(append(slices.Clone(names),
+		grpchealth.HealthV1ServiceName, grpcreflect.ReflectV1ServiceName, grpcreflect.ReflectV1AlphaServiceName)...)
 	path, h := grpcreflect.NewHandlerV1(reflector)
 	mux.Handle(path, guard(h))
 	path, h = grpcreflect.NewHandlerV1Alpha(reflector)
@@ -85,6 +87,22 @@ func (h *Health) SetServing(serving bool) {
 	h.checker.SetStatus("", status)
 	for _, n := range h.names {
 		h.checker.SetStatus(n, status)
+	}
+}
+
+var errorWriter = connect.NewErrorWriter()
+
+// WriteError answers a failed request in its own protocol: a gRPC (or Connect)
+// request gets a gRPC status, anything else an RFC 9457 problem document. Guards in
+// front of gRPC handlers use it, so stock gRPC clients see UNAUTHENTICATED, not an
+// HTTP 401 they cannot read.
+func WriteError(problems problem.Writer) func(http.ResponseWriter, *http.Request, error) {
+	return func(w http.ResponseWriter, r *http.Request, err error) {
+		if errorWriter.IsSupported(r) {
+			_ = errorWriter.Write(w, r, ConnectError(err))
+			return
+		}
+		problems.Write(w, r, err)
 	}
 }
 

@@ -79,6 +79,7 @@ type Server struct {
 	mu     sync.Mutex
 	checks []namedCheck
 	hooks  []func(context.Context)
+	drain  []func()
 }
 
 type namedCheck struct {
@@ -130,6 +131,14 @@ func (s *Server) OnShutdown(fn func(context.Context)) {
 	s.hooks = append(s.hooks, fn)
 }
 
+// OnDrain registers fn to run as soon as draining begins (before the drain delay):
+// withdraw from discovery, report NOT_SERVING to gRPC health checks.
+func (s *Server) OnDrain(fn func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.drain = append(s.drain, fn)
+}
+
 // Listen binds the configured address. Run calls it when the caller has not.
 func (s *Server) Listen() error {
 	if s.ln != nil {
@@ -172,6 +181,12 @@ func (s *Server) Run(ctx context.Context) error {
 
 	s.draining.Store(true)
 	s.log.Info("draining", "delay", s.cfg.DrainDelay, "timeout", s.cfg.ShutdownTimeout)
+	s.mu.Lock()
+	onDrain := slices.Clone(s.drain)
+	s.mu.Unlock()
+	for _, fn := range onDrain {
+		fn()
+	}
 	if s.cfg.DrainDelay > 0 {
 		time.Sleep(s.cfg.DrainDelay)
 	}

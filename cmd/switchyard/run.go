@@ -42,6 +42,11 @@ func commands() map[string]command {
 			usage:   "serve <service> [--config path] [--listen host:port]",
 			run:     cmdServe,
 		},
+		"token": {
+			summary: "mint a service token from the local identities, e.g. for grpcurl",
+			usage:   "token --as <caller> --for <callee> [--ttl 5m]",
+			run:     cmdToken,
+		},
 		"version": {
 			summary: "print the version of this binary",
 			usage:   "version",

@@ -15,8 +15,13 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/switchyard/switchyard"
+	"github.com/switchyard/switchyard/authn"
 	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/discovery"
+	"github.com/switchyard/switchyard/resilience"
 	"github.com/switchyard/switchyard/server"
 	"github.com/switchyard/switchyard/store"
 	"github.com/switchyard/switchyard/supervisor"
@@ -31,17 +36,33 @@ type component struct {
 	run func(context.Context) error
 	// checks gate readiness.
 	checks map[string]server.Check
+	// onDrain runs when draining begins; may be nil.
+	onDrain func()
 }
 
 // process holds what every service process shares: its slice of the configuration,
-// logger, tracer provider, metrics registry, and the resources to close at exit.
+// logger, tracer provider, metrics registry, its connections and identity (made on
+// first use, see wiring.go), the background work of its clients, and the resources
+// to close at exit.
 type process struct {
 	name    string
+	version string // instance version tag, for canary routing
+	weight  int
+	getenv  func(string) string
 	cfg     *config.Config
 	service *config.Service
 	log     *slog.Logger
 	tracing *telemetry.Tracing
 	metrics *telemetry.Metrics
+
+	nc         *nats.Conn
+	registry   discovery.Registry
+	resolver   discovery.Resolver
+	tokens     *authn.ServiceTokens
+	services   *authn.ServiceVerifier
+	resilience *resilience.Metrics
+
+	runs    []func(context.Context) error
 	closers []func()
 }
 
@@ -58,8 +79,10 @@ func (p *process) openStore(ctx context.Context, migrations fs.FS) (*store.DB, e
 
 // builders are the composition roots, one per service this binary implements.
 var builders = map[string]func(context.Context, *process) (*component, error){
-	"users":   buildUsers,
-	"catalog": buildCatalog,
+	"users":     buildUsers,
+	"catalog":   buildCatalog,
+	"inventory": buildInventory,
+	"orders":    buildOrders,
 }
 
 func cmdServe(ctx context.Context, e *env, args []string) error {
@@ -67,6 +90,8 @@ func cmdServe(ctx context.Context, e *env, args []string) error {
 	configPath := configFlag(fs)
 	listen := fs.String("listen", "", "`host:port` to serve on (default: the service's listen address in the platform file)")
 	drainDelay := fs.Duration("drain-delay", 0, "how long /readyz reports draining before the listener closes (e.g. 5s behind a Kubernetes Service)")
+	instanceVersion := fs.String("instance-version", "", "version `tag` this instance announces (e.g. v2), for canary routing")
+	weight := fs.Int("weight", 0, "relative share of traffic this instance asks for under weighted balancing (default 100)")
 	name := ""
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		name, args = args[0], args[1:] // serve <service> [flags]
@@ -109,7 +134,8 @@ func cmdServe(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	p := &process{name: name, cfg: cfg, service: svc, log: log, tracing: tracing, metrics: telemetry.NewMetrics()}
+	p := &process{name: name, version: *instanceVersion, weight: *weight, getenv: e.getenv,
+		cfg: cfg, service: svc, log: log, tracing: tracing, metrics: telemetry.NewMetrics()}
 	defer func() {
 		for _, c := range slices.Backward(p.closers) {
 			c()
@@ -132,14 +158,31 @@ func cmdServe(ctx context.Context, e *env, args []string) error {
 	for check, fn := range comp.checks {
 		srv.AddCheck(check, fn)
 	}
+	if comp.onDrain != nil {
+		srv.OnDrain(comp.onDrain)
+	}
+
 	if err := srv.Listen(); err != nil {
 		return err
 	}
 	if err := supervisor.Announce(e.getenv, srv.Addr().String()); err != nil {
 		log.Warn("could not announce the address to the supervisor", "error", err)
 	}
+	register, err := p.register(ctx, srv.Addr().String())
+	if err != nil {
+		return err
+	}
 
 	g, gctx := errgroup.WithContext(ctx)
+	if register != nil {
+		// Withdraw from discovery the moment draining begins, before the listener closes.
+		regCtx, withdraw := context.WithCancel(context.WithoutCancel(gctx))
+		srv.OnDrain(withdraw)
+		g.Go(func() error { defer withdraw(); return register(regCtx) })
+	}
+	for _, run := range p.runs {
+		g.Go(func() error { return run(gctx) })
+	}
 	g.Go(func() error { return srv.Run(gctx) })
 	if comp.run != nil {
 		g.Go(func() error {

@@ -13,7 +13,11 @@ func buildUsers(ctx context.Context, p *process) (*component, error) {
 	if err != nil {
 		return nil, err
 	}
-	svc, err := users.New(ctx, users.Config{}, db, p.log, p.metrics.Registry)
+	_, services, err := p.identity()
+	if err != nil {
+		return nil, err
+	}
+	svc, err := users.New(ctx, users.Config{}, db, services, p.log, p.metrics.Registry)
 	if err != nil {
 		return nil, err
 	}

@@ -11,6 +11,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/switchyard/switchyard/authn"
 	"github.com/switchyard/switchyard/broker"
 	"github.com/switchyard/switchyard/supervisor"
 	"github.com/switchyard/switchyard/telemetry"
@@ -78,7 +79,14 @@ func cmdUp(ctx context.Context, e *env, args []string) error {
 		natsURL, embedded = b.URL(), true
 	}
 
-	childEnv := []string{"SWITCHYARD_DATA_DIR=" + dataDir}
+	// Every service (and the gateway) gets an identity key; the bundle of their public
+	// keys lets each verify the others' service tokens.
+	identityDir := filepath.Join(dataDir, "identity")
+	bundle, err := authn.EnsureIdentities(identityDir, append(cfg.ServiceNames(), "gateway"))
+	if err != nil {
+		return err
+	}
+	childEnv := []string{"SWITCHYARD_DATA_DIR=" + dataDir, envTrustBundle + "=" + bundle}
 	if natsURL != "" {
 		childEnv = append(childEnv, "NATS_URL="+natsURL)
 	}
@@ -88,7 +96,8 @@ func cmdUp(ctx context.Context, e *env, args []string) error {
 		if cfgFile != "" {
 			args = append(args, "--config", cfgFile)
 		}
-		children = append(children, supervisor.Spec{Name: n, Args: args, ListenFlag: "--listen", Env: childEnv})
+		env := append(slices.Clone(childEnv), envServiceKey+"="+filepath.Join(identityDir, n+".key"))
+		children = append(children, supervisor.Spec{Name: n, Args: args, ListenFlag: "--listen", Env: env})
 	}
 
 	stack := &stackFile{

@@ -157,6 +157,11 @@ func (s *stack) service(name string) (url string, pid int) {
 
 func call(t *testing.T, method, url, token, body string) (int, map[string]any) {
 	t.Helper()
+	return callHeaders(t, method, url, token, body, nil)
+}
+
+func callHeaders(t *testing.T, method, url, token, body string, headers map[string]string) (int, map[string]any) {
+	t.Helper()
 	var rd io.Reader
 	if body != "" {
 		rd = strings.NewReader(body)
@@ -167,6 +172,9 @@ func call(t *testing.T, method, url, token, body string) (int, map[string]any) {
 	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	for k, v := range headers {
+		req.Header.Set(k, v)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

@@ -1,6 +1,7 @@
 // Package users is the identity service of the reference shop: registration, login,
 // refresh-token rotation, the access tokens every other service verifies, and the
-// JWKS they verify them with.
+// JWKS they verify them with. GET /v1/users/{id} is internal: other services call it
+// with their service token and the customer's own access token.
 //
 // Accounts: emails are normalised (trimmed, lower-cased) and validated; passwords
 // follow a length-first policy and are hashed with argon2id at OWASP's parameters,
@@ -112,6 +113,7 @@ type Service struct {
 	keys     *keyring
 	hasher   *hasher
 	verifier *authn.Verifier
+	services *authn.ServiceVerifier
 	problems problem.Writer
 
 	registrations prometheus.Counter
@@ -119,8 +121,12 @@ type Service struct {
 }
 
 // New builds the service on an open, migrated database and makes sure a signing key
-// exists.
-func New(ctx context.Context, cfg Config, db *store.DB, log *slog.Logger, reg prometheus.Registerer) (*Service, error) {
+// exists. services verifies the service tokens of callers of the internal endpoint
+// GET /v1/users/{id}.
+func New(ctx context.Context, cfg Config, db *store.DB, services *authn.ServiceVerifier, log *slog.Logger, reg prometheus.Registerer) (*Service, error) {
+	if services == nil {
+		return nil, errors.New("users: a service verifier is required")
+	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -128,6 +134,7 @@ func New(ctx context.Context, cfg Config, db *store.DB, log *slog.Logger, reg pr
 	s := &Service{
 		cfg:      cfg,
 		db:       db,
+		services: services,
 		log:      log,
 		hasher:   newHasher(cfg.HashConcurrency, cfg.HashWait),
 		problems: problem.Writer{Log: log, RequestID: telemetry.RequestID},
@@ -192,7 +199,8 @@ func (s *Service) Handler() http.Handler {
 	mux.HandleFunc("POST /v1/auth/refresh", s.refresh)
 	mux.HandleFunc("POST /v1/auth/logout", s.logout)
 	mux.Handle("GET /v1/users/me", s.verifier.Require(s.problems.Write, http.HandlerFunc(s.me)))
-	mux.Handle("GET /v1/users/{id}", s.verifier.Require(s.problems.Write, http.HandlerFunc(s.user)))
+	// For other services: their service token, and the customer's own token.
+	mux.Handle("GET /v1/users/{id}", s.services.RequireService(s.problems.Write, s.verifier.Require(s.problems.Write, http.HandlerFunc(s.user))))
 	mux.HandleFunc("GET /.well-known/jwks.json", s.jwks)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.problems.Write(w, r, problem.New(problem.NotFound, "no route %s %s", r.Method, r.URL.Path))

@@ -3,6 +3,8 @@ package users_test
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -53,7 +55,7 @@ func start(t *testing.T, dbURL string, clk *clock, mod func(*users.Config)) *har
 	if mod != nil {
 		mod(&cfg)
 	}
-	svc, err := users.New(ctx, cfg, db, telemetry.Discard(), nil)
+	svc, err := users.New(ctx, cfg, db, authn.NewServiceVerifier("users", authn.Bundle{"orders": ordersIdentity.Public()}, []string{"orders"}, nil), telemetry.Discard(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,6 +74,11 @@ type response struct {
 
 func (h *harness) do(method, path, token string, body any) response {
 	h.t.Helper()
+	return h.doWith(method, path, token, body, nil)
+}
+
+func (h *harness) doWith(method, path, token string, body any, header http.Header) response {
+	h.t.Helper()
 	var rd io.Reader
 	switch b := body.(type) {
 	case nil:
@@ -89,6 +96,9 @@ func (h *harness) do(method, path, token string, body any) response {
 	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	for k, v := range header {
+		req.Header[k] = v
 	}
 	resp, err := h.client.Do(req)
 	if err != nil {
@@ -112,6 +122,21 @@ func (h *harness) login(email, password string) response {
 }
 
 const goodPassword = "correct-horse-battery"
+
+// ordersIdentity is the calling service the tests present for internal endpoints.
+var ordersIdentity = func() authn.Identity {
+	_, key, _ := ed25519.GenerateKey(rand.Reader)
+	return authn.Identity{Service: "orders", Key: key}
+}()
+
+// asOrders is the Service-Authorization header orders would send.
+func asOrders(t testing.TB) string {
+	tok, err := authn.MintServiceToken(ordersIdentity, "users", time.Now(), time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return "Bearer " + tok
+}
 
 func (h *harness) signUp(email string) (id, access, refresh string) {
 	h.t.Helper()
@@ -309,10 +334,14 @@ func TestUsersSeeOnlyThemselvesUnlessAdmin(t *testing.T) {
 	h := start(t, storetest.Targets(t)[0].URL, newClock(), nil)
 	annID, annToken, _ := h.signUp("ann@example.com")
 	bobID, bobToken, _ := h.signUp("bob@example.com")
-	if r := h.do("GET", "/v1/users/"+annID, annToken, nil); r.code != 200 {
-		t.Errorf("own record: %d", r.code)
+	svc := http.Header{"Service-Authorization": {asOrders(t)}}
+	if r := h.doWith("GET", "/v1/users/"+annID, annToken, nil, svc); r.code != 200 {
+		t.Errorf("own record, through orders: %d", r.code)
 	}
-	if r := h.do("GET", "/v1/users/"+annID, bobToken, nil); r.code != 404 {
+	if r := h.do("GET", "/v1/users/"+annID, annToken, nil); r.code != 401 {
+		t.Errorf("the internal endpoint without a service token: %d, want 401", r.code)
+	}
+	if r := h.doWith("GET", "/v1/users/"+annID, bobToken, nil, svc); r.code != 404 {
 		t.Errorf("someone else's record: %d, want 404", r.code)
 	}
 	if err := h.svc.GrantRole(context.Background(), "bob@example.com", "admin"); err != nil {
@@ -320,10 +349,10 @@ func TestUsersSeeOnlyThemselvesUnlessAdmin(t *testing.T) {
 	}
 	l := h.login("bob@example.com", goodPassword)
 	adminToken := l.body["access_token"].(string)
-	if r := h.do("GET", "/v1/users/"+annID, adminToken, nil); r.code != 200 {
+	if r := h.doWith("GET", "/v1/users/"+annID, adminToken, nil, svc); r.code != 200 {
 		t.Errorf("admin reading a record: %d", r.code)
 	}
-	if r := h.do("GET", "/v1/users/"+bobID, adminToken, nil); r.code != 200 || !strings.Contains(r.raw, "admin") {
+	if r := h.doWith("GET", "/v1/users/"+bobID, adminToken, nil, svc); r.code != 200 || !strings.Contains(r.raw, "admin") {
 		t.Errorf("admin's own record lacks the role: %s", r.raw)
 	}
 }
@@ -456,7 +485,7 @@ func TestEveryDeclaredOperationIsServedAsDeclared(t *testing.T) {
 	h.client = contract.Client(t, openapi.Files, "users.yaml", true)
 	id, access, refresh := h.signUp("walk@example.com")
 	h.do("GET", "/v1/users/me", access, nil)
-	h.do("GET", "/v1/users/"+id, access, nil)
+	h.doWith("GET", "/v1/users/"+id, access, nil, http.Header{"Service-Authorization": {asOrders(t)}})
 	h.do("GET", "/.well-known/jwks.json", "", nil)
 	r := h.do("POST", "/v1/auth/refresh", "", map[string]string{"refresh_token": refresh})
 	h.do("POST", "/v1/auth/logout", "", map[string]string{"refresh_token": r.body["refresh_token"].(string)})

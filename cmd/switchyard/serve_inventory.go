@@ -1,0 +1,41 @@
+package main
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/switchyard/switchyard/api/gen/switchyard/inventory/v1/inventoryv1connect"
+	"github.com/switchyard/switchyard/internal/shop/inventory"
+	"github.com/switchyard/switchyard/problem"
+	"github.com/switchyard/switchyard/rpc"
+	"github.com/switchyard/switchyard/server"
+	"github.com/switchyard/switchyard/telemetry"
+)
+
+// buildInventory is the inventory service's composition root: a gRPC service on the
+// service's own port, open only to the services that declare it as a dependency.
+func buildInventory(ctx context.Context, p *process) (*component, error) {
+	db, err := p.openStore(ctx, inventory.Migrations())
+	if err != nil {
+		return nil, err
+	}
+	_, services, err := p.identity()
+	if err != nil {
+		return nil, err
+	}
+	svc, err := inventory.New(ctx, inventory.Config{}, db, p.log)
+	if err != nil {
+		return nil, err
+	}
+	problems := problem.Writer{Log: p.log, RequestID: telemetry.RequestID}
+	mux := http.NewServeMux()
+	path, handler := inventoryv1connect.NewInventoryServiceHandler(svc, rpc.HandlerOptions()...)
+	fail := rpc.WriteError(problems)
+	health := rpc.MountGRPC(mux, func(h http.Handler) http.Handler { return services.RequireService(fail, h) },
+		rpc.GRPCService{Name: inventoryv1connect.InventoryServiceName, Path: path, Handler: handler})
+	return &component{
+		handler: mux,
+		checks:  map[string]server.Check{"database": db.PingContext},
+		onDrain: func() { health.SetServing(false) },
+	}, nil
+}

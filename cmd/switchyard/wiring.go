@@ -1,0 +1,230 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/switchyard/switchyard/authn"
+	"github.com/switchyard/switchyard/balancer"
+	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/discovery"
+	"github.com/switchyard/switchyard/resilience"
+	"github.com/switchyard/switchyard/rpc"
+)
+
+// Environment variables through which a service process receives its identity.
+const (
+	envServiceKey  = "SWITCHYARD_SERVICE_KEY"  // path of the service's PEM Ed25519 key
+	envTrustBundle = "SWITCHYARD_TRUST_BUNDLE" // path of the bundle of every service's public key
+	envAdvertise   = "SWITCHYARD_ADVERTISE_ADDR"
+)
+
+// nats returns the process's NATS connection, connecting on first use.
+func (p *process) nats() (*nats.Conn, error) {
+	if p.nc != nil {
+		return p.nc, nil
+	}
+	if p.cfg.Broker.URL == "" {
+		return nil, errors.New("no NATS server: set NATS_URL (switchyard up sets it), or choose another discovery kind")
+	}
+	nc, err := nats.Connect(p.cfg.Broker.URL,
+		nats.Name("switchyard-"+p.name),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(500*time.Millisecond),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil {
+				p.log.Warn("disconnected from NATS", "error", err)
+			}
+		}),
+		nats.ReconnectHandler(func(*nats.Conn) { p.log.Info("reconnected to NATS") }),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("connect to NATS %s: %w", redactURL(p.cfg.Broker.URL), err)
+	}
+	p.nc = nc
+	p.closers = append(p.closers, nc.Close)
+	return nc, nil
+}
+
+// discovery returns the registry (nil for kinds whose platform registers) and
+// resolver of the configured kind.
+func (p *process) discovery(ctx context.Context) (discovery.Registry, discovery.Resolver, error) {
+	if p.resolver != nil {
+		return p.registry, p.resolver, nil
+	}
+	d := p.cfg.Discovery
+	switch d.Kind {
+	case "nats":
+		nc, err := p.nats()
+		if err != nil {
+			return nil, nil, fmt.Errorf("discovery: %w", err)
+		}
+		js, err := jetstream.New(nc)
+		if err != nil {
+			return nil, nil, err
+		}
+		kv, err := discovery.NewKV(ctx, js, discovery.KVConfig{Heartbeat: d.Heartbeat.Std(), Logger: p.log})
+		if err != nil {
+			return nil, nil, err
+		}
+		p.registry, p.resolver = kv, kv
+	case "static":
+		var list []discovery.Instance
+		for _, name := range p.cfg.ServiceNames() {
+			list = append(list, discovery.Instance{Service: name, ID: name, Addr: p.cfg.Service(name).Listen})
+		}
+		p.resolver = discovery.NewStatic(list...)
+	case "dns":
+		dns, err := discovery.NewDNS(discovery.DNSConfig{Name: d.DNS.Name, SRV: d.DNS.SRV, Port: d.DNS.Port})
+		if err != nil {
+			return nil, nil, err
+		}
+		p.resolver = dns
+	}
+	return p.registry, p.resolver, nil
+}
+
+// register announces this instance until ctx ends (a no-op where the platform
+// registers instances itself).
+func (p *process) register(ctx context.Context, addr string) (func(context.Context) error, error) {
+	reg, _, err := p.discovery(ctx)
+	if err != nil || reg == nil {
+		return nil, err
+	}
+	if adv := p.getenv(envAdvertise); adv != "" {
+		addr = adv
+	}
+	host, _, _ := net.SplitHostPort(addr)
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		return nil, fmt.Errorf("listening on %s, which is no address to be called at: set %s to host:port", addr, envAdvertise)
+	}
+	inst := discovery.Instance{Service: p.name, ID: discovery.NewID(), Addr: addr, Version: p.version, Weight: p.weight}
+	if err := inst.Validate(); err != nil {
+		return nil, err
+	}
+	return func(ctx context.Context) error { return reg.Register(ctx, inst) }, nil
+}
+
+// identity loads the service's key and the trust bundle, and returns the service's
+// token source and the verifier of its callers: the services that declare it as a
+// dependency in switchyard.yaml, and the gateway when a route leads to it.
+func (p *process) identity() (*authn.ServiceTokens, *authn.ServiceVerifier, error) {
+	if p.tokens != nil {
+		return p.tokens, p.services, nil
+	}
+	keyPath, bundlePath := p.getenv(envServiceKey), p.getenv(envTrustBundle)
+	if keyPath == "" || bundlePath == "" {
+		dir := filepath.Join(p.cfg.DataDir, "identity")
+		if keyPath == "" {
+			keyPath = filepath.Join(dir, p.name+".key")
+		}
+		if bundlePath == "" {
+			bundlePath = filepath.Join(dir, "bundle.json")
+		}
+	}
+	id, err := authn.LoadIdentity(p.name, keyPath)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w (switchyard up creates identities; otherwise set %s and %s)", err, envServiceKey, envTrustBundle)
+	}
+	bundle, err := authn.LoadBundle(bundlePath)
+	if err != nil {
+		return nil, nil, err
+	}
+	p.tokens = authn.NewServiceTokens(id, nil)
+	p.services = authn.NewServiceVerifier(p.name, bundle, callers(p.cfg, p.name), nil)
+	return p.tokens, p.services, nil
+}
+
+// callers lists who may call service: services declaring it as a dependency, and the
+// gateway when a route leads to it.
+func callers(cfg *config.Config, service string) []string {
+	var out []string
+	for _, name := range cfg.ServiceNames() {
+		if _, ok := cfg.Service(name).Dependencies[service]; ok {
+			out = append(out, name)
+		}
+	}
+	if cfg.Gateway != nil {
+		for _, r := range cfg.Gateway.Routes {
+			if r.Service == service && !slices.Contains(out, "gateway") {
+				out = append(out, "gateway")
+			}
+		}
+	}
+	return out
+}
+
+// client builds the rpc client of a declared dependency; its watch runs with the
+// process's background work.
+func (p *process) client(ctx context.Context, dependency string) (*rpc.Client, error) {
+	dep, ok := p.service.Dependencies[dependency]
+	if !ok {
+		return nil, fmt.Errorf("%s calls %s, which switchyard.yaml does not declare as its dependency", p.name, dependency)
+	}
+	_, resolver, err := p.discovery(ctx)
+	if err != nil {
+		return nil, err
+	}
+	tokens, _, err := p.identity()
+	if err != nil {
+		return nil, err
+	}
+	if p.resilience == nil {
+		if p.resilience, err = resilience.NewMetrics(p.metrics.Registry); err != nil {
+			return nil, err
+		}
+	}
+	policy := policyConfig(dep.Policy)
+	policy.Metrics = p.resilience
+	ejected := p.resilience.Ejected(dependency)
+	c, err := rpc.NewClient(ctx, rpc.ClientConfig{
+		Service:  dependency,
+		Protocol: rpc.Protocol(dep.Protocol),
+		Resolver: resolver,
+		Balancer: balancer.Config{OnEject: func(inst discovery.Instance, until time.Time) {
+			ejected()
+			p.log.Warn("instance ejected", "dependency", dependency, "instance", inst.ID, "addr", inst.Addr, "until", until)
+		}},
+		Policy:     policy,
+		Tokens:     tokens,
+		Tracer:     p.tracing.Tracer("switchyard/rpc"),
+		Propagator: p.tracing.Propagator,
+		Logger:     p.log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	p.runs = append(p.runs, c.Run)
+	return c, nil
+}
+
+// policyConfig maps a dependency's declared policy onto the resilience stack.
+func policyConfig(p config.Policy) resilience.Config {
+	return resilience.Config{
+		Timeout:             p.Timeout.Std(),
+		TryTimeout:          p.TryTimeout.Std(),
+		MaxAttempts:         p.Retry.MaxAttempts,
+		Backoff:             p.Retry.Backoff.Std(),
+		MaxBackoff:          p.Retry.MaxBackoff.Std(),
+		BudgetRatio:         p.Retry.BudgetRatio,
+		BudgetPerSecond:     p.Retry.BudgetPerSecond,
+		FailureRatio:        p.Breaker.FailureRatio,
+		MinCalls:            p.Breaker.MinCalls,
+		Window:              p.Breaker.Window.Std(),
+		ConsecutiveFailures: p.Breaker.ConsecutiveFailures,
+		OpenFor:             p.Breaker.OpenFor.Std(),
+		HalfOpenProbes:      p.Breaker.HalfOpenProbes,
+		MaxConcurrent:       p.Bulkhead.MaxConcurrent,
+		MaxWait:             p.Bulkhead.MaxWait.Std(),
+		HedgeDelay:          p.Hedge.Delay.Std(),
+		MaxHedges:           p.Hedge.Max,
+	}
+}
