@@ -173,6 +173,7 @@ type ServiceTokens struct {
 
 type cachedToken struct {
 	token   string
+	header  []string // {"Bearer <token>"}, shared by every request that carries it
 	renewAt time.Time
 }
 
@@ -190,18 +191,31 @@ func (s *ServiceTokens) Service() string { return s.id.Service }
 // Token returns a token for calls to callee, minting one when the cached one is past
 // 80 % of its life.
 func (s *ServiceTokens) Token(callee string) (string, error) {
+	c, err := s.cached(callee)
+	return c.token, err
+}
+
+// HeaderValue returns the Service-Authorization header value for calls to callee as
+// a one-element slice that callers may share but must not modify.
+func (s *ServiceTokens) HeaderValue(callee string) ([]string, error) {
+	c, err := s.cached(callee)
+	return c.header, err
+}
+
+func (s *ServiceTokens) cached(callee string) (cachedToken, error) {
 	now := s.now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if c, ok := s.cache[callee]; ok && now.Before(c.renewAt) {
-		return c.token, nil
+		return c, nil
 	}
 	tok, err := MintServiceToken(s.id, callee, now, serviceTokenTTL)
 	if err != nil {
-		return "", err
+		return cachedToken{}, err
 	}
-	s.cache[callee] = cachedToken{token: tok, renewAt: now.Add(serviceTokenTTL * 4 / 5)}
-	return tok, nil
+	c := cachedToken{token: tok, header: []string{"Bearer " + tok}, renewAt: now.Add(serviceTokenTTL * 4 / 5)}
+	s.cache[callee] = c
+	return c, nil
 }
 
 // MintServiceToken signs a token from id for callee, valid for ttl from now.

@@ -144,15 +144,23 @@ func (c *Config) defaults() {
 
 // Policy is the assembled stack of one dependency. Share one Policy among every
 // call to that dependency: the breaker, bulkhead and budget are its state.
+//
+// How a call runs: the first attempt takes a fast path through the breaker and the
+// bulkhead using failsafe-go's standalone permits (no executor: on a loopback call
+// the executor's contexts, timers and goroutines cost more than the policies
+// themselves — see bench/RESULTS.md); only an attempt that failed in a way worth
+// retrying hands the call to failsafe-go's retry executor, which drives the
+// remaining attempts through the same breaker and bulkhead. Hedged reads use the
+// executor throughout. The per-try timeout is a context deadline on each attempt.
 type Policy struct {
 	cfg      Config
 	m        depMetrics
 	breaker  circuitbreaker.CircuitBreaker[*http.Response]
 	bulkhead bulkhead.Bulkhead[*http.Response]
 	budget   *Budget
-	// retrying serves calls safe to repeat; once serves the rest; hedged serves
+	// retrying drives the attempts after a failed first one; hedged serves
 	// idempotent reads when hedging is on.
-	retrying, once, hedged failsafe.Executor[*http.Response]
+	retrying, hedged failsafe.Executor[*http.Response]
 }
 
 // New assembles the stack for cfg.
@@ -182,31 +190,32 @@ func New(cfg Config) (*Policy, error) {
 
 	p.bulkhead = bulkhead.NewBuilder[*http.Response](uint(cfg.MaxConcurrent)).
 		WithMaxWaitTime(cfg.MaxWait).
-		OnAcquired(func(failsafe.ExecutionEvent[*http.Response]) { m.bulkheadInUse(1) }).
-		OnReleased(func(failsafe.ExecutionEvent[*http.Response]) { m.bulkheadInUse(-1) }).
+		OnAcquired(func(failsafe.ExecutionEvent[*http.Response]) { m.bulkheadInUse(1) }). // executor attempts;
+		OnReleased(func(failsafe.ExecutionEvent[*http.Response]) { m.bulkheadInUse(-1) }). // first() counts its own
 		Build()
 
-	try := timeout.New[*http.Response](cfg.TryTimeout)
-
-	retry := retrypolicy.NewBuilder[*http.Response]().
-		HandleIf(func(r *http.Response, err error) bool { return retryable(r, err) }).
-		AbortOnErrors(circuitbreaker.ErrOpen, bulkhead.ErrFull, context.Canceled).
-		WithMaxAttempts(cfg.MaxAttempts).
-		WithDelayFunc(p.delay).
-		WithBudget(p.budget).
-		ReturnLastFailure().
-		OnRetryScheduled(func(e failsafe.ExecutionScheduledEvent[*http.Response]) {
-			discard(e.LastResult()) // the response we will not return
-		}).
-		OnRetry(func(e failsafe.ExecutionEvent[*http.Response]) { // sent: the budget allowed it
-			m.retry()
-			trace.SpanFromContext(e.Context()).AddEvent(fmt.Sprintf("retry %d", e.Retries()),
-				trace.WithAttributes(attribute.String("retry.after", describe(e.LastResult(), e.LastError()))))
-		}).
-		Build()
-
-	p.retrying = failsafe.With[*http.Response](retry, p.breaker, p.bulkhead, try)
-	p.once = failsafe.With[*http.Response](p.breaker, p.bulkhead, try)
+	retry := func(attempts int) retrypolicy.RetryPolicy[*http.Response] {
+		return retrypolicy.NewBuilder[*http.Response]().
+			HandleIf(func(r *http.Response, err error) bool { return retryable(r, err) }).
+			AbortOnErrors(circuitbreaker.ErrOpen, bulkhead.ErrFull, context.Canceled, context.DeadlineExceeded).
+			WithMaxAttempts(attempts).
+			WithDelayFunc(p.delay).
+			WithBudget(retryBudget{p.budget}).
+			ReturnLastFailure().
+			OnRetryScheduled(func(e failsafe.ExecutionScheduledEvent[*http.Response]) {
+				discard(e.LastResult()) // the response we will not return
+			}).
+			OnRetry(func(e failsafe.ExecutionEvent[*http.Response]) { // sent: the budget allowed it
+				m.retry()
+				trace.SpanFromContext(e.Context()).AddEvent(fmt.Sprintf("retry %d", e.Retries()+1),
+					trace.WithAttributes(attribute.String("retry.after", describe(e.LastResult(), e.LastError()))))
+			}).
+			Build()
+	}
+	if cfg.MaxAttempts > 1 {
+		// The executor takes over after the first attempt: it owns the remaining ones.
+		p.retrying = failsafe.With[*http.Response](retry(cfg.MaxAttempts-1), p.breaker, p.bulkhead)
+	}
 	if cfg.HedgeDelay > 0 {
 		hedge := hedgepolicy.NewBuilderWithDelay[*http.Response](cfg.HedgeDelay).
 			WithMaxHedges(cfg.MaxHedges).
@@ -216,10 +225,17 @@ func New(cfg Config) (*Policy, error) {
 				trace.SpanFromContext(e.Context()).AddEvent("hedge")
 			}).
 			Build()
-		p.hedged = failsafe.With[*http.Response](retry, hedge, p.breaker, p.bulkhead, try)
+		p.hedged = failsafe.With[*http.Response](retry(cfg.MaxAttempts), hedge, p.breaker, p.bulkhead)
 	}
 	return p, nil
 }
+
+// retryBudget lends the policy's Budget to failsafe's retry executor without the
+// deposit: Do deposits once per call itself.
+type retryBudget struct{ *Budget }
+
+func (retryBudget) RecordExecution()  {}
+func (retryBudget) ReleaseExecution() {}
 
 // Config returns the policy's configuration, defaults filled in.
 func (p *Policy) Config() Config { return p.cfg }
@@ -241,46 +257,126 @@ func safeRead(req *http.Request) bool {
 	return req.Method == http.MethodGet || req.Method == http.MethodHead
 }
 
-// Do runs attempt under the policy. attempt receives, for each try, a request bound
-// to that try's context with a fresh body (from req.GetBody); it must not retry on its
-// own. The final error, if any, is a *problem.Error when a policy decided the outcome
-// (breaker open, bulkhead full, budget spent, deadline passed).
-func (p *Policy) Do(req *http.Request, attempt func(*http.Request) (*http.Response, error)) (*http.Response, error) {
-	m := p.m
-	ctx, cancel := req.Context(), context.CancelFunc(func() {})
-	if dl, ok := ctx.Deadline(); !ok || time.Until(dl) > p.cfg.Timeout {
-		ctx, cancel = context.WithTimeout(ctx, p.cfg.Timeout)
-	}
-	exec := p.once
-	switch {
-	case p.hedged != nil && safeRead(req):
-		exec = p.hedged
-	case Retryable(req):
-		exec = p.retrying
-	}
-	if req.Body != nil && req.Body != http.NoBody && req.GetBody == nil {
-		exec = p.once // a body we cannot replay cannot be retried
-	}
-	if exec == p.once {
-		p.budget.RecordExecution() // the retrying executors deposit through failsafe
-	}
+// Attempt sends one try of a call. It receives a private shallow copy of the call's
+// request, bound to the try's context and with a fresh body when retrying: it may
+// change the copy's URL, Host and Header (replacing, never mutating, the caller's
+// header map), and must not retry on its own.
+type Attempt func(*http.Request) (*http.Response, error)
+
+// Do runs a call under the policy, within ctx (req's own context is ignored). The
+// final error, if any, is a *problem.Error when a policy decided the outcome (breaker
+// open, bulkhead full, deadline passed).
+func (p *Policy) Do(ctx context.Context, req *http.Request, attempt Attempt) (*http.Response, error) {
 	start := time.Now()
-	resp, err := exec.WithContext(ctx).GetWithExecution(func(e failsafe.Execution[*http.Response]) (*http.Response, error) {
-		r := req.WithContext(e.Context())
-		if e.Attempts() > 1 || e.IsHedge() {
-			if req.GetBody != nil {
-				body, err := req.GetBody()
-				if err != nil {
-					return nil, err
-				}
-				r.Body = body
-			}
+	parent := ctx
+	deadline := start.Add(p.cfg.Timeout)
+	if dl, ok := parent.Deadline(); ok && dl.Before(deadline) {
+		deadline = dl // the caller's deadline wins
+	}
+	p.budget.RecordExecution()
+	replayable := req.Body == nil || req.Body == http.NoBody || req.GetBody != nil
+	canRetry := p.retrying != nil && replayable && Retryable(req)
+
+	var (
+		resp *http.Response
+		err  error
+	)
+	if p.hedged != nil && replayable && safeRead(req) {
+		ctx, cancel := context.WithDeadline(parent, deadline)
+		resp, err = p.execute(ctx, p.hedged, req, attempt, false)
+		err = p.finish(ctx, cancel, resp, err)
+	} else {
+		// The first attempt needs only its own deadline, the earlier of the per-try
+		// and the overall one; the overall context exists only if retries follow.
+		resp, err = p.first(parent, deadline, req, attempt)
+		if canRetry && retryable(resp, err) && !errors.Is(err, circuitbreaker.ErrOpen) && !errors.Is(err, bulkhead.ErrFull) &&
+			parent.Err() == nil && time.Now().Before(deadline) {
+			ctx, cancel := context.WithDeadline(parent, deadline)
+			resp, err = p.retry(ctx, req, attempt, resp, err)
+			err = p.finish(ctx, cancel, resp, err)
+		} else {
+			err = p.translate(parent, err)
 		}
-		resp, err := attempt(r)
+	}
+	p.m.call(resp, err, time.Since(start))
+	if err != nil && p.cfg.Fallback != nil {
+		return p.cfg.Fallback(req, err)
+	}
+	return resp, err
+}
+
+// finish translates err and ties cancel to the response: at once on failure, when the
+// body is closed on success.
+func (p *Policy) finish(ctx context.Context, cancel context.CancelFunc, resp *http.Response, err error) error {
+	err = p.translate(ctx, err)
+	if err != nil {
+		cancel()
+		return err
+	}
+	resp.Body = &cancelOnClose{ReadCloser: resp.Body, cancel: cancel}
+	return nil
+}
+
+// first sends the first attempt through the breaker and bulkhead, without an executor,
+// by the overall deadline.
+func (p *Policy) first(ctx context.Context, deadline time.Time, req *http.Request, attempt Attempt) (*http.Response, error) {
+	if !p.acquireSlot(ctx) {
+		return nil, bulkhead.ErrFull
+	}
+	if !p.breaker.TryAcquirePermit() {
+		p.bulkhead.ReleasePermit()
+		return nil, circuitbreaker.ErrOpen
+	}
+	p.m.bulkheadInUse(1)
+	resp, err := p.tryBy(ctx, deadline, req, attempt, false)
+	p.bulkhead.ReleasePermit()
+	p.m.bulkheadInUse(-1)
+	if err != nil {
+		if errors.Is(err, context.Canceled) && ctx.Err() != nil && !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			p.breaker.RecordSuccess() // the caller went away: not the dependency's fault
+		} else {
+			p.breaker.RecordError(err)
+		}
+		return nil, err
+	}
+	p.breaker.RecordResult(resp)
+	return resp, nil
+}
+
+func (p *Policy) acquireSlot(ctx context.Context) bool {
+	if p.cfg.MaxWait <= 0 {
+		return p.bulkhead.TryAcquirePermit()
+	}
+	return p.bulkhead.AcquirePermitWithMaxWait(ctx, p.cfg.MaxWait) == nil
+}
+
+// retry hands a call whose first attempt failed to failsafe's retry executor, after
+// the first backoff, if the budget allows a retry at all.
+func (p *Policy) retry(ctx context.Context, req *http.Request, attempt Attempt, lastResp *http.Response, lastErr error) (*http.Response, error) {
+	if !p.budget.TryAcquirePermit() {
+		p.m.budgetExhausted()
+		trace.SpanFromContext(ctx).AddEvent("budget exhausted")
+		return lastResp, lastErr // the failure stands
+	}
+	delay := p.delayAfter(lastResp, 0)
+	discard(lastResp)
+	p.m.retry()
+	trace.SpanFromContext(ctx).AddEvent("retry 1", trace.WithAttributes(
+		attribute.String("retry.after", describe(lastResp, lastErr)), attribute.String("retry.delay", delay.String())))
+	if !sleep(ctx, delay) {
+		return nil, ctx.Err()
+	}
+	return p.execute(ctx, p.retrying, req, attempt, true)
+}
+
+// execute runs attempts on a failsafe executor.
+func (p *Policy) execute(ctx context.Context, exec failsafe.Executor[*http.Response], req *http.Request, attempt Attempt, replay bool) (*http.Response, error) {
+	return exec.WithContext(ctx).GetWithExecution(func(e failsafe.Execution[*http.Response]) (*http.Response, error) {
+		resp, err := p.try(e.Context(), req, attempt, replay || e.Attempts() > 1 || e.IsHedge())
 		if err != nil {
 			return nil, err
 		}
-		if e.IsCanceled() { // a hedge lost, or the try timed out as it answered
+		if e.IsCanceled() { // a hedge lost
 			discard(resp)
 			return nil, context.Canceled
 		}
@@ -290,17 +386,61 @@ func (p *Policy) Do(req *http.Request, attempt func(*http.Request) (*http.Respon
 		}
 		return resp, nil
 	})
-	err = p.translate(ctx, err)
-	m.call(resp, err, time.Since(start))
+}
+
+// try sends one attempt under the per-try timeout, with a fresh body when replay is
+// set. The try's deadline stays in force until the response body is closed.
+func (p *Policy) try(ctx context.Context, req *http.Request, attempt Attempt, replay bool) (*http.Response, error) {
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = time.Now().Add(p.cfg.Timeout)
+	}
+	return p.tryBy(ctx, deadline, req, attempt, replay)
+}
+
+// tryBy is try with the overall deadline given: the attempt's deadline is the
+// earlier of it and the per-try timeout.
+func (p *Policy) tryBy(ctx context.Context, deadline time.Time, req *http.Request, attempt Attempt, replay bool) (*http.Response, error) {
+	tryDeadline := time.Now().Add(p.cfg.TryTimeout)
+	overall := !deadline.After(tryDeadline)
+	if overall {
+		tryDeadline = deadline
+	}
+	tctx, cancel := context.WithDeadline(ctx, tryDeadline)
+	r := req.WithContext(tctx)
+	if replay && req.GetBody != nil {
+		body, err := req.GetBody()
+		if err != nil {
+			cancel()
+			return nil, err
+		}
+		r.Body = body
+	}
+	resp, err := attempt(r)
 	if err != nil {
 		cancel()
-		if p.cfg.Fallback != nil {
-			return p.cfg.Fallback(req, err)
+		if errors.Is(tctx.Err(), context.DeadlineExceeded) && ctx.Err() == nil && !overall {
+			// This try's limit, not the call's: retryable, unlike the call's own deadline.
+			return nil, fmt.Errorf("%w after %s: %s", timeout.ErrExceeded, p.cfg.TryTimeout, err.Error())
 		}
 		return nil, err
 	}
 	resp.Body = &cancelOnClose{ReadCloser: resp.Body, cancel: cancel}
 	return resp, nil
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }
 
 // cancelOnClose ends a context when the response body it carries is closed.
@@ -345,13 +485,19 @@ func (p *Policy) translate(ctx context.Context, err error) error {
 	return err
 }
 
-// delay is the retry delay: the server's Retry-After when it gave one, else full
-// jitter below an exponentially growing bound.
+// delay is failsafe's view of delayAfter: the executor's retries come after the
+// first one, which Do made itself.
 func (p *Policy) delay(e failsafe.ExecutionAttempt[*http.Response]) time.Duration {
-	if d, ok := retryAfter(e.LastResult()); ok {
+	return p.delayAfter(e.LastResult(), e.Retries()+1)
+}
+
+// delayAfter is the wait before retry number n+1 (n from 0): the server's Retry-After
+// when it gave one, else full jitter below Backoff × 2ⁿ, capped at MaxBackoff.
+func (p *Policy) delayAfter(last *http.Response, n int) time.Duration {
+	if d, ok := retryAfter(last); ok {
 		return d
 	}
-	bound := p.cfg.Backoff << min(e.Retries(), 20)
+	bound := p.cfg.Backoff << min(n, 20)
 	if bound > p.cfg.MaxBackoff || bound <= 0 {
 		bound = p.cfg.MaxBackoff
 	}

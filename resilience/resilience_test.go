@@ -62,7 +62,7 @@ func call(p *resilience.Policy, method, url string, header http.Header) (*http.R
 	for k, v := range header {
 		req.Header[k] = v
 	}
-	resp, err := p.Do(req, transport.RoundTrip)
+	resp, err := p.Do(req.Context(), req, transport.RoundTrip)
 	if resp != nil {
 		io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
@@ -310,7 +310,7 @@ func TestACallersEarlierDeadlineWins(t *testing.T) {
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, slow.url, nil)
 	began := time.Now()
-	p.Do(req, transport.RoundTrip)
+	p.Do(req.Context(), req, transport.RoundTrip)
 	if took := time.Since(began); took > 300*time.Millisecond {
 		t.Errorf("call took %s despite the caller's 100ms deadline", took)
 	}
@@ -360,7 +360,7 @@ func TestTheResponseBodyOutlivesDo(t *testing.T) {
 	})
 	p := policy(t, resilience.Config{})
 	req, _ := http.NewRequest(http.MethodGet, dep.url, nil)
-	resp, err := p.Do(req, transport.RoundTrip)
+	resp, err := p.Do(req.Context(), req, transport.RoundTrip)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -81,12 +81,13 @@ type ClientConfig struct {
 
 // Client calls one dependency.
 type Client struct {
-	cfg    ClientConfig
-	bal    *balancer.Balancer
-	policy *resilience.Policy
-	base   http.RoundTripper
-	http   *http.Client
-	spanKV attribute.KeyValue
+	cfg       ClientConfig
+	bal       *balancer.Balancer
+	policy    *resilience.Policy
+	base      http.RoundTripper
+	http      *http.Client
+	spanStart []trace.SpanStartOption
+	spanNames map[string]string
 }
 
 // NewClient builds the client and resolves the dependency once, so that it can be
@@ -116,7 +117,12 @@ func NewClient(ctx context.Context, cfg ClientConfig) (*Client, error) {
 		return nil, err
 	}
 	c := &Client{cfg: cfg, bal: balancer.New(cfg.Balancer), policy: policy, base: cfg.Transport,
-		spanKV: attribute.String("peer.service", cfg.Service)}
+		spanStart: []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindClient),
+			trace.WithAttributes(attribute.String("peer.service", cfg.Service), attribute.String("rpc.system", rpcSystem(cfg.Protocol)))}}
+	c.spanNames = map[string]string{}
+	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodHead} {
+		c.spanNames[m] = cfg.Service + " " + m
+	}
 	c.http = &http.Client{Transport: c, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	if list, err := cfg.Resolver.Resolve(ctx, cfg.Service); err == nil {
 		c.bal.Update(list)
@@ -185,34 +191,76 @@ func WithStickyKey(ctx context.Context, key string) context.Context {
 	return context.WithValue(ctx, stickyKey{}, key)
 }
 
+func rpcSystem(p Protocol) string {
+	if p == GRPC {
+		return "grpc"
+	}
+	return "http"
+}
+
 // RoundTrip implements http.RoundTripper.
 func (c *Client) RoundTrip(req *http.Request) (*http.Response, error) {
-	ctx, span := c.cfg.Tracer.Start(req.Context(), req.Method+" "+c.cfg.Service, trace.WithSpanKind(trace.SpanKindClient),
-		trace.WithAttributes(c.spanKV, attribute.String("http.request.method", req.Method), attribute.String("url.path", req.URL.Path)))
+	ctx, span := c.cfg.Tracer.Start(req.Context(), c.spanName(req.Method), c.spanStart...)
 	defer span.End()
-	req = req.Clone(ctx)
-	c.cfg.Propagator.Inject(ctx, propagation.HeaderCarrier(req.Header))
-	if id := telemetry.RequestID(ctx); id != "" && req.Header.Get(telemetry.RequestIDHeader) == "" {
-		req.Header.Set(telemetry.RequestIDHeader, id)
+	recording := span.IsRecording()
+	if recording {
+		span.SetAttributes(attribute.String("http.request.method", req.Method), attribute.String("url.path", req.URL.Path))
 	}
-	if c.cfg.Tokens != nil {
-		tok, err := c.cfg.Tokens.Token(c.cfg.Service)
-		if err != nil {
-			return nil, err
-		}
-		req.Header.Set(authn.ServiceHeader, "Bearer "+tok)
-	}
-	resp, err := c.policy.Do(req, c.attempt)
+	resp, err := c.policy.Do(ctx, req, c.attempt)
 	if err != nil {
 		span.RecordError(err)
 		span.SetStatus(codes.Error, problem.From(err).Detail)
 		return nil, err
 	}
-	span.SetAttributes(attribute.Int("http.response.status_code", resp.StatusCode))
-	if resp.StatusCode >= 500 {
-		span.SetStatus(codes.Error, resp.Status)
+	if recording {
+		span.SetAttributes(attribute.Int("http.response.status_code", resp.StatusCode))
+		if resp.StatusCode >= 500 {
+			span.SetStatus(codes.Error, resp.Status)
+		}
 	}
 	return resp, nil
+}
+
+// spanName is "<service> <METHOD>": low-cardinality, as OpenTelemetry asks of client
+// spans (paths carry ids), and precomputed for the common methods.
+func (c *Client) spanName(method string) string {
+	if n, ok := c.spanNames[method]; ok {
+		return n
+	}
+	return c.cfg.Service + " " + method
+}
+
+// prepare aims the attempt's private request copy at addr and gives it a header map
+// of its own carrying trace context, request id, service token and, for REST, the
+// remaining time. The caller's request and header map are left untouched.
+func (c *Client) prepare(try *http.Request, addr string) (*http.Request, error) {
+	ctx := try.Context()
+	r := try
+	u := *r.URL
+	u.Scheme, u.Host = "http", addr
+	try.URL, try.Host = &u, addr
+	h := make(http.Header, len(r.Header)+4)
+	for k, v := range r.Header {
+		h[k] = v // values are never modified, only replaced
+	}
+	try.Header = h
+	if trace.SpanContextFromContext(ctx).IsValid() {
+		c.cfg.Propagator.Inject(ctx, propagation.HeaderCarrier(h))
+	}
+	if id := telemetry.RequestID(ctx); id != "" && len(h[telemetry.RequestIDHeader]) == 0 {
+		h[telemetry.RequestIDHeader] = []string{id}
+	}
+	if c.cfg.Tokens != nil {
+		v, err := c.cfg.Tokens.HeaderValue(c.cfg.Service)
+		if err != nil {
+			return nil, err
+		}
+		h[authn.ServiceHeader] = v
+	}
+	if dl, ok := ctx.Deadline(); ok && c.cfg.Protocol == REST {
+		h[TimeoutHeader] = []string{strconv.FormatInt(max(time.Until(dl).Milliseconds(), 1), 10)}
+	}
+	return try, nil
 }
 
 // attempt sends one try to one instance.
@@ -222,12 +270,10 @@ func (c *Client) attempt(r *http.Request) (*http.Response, error) {
 	if err != nil {
 		return nil, &problem.Error{Kind: problem.Unavailable, Detail: "no instance of " + c.cfg.Service + " is available", RetryAfter: time.Second, Err: err}
 	}
-	try := r.Clone(r.Context())
-	u := *r.URL
-	u.Scheme, u.Host = "http", ep.Instance.Addr
-	try.URL, try.Host = &u, ep.Instance.Addr
-	if dl, ok := r.Context().Deadline(); ok && c.cfg.Protocol == REST {
-		try.Header.Set(TimeoutHeader, strconv.FormatInt(max(time.Until(dl).Milliseconds(), 1), 10))
+	try, err := c.prepare(r, ep.Instance.Addr)
+	if err != nil {
+		c.bal.Done(ep, 0, balancer.Canceled)
+		return nil, err
 	}
 	start := time.Now()
 	resp, err := c.base.RoundTrip(try)
