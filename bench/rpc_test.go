@@ -75,7 +75,6 @@ func BenchmarkLoopback(b *testing.B) {
 	b.Run("stack+spans", func(b *testing.B) { stack(b, true) })
 }
 
-
 // BenchmarkPolicies measures the policies alone, no network: a call that succeeds at
 // once, through nothing, through raw failsafe-go (retry, breaker, bulkhead, timeout),
 // through our composition (the same plus deadline, budget, classification and

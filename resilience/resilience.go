@@ -190,7 +190,7 @@ func New(cfg Config) (*Policy, error) {
 
 	p.bulkhead = bulkhead.NewBuilder[*http.Response](uint(cfg.MaxConcurrent)).
 		WithMaxWaitTime(cfg.MaxWait).
-		OnAcquired(func(failsafe.ExecutionEvent[*http.Response]) { m.bulkheadInUse(1) }). // executor attempts;
+		OnAcquired(func(failsafe.ExecutionEvent[*http.Response]) { m.bulkheadInUse(1) }).  // executor attempts;
 		OnReleased(func(failsafe.ExecutionEvent[*http.Response]) { m.bulkheadInUse(-1) }). // first() counts its own
 		Build()
 
