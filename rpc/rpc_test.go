@@ -24,6 +24,11 @@ import (
 	"connectrpc.com/connect"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/prometheus/common/expfmt"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	inventoryv1 "github.com/switchyard/switchyard/api/gen/switchyard/inventory/v1"
 	"github.com/switchyard/switchyard/api/gen/switchyard/inventory/v1/inventoryv1connect"
@@ -536,5 +541,57 @@ func TestRequestIDAndTraceContextArePropagated(t *testing.T) {
 	defer mu.Unlock()
 	if headers.Get("X-Request-Id") != "req-42" || !strings.Contains(headers.Get("Traceparent"), span.SpanContext().TraceID().String()) {
 		t.Errorf("callee got X-Request-Id %q, traceparent %q", headers.Get("X-Request-Id"), headers.Get("Traceparent"))
+	}
+}
+
+// The policies' decisions are on the client span and in the metrics.
+func TestDecisionsAreRecordedOnSpansAndMetrics(t *testing.T) {
+	t.Parallel()
+	spans := tracetest.NewInMemoryExporter()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(spans))
+	reg := prometheus.NewRegistry()
+	metrics, err := resilience.NewMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n atomic.Int64
+	addr := backend(t, func(w http.ResponseWriter, _ *http.Request) {
+		if n.Add(1) <= 2 {
+			w.WriteHeader(503)
+		}
+	})
+	c := client(t, rpc.ClientConfig{Service: "catalog", Resolver: instancesAt("catalog", addr), Tracer: tp.Tracer("t"),
+		Balancer: balancer.Config{EjectAfter: 100},
+		Policy:   resilience.Config{MaxAttempts: 3, Backoff: time.Millisecond, ConsecutiveFailures: 3, OpenFor: time.Minute, MaxConcurrent: 1, Metrics: metrics}})
+	if code, err := get(c, "/"); err != nil || code != 200 {
+		t.Fatalf("third attempt should succeed: %d %v", code, err)
+	}
+	events := func() []string {
+		var out []string
+		for _, s := range spans.GetSpans() {
+			for _, e := range s.Events {
+				out = append(out, e.Name)
+			}
+		}
+		spans.Reset()
+		return out
+	}
+	if got := strings.Join(events(), ","); !strings.Contains(got, "retry 1") || !strings.Contains(got, "retry 2") {
+		t.Errorf("span events %q, want retry 1 and retry 2", got)
+	}
+	if got := testutil.ToFloat64(metrics.RetriesCounter("catalog")); got != 2 {
+		t.Errorf("retries metric %v, want 2", got)
+	}
+	n.Store(-100) // fail from now on: three failures open the breaker
+	for range 3 {
+		get(c, "/")
+	}
+	get(c, "/")
+	if got := strings.Join(events(), ","); !strings.Contains(got, "breaker open") {
+		t.Errorf("span events %q, want breaker open", got)
+	}
+	body, _ := testutil.CollectAndFormat(reg, expfmt.TypeTextPlain, "rpc_client_breaker_state", "rpc_client_calls_total")
+	if !strings.Contains(string(body), `rpc_client_breaker_state{dependency="catalog"} 2`) || !strings.Contains(string(body), `outcome="rejected"`) {
+		t.Errorf("metrics:\n%s", body)
 	}
 }
