@@ -68,7 +68,8 @@ type DB struct {
 	*sql.DB
 	dialect Dialect
 	target  string
-	path    string // SQLite file, "" for PostgreSQL
+	path    string          // SQLite file, "" for PostgreSQL
+	pgcfg   *pgx.ConnConfig // PostgreSQL connection settings, for dedicated connections
 }
 
 // Dialect reports the engine behind db.
@@ -100,12 +101,31 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		return nil, fmt.Errorf("open database %s: %w", db.target, err)
 	}
 	if cfg.Migrations != nil {
-		if err := db.migrate(ctx, cfg.Migrations, cfg.Logger); err != nil {
+		if err := db.migrate(ctx, cfg.Migrations, "goose_db_version", cfg.Logger); err != nil {
 			db.Close()
 			return nil, err
 		}
 	}
 	return db, nil
+}
+
+// Migrations is a set of migrations with its own version table, so a toolkit
+// component (the outbox, the inbox) can bring its tables into any service's
+// database. Dialects may differ: Open picks SQLite or Postgres.
+type Migrations struct {
+	// Table records which of the set's migrations ran, e.g. outbox_schema_version.
+	Table string
+	// SQLite and Postgres hold the set's goose migrations for each engine.
+	SQLite, Postgres fs.FS
+}
+
+// Migrate applies a component's migrations.
+func (db *DB) Migrate(ctx context.Context, m Migrations, log *slog.Logger) error {
+	fsys := m.SQLite
+	if db.dialect == Postgres {
+		fsys = m.Postgres
+	}
+	return db.migrate(ctx, fsys, m.Table, log)
 }
 
 // SQLitePath returns the file path of a sqlite: URL.
@@ -176,7 +196,7 @@ func openPostgres(ctx context.Context, cfg Config) (*DB, error) {
 	sqldb.SetMaxOpenConns(n)
 	sqldb.SetMaxIdleConns(n)
 	sqldb.SetConnMaxIdleTime(5 * time.Minute)
-	return &DB{DB: sqldb, dialect: Postgres, target: target}, nil
+	return &DB{DB: sqldb, dialect: Postgres, target: target, pgcfg: pcfg}, nil
 }
 
 // ensurePostgresDatabase creates the database named in cfg when the server lacks it,
@@ -220,8 +240,8 @@ func ensurePostgresDatabase(ctx context.Context, cfg *pgx.ConnConfig) error {
 	return nil
 }
 
-func (db *DB) migrate(ctx context.Context, migrations fs.FS, log *slog.Logger) error {
-	opts := []goose.ProviderOption{goose.WithDisableGlobalRegistry(true)}
+func (db *DB) migrate(ctx context.Context, migrations fs.FS, table string, log *slog.Logger) error {
+	opts := []goose.ProviderOption{goose.WithDisableGlobalRegistry(true), goose.WithTableName(table)}
 	dialect := goose.DialectSQLite3
 	if db.dialect == SQLite {
 		unlock, err := lockFile(db.path + ".migrate-lock")
@@ -231,7 +251,7 @@ func (db *DB) migrate(ctx context.Context, migrations fs.FS, log *slog.Logger) e
 		defer unlock()
 	} else {
 		dialect = goose.DialectPostgres
-		locker, err := lock.NewPostgresSessionLocker()
+		locker, err := lock.NewPostgresSessionLocker(lock.WithLockID(lockID(table)))
 		if err != nil {
 			return fmt.Errorf("migrate %s: %w", db.target, err)
 		}
@@ -296,4 +316,66 @@ func redactURL(raw string) string {
 		return "(unparseable URL)"
 	}
 	return u.Redacted()
+}
+
+// lockID derives the advisory lock of a migration set from its table name.
+func lockID(table string) int64 {
+	var h uint64 = 14695981039346656037
+	for i := 0; i < len(table); i++ {
+		h ^= uint64(table[i])
+		h *= 1099511628211
+	}
+	return int64(h >> 1)
+}
+
+// Notifications delivers a value each time a notification arrives on channel
+// (PostgreSQL LISTEN), on a dedicated connection, until ctx ends. On SQLite it
+// returns nil: SQLite has no notifications; callers poll.
+func (db *DB) Notifications(ctx context.Context, channel string) (<-chan struct{}, error) {
+	if db.dialect != Postgres {
+		return nil, nil
+	}
+	conn, err := pgx.ConnectConfig(ctx, db.pgcfg)
+	if err != nil {
+		return nil, fmt.Errorf("listen %s: %w", channel, err)
+	}
+	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{channel}.Sanitize()); err != nil {
+		_ = conn.Close(ctx)
+		return nil, fmt.Errorf("listen %s: %w", channel, err)
+	}
+	out := make(chan struct{}, 1)
+	go func() {
+		defer close(out)
+		defer func() { _ = conn.Close(context.WithoutCancel(ctx)) }()
+		for {
+			if _, err := conn.WaitForNotification(ctx); err != nil {
+				return
+			}
+			select {
+			case out <- struct{}{}:
+			default:
+			}
+		}
+	}()
+	return out, nil
+}
+
+// TryLeader takes, without waiting, a lock named name that at most one process holds
+// across every replica sharing this database: a PostgreSQL advisory lock held on a
+// dedicated connection, or on SQLite an exclusive lock on a file beside the
+// database. It returns a release function, or ok false when another process leads.
+func (db *DB) TryLeader(ctx context.Context, name string) (release func(), ok bool, err error) {
+	if db.dialect == SQLite {
+		return tryLockFile(db.path + "." + name + "-lock")
+	}
+	conn, err := pgx.ConnectConfig(ctx, db.pgcfg)
+	if err != nil {
+		return nil, false, fmt.Errorf("leader %s: %w", name, err)
+	}
+	var got bool
+	if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock($1)", lockID(name)).Scan(&got); err != nil || !got {
+		_ = conn.Close(ctx)
+		return nil, false, err
+	}
+	return func() { _ = conn.Close(context.Background()) }, true, nil
 }

@@ -15,8 +15,12 @@ const fullPlatform = `version: 1
 discovery: {kind: nats, heartbeat: 500ms}
 services:
   users: {listen: "127.0.0.1:0"}
-  catalog: {listen: "127.0.0.1:0"}
-  inventory: {listen: "127.0.0.1:0"}
+  catalog:
+    listen: 127.0.0.1:0
+    subscriptions: [inventory.stock.changed.v1]
+  inventory:
+    listen: 127.0.0.1:0
+    publishes: [inventory.stock.changed.v1, inventory.stock.reserved.v1, inventory.stock.committed.v1, inventory.stock.released.v1]
   orders:
     listen: 127.0.0.1:0
     dependencies:

@@ -19,8 +19,10 @@ import (
 
 	"github.com/switchyard/switchyard"
 	"github.com/switchyard/switchyard/authn"
+	"github.com/switchyard/switchyard/bus"
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/discovery"
+	"github.com/switchyard/switchyard/event"
 	"github.com/switchyard/switchyard/resilience"
 	"github.com/switchyard/switchyard/server"
 	"github.com/switchyard/switchyard/store"
@@ -61,9 +63,15 @@ type process struct {
 	tokens     *authn.ServiceTokens
 	services   *authn.ServiceVerifier
 	resilience *resilience.Metrics
+	events     *event.Registry
+	eventBus   bus.Bus
+	busMetrics *bus.Metrics
 
-	runs    []func(context.Context) error
-	closers []func()
+	// consumers stop once the HTTP server has drained; runs (relays, client watches,
+	// housekeeping) once the consumers have stopped.
+	consumers []func(context.Context) error
+	runs      []func(context.Context) error
+	closers   []func()
 }
 
 // openStore opens the service's own database and migrates it.
@@ -173,26 +181,48 @@ func cmdServe(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 
-	g, gctx := errgroup.WithContext(ctx)
-	if register != nil {
-		// Withdraw from discovery the moment draining begins, before the listener closes.
-		regCtx, withdraw := context.WithCancel(context.WithoutCancel(gctx))
-		srv.OnDrain(withdraw)
-		g.Go(func() error { defer withdraw(); return register(regCtx) })
-	}
-	for _, run := range p.runs {
-		g.Go(func() error { return run(gctx) })
-	}
-	g.Go(func() error { return srv.Run(gctx) })
 	if comp.run != nil {
-		g.Go(func() error {
-			if err := comp.run(gctx); err != nil && !errors.Is(err, context.Canceled) {
-				return fmt.Errorf("%s background work: %w", name, err)
-			}
-			return nil
-		})
+		p.runs = append(p.runs, comp.run)
 	}
-	return g.Wait()
+	return p.lifecycle(ctx, srv, register)
+}
+
+// lifecycle runs the process and stops it in order when ctx ends (or a part fails):
+// withdraw from discovery and stop accepting requests; let requests in flight finish;
+// stop the consumers (they finish what they hold); then stop the relays (they flush
+// what requests and consumers wrote) and the rest.
+func (p *process) lifecycle(ctx context.Context, srv *server.Server, register func(context.Context) error) error {
+	run, fail := context.WithCancelCause(ctx)
+	defer fail(nil)
+	phase := func(parts []func(context.Context) error) (stop func()) {
+		pctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		g := &errgroup.Group{}
+		for _, part := range parts {
+			g.Go(func() error {
+				err := part(pctx)
+				if err != nil && !errors.Is(err, context.Canceled) {
+					fail(err) // one part failing stops the process
+				}
+				return err
+			})
+		}
+		return func() { cancel(); _ = g.Wait() }
+	}
+	stopRuns := phase(p.runs)
+	stopConsumers := phase(p.consumers)
+	if register != nil {
+		regCtx, withdraw := context.WithCancel(context.WithoutCancel(ctx))
+		srv.OnDrain(withdraw)
+		stopRegister := phase([]func(context.Context) error{func(context.Context) error { return register(regCtx) }})
+		defer stopRegister()
+	}
+	err := srv.Run(run)
+	stopConsumers()
+	stopRuns()
+	if cause := context.Cause(run); cause != nil && !errors.Is(cause, context.Canceled) {
+		return cause
+	}
+	return err
 }
 
 // isTerminal reports whether w is a character device (a human's terminal).

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 
+	"github.com/switchyard/switchyard/bus"
 	"github.com/switchyard/switchyard/internal/shop/catalog"
 	"github.com/switchyard/switchyard/server"
 )
@@ -13,8 +14,15 @@ func buildCatalog(ctx context.Context, p *process) (*component, error) {
 	if err != nil {
 		return nil, err
 	}
-	svc, err := catalog.New(ctx, catalog.Config{}, db, p.log)
+	in, err := p.inbox(ctx, db)
 	if err != nil {
+		return nil, err
+	}
+	svc, err := catalog.New(ctx, catalog.Config{}, catalog.Deps{DB: db, Log: p.log, Inbox: in})
+	if err != nil {
+		return nil, err
+	}
+	if err := p.consume(bus.Subscription{Types: []string{catalog.EventStockChanged}, Concurrency: 4}, svc.OnStockChanged); err != nil {
 		return nil, err
 	}
 	return &component{

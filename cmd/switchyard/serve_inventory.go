@@ -23,7 +23,11 @@ func buildInventory(ctx context.Context, p *process) (*component, error) {
 	if err != nil {
 		return nil, err
 	}
-	svc, err := inventory.New(ctx, inventory.Config{}, db, p.log)
+	ob, err := p.outbox(ctx, db)
+	if err != nil {
+		return nil, err
+	}
+	svc, err := inventory.New(ctx, inventory.Config{}, db, ob, p.log)
 	if err != nil {
 		return nil, err
 	}

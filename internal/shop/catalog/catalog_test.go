@@ -8,9 +8,13 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/switchyard/switchyard/api/openapi"
+	"github.com/switchyard/switchyard/bus"
 	"github.com/switchyard/switchyard/contract"
+	"github.com/switchyard/switchyard/event"
+	"github.com/switchyard/switchyard/inbox"
 	"github.com/switchyard/switchyard/internal/shop/catalog"
 	"github.com/switchyard/switchyard/store"
 	"github.com/switchyard/switchyard/store/storetest"
@@ -24,18 +28,86 @@ type page struct {
 
 func serve(t *testing.T, dbURL string) string {
 	t.Helper()
-	db, err := store.Open(context.Background(), store.Config{URL: dbURL, Migrations: catalog.Migrations()})
+	_, url := start(t, dbURL)
+	return url
+}
+
+func start(t *testing.T, dbURL string) (*catalog.Service, string) {
+	t.Helper()
+	ctx := context.Background()
+	db, err := store.Open(ctx, store.Config{URL: dbURL, Migrations: catalog.Migrations()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	svc, err := catalog.New(context.Background(), catalog.Config{}, db, telemetry.Discard())
+	if err := db.Migrate(ctx, inbox.Migrations(), nil); err != nil {
+		t.Fatal(err)
+	}
+	in, err := inbox.New(db, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := catalog.New(ctx, catalog.Config{}, catalog.Deps{DB: db, Log: telemetry.Discard(), Inbox: in})
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(svc.Handler())
 	t.Cleanup(srv.Close)
-	return srv.URL
+	return svc, srv.URL
+}
+
+func stockChanged(t *testing.T, product string, available int64, at time.Time) *bus.Message {
+	t.Helper()
+	e, err := event.New(context.Background(), "/switchyard/inventory", catalog.EventStockChanged, product,
+		map[string]any{"product_id": product, "available": available, "reserved": 0, "sold": 0, "reason": "reserved"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Time = at
+	return &bus.Message{Event: e, Attempt: 1}
+}
+
+// Availability follows inventory's events: once each, newest first, and a cached
+// product read is dropped when its stock changes.
+func TestAvailabilityFollowsStockEvents(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, dbURL string) {
+		svc, base := start(t, dbURL)
+		var p catalog.Product
+		get(t, base+"/v1/products/prod-kbd-001", &p)
+		if p.Available != nil {
+			t.Fatalf("availability before any event: %d", *p.Available)
+		}
+		now := time.Now()
+		newer := stockChanged(t, "prod-kbd-001", 7, now)
+		for range 2 { // a redelivery changes nothing
+			if err := svc.OnStockChanged(context.Background(), newer); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// An older event arriving late does not win.
+		if err := svc.OnStockChanged(context.Background(), stockChanged(t, "prod-kbd-001", 9, now.Add(-time.Second))); err != nil {
+			t.Fatal(err)
+		}
+		p = catalog.Product{}
+		get(t, base+"/v1/products/prod-kbd-001", &p) // cached now
+		if p.Available == nil || *p.Available != 7 {
+			t.Fatalf("availability %v, want 7", p.Available)
+		}
+		if err := svc.OnStockChanged(context.Background(), stockChanged(t, "prod-kbd-001", 0, now.Add(time.Second))); err != nil {
+			t.Fatal(err)
+		}
+		p = catalog.Product{}
+		get(t, base+"/v1/products/prod-kbd-001", &p)
+		if p.Available == nil || *p.Available != 0 {
+			t.Errorf("after a newer event the read says %v: the cache was not invalidated", p.Available)
+		}
+		var page struct{ Items []catalog.Product }
+		get(t, base+"/v1/products?category=keyboards", &page)
+		if page.Items[0].Available == nil || *page.Items[0].Available != 0 {
+			t.Errorf("the list shows %v", page.Items[0].Available)
+		}
+	})
 }
 
 func get(t *testing.T, u string, v any) int {

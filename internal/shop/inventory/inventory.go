@@ -2,6 +2,11 @@
 // product and the reservations orders hold against them, served over gRPC
 // (api/proto/switchyard/inventory/v1).
 //
+// Every change publishes events through the outbox, in the transaction that makes
+// it: inventory.stock.reserved|committed|released.v1 about the order, and
+// inventory.stock.changed.v1 with the new levels of each product touched (catalog
+// keeps its availability view from them).
+//
 // Guarantees: available stock never goes below zero, however many reservations race
 // (each change is one conditional UPDATE inside a transaction, items taken in product
 // order so concurrent reservations cannot deadlock); every call that changes state is
@@ -26,6 +31,8 @@ import (
 
 	inventoryv1 "github.com/switchyard/switchyard/api/gen/switchyard/inventory/v1"
 	"github.com/switchyard/switchyard/api/gen/switchyard/inventory/v1/inventoryv1connect"
+	"github.com/switchyard/switchyard/event"
+	"github.com/switchyard/switchyard/outbox"
 	"github.com/switchyard/switchyard/problem"
 	"github.com/switchyard/switchyard/store"
 )
@@ -54,22 +61,37 @@ type Config struct {
 	Now func() time.Time
 }
 
+// Event types inventory publishes.
+const (
+	EventStockChanged   = "inventory.stock.changed.v1"
+	EventStockReserved  = "inventory.stock.reserved.v1"
+	EventStockCommitted = "inventory.stock.committed.v1"
+	EventStockReleased  = "inventory.stock.released.v1"
+)
+
+// source is the CloudEvents source of inventory's events.
+const source = "/switchyard/inventory"
+
 // Service is the inventory service.
 type Service struct {
-	cfg Config
-	db  *store.DB
-	log *slog.Logger
+	cfg    Config
+	db     *store.DB
+	outbox *outbox.Outbox
+	log    *slog.Logger
 }
 
 var _ inventoryv1connect.InventoryServiceHandler = (*Service)(nil)
 
-// New builds the service on an open, migrated database and seeds the stock of
-// products it does not know yet.
-func New(ctx context.Context, cfg Config, db *store.DB, log *slog.Logger) (*Service, error) {
+// New builds the service on an open, migrated database (its own migrations and the
+// outbox's) and seeds the stock of products it does not know yet.
+func New(ctx context.Context, cfg Config, db *store.DB, ob *outbox.Outbox, log *slog.Logger) (*Service, error) {
+	if ob == nil {
+		return nil, errors.New("inventory: an outbox is required")
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	s := &Service{cfg: cfg, db: db, log: log}
+	s := &Service{cfg: cfg, db: db, outbox: ob, log: log}
 	if err := s.seed(ctx); err != nil {
 		return nil, fmt.Errorf("inventory: %w", err)
 	}
@@ -87,14 +109,63 @@ func (s *Service) seed(ctx context.Context) error {
 	now := store.Millis(s.cfg.Now())
 	return s.db.InTx(ctx, func(tx *sql.Tx) error {
 		for _, r := range rows {
-			if _, err := tx.ExecContext(ctx,
+			res, err := tx.ExecContext(ctx,
 				`INSERT INTO stock (product_id, available, initial, updated_at) VALUES ($1, $2, $2, $3) ON CONFLICT (product_id) DO NOTHING`,
-				r.ProductID, r.Quantity, now); err != nil {
+				r.ProductID, r.Quantity, now)
+			if err != nil {
 				return fmt.Errorf("seed %s: %w", r.ProductID, err)
+			}
+			if n, _ := res.RowsAffected(); n == 1 {
+				if err := s.changed(ctx, tx, level{r.ProductID, r.Quantity, 0, 0}, "restocked", ""); err != nil {
+					return err
+				}
 			}
 		}
 		return nil
 	})
+}
+
+// level is a product's stock after a change.
+type level struct {
+	product                   string
+	available, reserved, sold int64
+}
+
+// adjust applies a change to a product's stock (under a condition, when given) and
+// returns the new level; ok is false when the condition did not hold.
+func (s *Service) adjust(ctx context.Context, tx *sql.Tx, set, cond string, q int64, product string) (level, bool, error) {
+	l := level{product: product}
+	err := tx.QueryRowContext(ctx, `UPDATE stock SET `+set+`, updated_at = $2 WHERE product_id = $3`+cond+
+		` RETURNING available, reserved, sold`, q, store.Millis(s.cfg.Now()), product).Scan(&l.available, &l.reserved, &l.sold)
+	if errors.Is(err, sql.ErrNoRows) {
+		return l, false, nil
+	}
+	if err != nil {
+		return l, false, fmt.Errorf("stock %s: %w", product, err)
+	}
+	return l, true, nil
+}
+
+// changed records, in tx, the event announcing a product's new level.
+func (s *Service) changed(ctx context.Context, tx *sql.Tx, l level, reason, orderID string) error {
+	data := map[string]any{"product_id": l.product, "available": l.available, "reserved": l.reserved, "sold": l.sold, "reason": reason}
+	if orderID != "" {
+		data["order_id"] = orderID
+	}
+	e, err := event.New(ctx, source, EventStockChanged, l.product, data)
+	if err != nil {
+		return err
+	}
+	return s.outbox.Add(ctx, tx, e)
+}
+
+// announce records, in tx, an event about an order's reservation.
+func (s *Service) announce(ctx context.Context, tx *sql.Tx, typ string, r *reservation) error {
+	e, err := event.New(ctx, source, typ, r.orderID, map[string]any{"order_id": r.orderID, "items": r.items})
+	if err != nil {
+		return err
+	}
+	return s.outbox.Add(ctx, tx, e)
 }
 
 // item is a validated line of a reservation.
@@ -228,24 +299,33 @@ func (s *Service) reserve(ctx context.Context, orderID string, items []item) (*r
 			out = existing // a repeat: the first outcome stands
 			return nil
 		}
-		var short []string
-		now := store.Millis(s.cfg.Now())
+		var (
+			short  []string
+			levels []level
+		)
 		for _, it := range items {
-			res, err := tx.ExecContext(ctx,
-				`UPDATE stock SET available = available - $1, reserved = reserved + $1, updated_at = $2 WHERE product_id = $3 AND available >= $1`,
-				it.Quantity, now, it.ProductID)
+			l, ok, err := s.adjust(ctx, tx, "available = available - $1, reserved = reserved + $1", " AND available >= $1", it.Quantity, it.ProductID)
 			if err != nil {
-				return fmt.Errorf("reserve %s: %w", it.ProductID, err)
+				return err
 			}
-			if n, _ := res.RowsAffected(); n == 0 {
+			if !ok {
 				short = append(short, it.ProductID)
 			}
+			levels = append(levels, l)
 		}
 		if len(short) > 0 {
 			return errShortStock{short}
 		}
 		out = &reservation{orderID: orderID, state: "held", items: items}
-		return s.save(ctx, tx, out, true)
+		if err := s.save(ctx, tx, out, true); err != nil {
+			return err
+		}
+		for _, l := range levels {
+			if err := s.changed(ctx, tx, l, "reserved", orderID); err != nil {
+				return err
+			}
+		}
+		return s.announce(ctx, tx, EventStockReserved, out)
 	})
 	var shortErr errShortStock
 	if errors.As(err, &shortErr) {
@@ -306,16 +386,21 @@ func (s *Service) CommitReservation(ctx context.Context, req *connect.Request[in
 		case r.state != "held":
 			return problem.New(problem.Conflict, "order %s's reservation is %s and cannot be committed", orderID, r.state)
 		}
-		now := store.Millis(s.cfg.Now())
 		for _, it := range r.items {
-			if _, err := tx.ExecContext(ctx, `UPDATE stock SET reserved = reserved - $1, sold = sold + $1, updated_at = $2 WHERE product_id = $3`,
-				it.Quantity, now, it.ProductID); err != nil {
-				return fmt.Errorf("commit %s: %w", it.ProductID, err)
+			l, _, err := s.adjust(ctx, tx, "reserved = reserved - $1, sold = sold + $1", "", it.Quantity, it.ProductID)
+			if err != nil {
+				return err
+			}
+			if err := s.changed(ctx, tx, l, "committed", orderID); err != nil {
+				return err
 			}
 		}
 		r.state = "committed"
 		out = r
-		return s.save(ctx, tx, r, false)
+		if err := s.save(ctx, tx, r, false); err != nil {
+			return err
+		}
+		return s.announce(ctx, tx, EventStockCommitted, r)
 	})
 	if err != nil {
 		return nil, err
@@ -347,16 +432,21 @@ func (s *Service) ReleaseReservation(ctx context.Context, req *connect.Request[i
 		case r.state == "committed":
 			return problem.New(problem.Conflict, "order %s's reservation is committed and cannot be released", orderID)
 		}
-		now := store.Millis(s.cfg.Now())
 		for _, it := range r.items {
-			if _, err := tx.ExecContext(ctx, `UPDATE stock SET reserved = reserved - $1, available = available + $1, updated_at = $2 WHERE product_id = $3`,
-				it.Quantity, now, it.ProductID); err != nil {
-				return fmt.Errorf("release %s: %w", it.ProductID, err)
+			l, _, err := s.adjust(ctx, tx, "reserved = reserved - $1, available = available + $1", "", it.Quantity, it.ProductID)
+			if err != nil {
+				return err
+			}
+			if err := s.changed(ctx, tx, l, "released", orderID); err != nil {
+				return err
 			}
 		}
 		r.state = "released"
 		out = r
-		return s.save(ctx, tx, r, false)
+		if err := s.save(ctx, tx, r, false); err != nil {
+			return err
+		}
+		return s.announce(ctx, tx, EventStockReleased, r)
 	})
 	if err != nil {
 		return nil, err

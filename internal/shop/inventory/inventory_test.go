@@ -9,8 +9,11 @@ import (
 
 	"connectrpc.com/connect"
 
+	"github.com/switchyard/switchyard/api/events"
 	inventoryv1 "github.com/switchyard/switchyard/api/gen/switchyard/inventory/v1"
+	"github.com/switchyard/switchyard/event"
 	"github.com/switchyard/switchyard/internal/shop/inventory"
+	"github.com/switchyard/switchyard/outbox"
 	"github.com/switchyard/switchyard/problem"
 	"github.com/switchyard/switchyard/store"
 	"github.com/switchyard/switchyard/store/storetest"
@@ -24,11 +27,67 @@ func open(t *testing.T, url string) (*inventory.Service, *store.DB) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	svc, err := inventory.New(context.Background(), inventory.Config{}, db, telemetry.Discard())
+	if err := db.Migrate(context.Background(), outbox.Migrations(), nil); err != nil {
+		t.Fatal(err)
+	}
+	reg, err := event.NewRegistry(events.Schemas)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ob, err := outbox.New(db, outbox.Config{Name: "inventory", Registry: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := inventory.New(context.Background(), inventory.Config{}, db, ob, telemetry.Discard())
 	if err != nil {
 		t.Fatal(err)
 	}
 	return svc, db
+}
+
+// outboxed counts the events of a type waiting in the outbox about subject.
+func outboxed(t *testing.T, db *store.DB, typ, subject string) int {
+	t.Helper()
+	var n int
+	if err := db.QueryRow(`SELECT count(*) FROM outbox WHERE type = $1 AND subject = $2`, typ, subject).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func TestEveryChangeIsAnnouncedInTheSameTransaction(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, url string) {
+		svc, db := open(t, url)
+		if n := outboxed(t, db, inventory.EventStockChanged, scarce); n != 1 {
+			t.Errorf("seeding announced %d stock levels of %s, want 1", n, scarce)
+		}
+		reserve(svc, "o1", item(scarce, 2))
+		svc.CommitReservation(context.Background(), connect.NewRequest(&inventoryv1.CommitReservationRequest{OrderId: "o1"}))
+		reserve(svc, "o2", item(scarce, 1))
+		svc.ReleaseReservation(context.Background(), connect.NewRequest(&inventoryv1.ReleaseReservationRequest{OrderId: "o2"}))
+		reserve(svc, "o3", item(scarce, 100)) // short: nothing happens, nothing is announced
+		for typ, want := range map[string]int{inventory.EventStockReserved: 1, inventory.EventStockCommitted: 1} {
+			if n := outboxed(t, db, typ, "o1"); n != want {
+				t.Errorf("%s about o1: %d, want %d", typ, n, want)
+			}
+		}
+		if n := outboxed(t, db, inventory.EventStockReleased, "o2"); n != 1 {
+			t.Errorf("released about o2: %d", n)
+		}
+		if n := outboxed(t, db, inventory.EventStockReserved, "o3"); n != 0 {
+			t.Errorf("a rejected reservation was announced")
+		}
+		// Seed + reserve + commit + reserve + release of the scarce product.
+		if n := outboxed(t, db, inventory.EventStockChanged, scarce); n != 5 {
+			t.Errorf("%d stock changes of %s announced, want 5", n, scarce)
+		}
+		var payload string
+		db.QueryRow(`SELECT payload FROM outbox WHERE type = $1 AND subject = $2 ORDER BY seq DESC LIMIT 1`, inventory.EventStockChanged, scarce).Scan(&payload)
+		if !strings.Contains(payload, `"available":3`) || !strings.Contains(payload, `"sold":2`) || !strings.Contains(payload, `"reason":"released"`) {
+			t.Errorf("last change of %s: %s", scarce, payload)
+		}
+	})
 }
 
 func reserve(svc *inventory.Service, order string, items ...*inventoryv1.Item) (*inventoryv1.Reservation, error) {

@@ -1,0 +1,221 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
+
+	"github.com/switchyard/switchyard/event"
+)
+
+// RelayTraceHeader is the broker header in which the publisher (the outbox relay)
+// puts the trace context of its publish span; a consumer's span links to it.
+const RelayTraceHeader = "Relay-Traceparent"
+
+// Dispatcher is the part of consuming that does not depend on the broker: decode
+// the event, check it against its schema, continue its trace, run the handler, and
+// decide the verdict. Implementations call Deliver for each message.
+type Dispatcher struct {
+	// Registry validates events; nil accepts any well-formed envelope.
+	Registry *event.Registry
+	// Tracer starts the consumer span [no tracing].
+	Tracer trace.Tracer
+	// Logger receives failures [discard].
+	Logger *slog.Logger
+	// Metrics records deliveries; nil records nothing.
+	Metrics *Metrics
+}
+
+// Delivery is one message as the broker handed it over.
+type Delivery struct {
+	// Raw is the message body: the event in structured JSON mode.
+	Raw []byte
+	// Subject is the broker subject (or topic) it came on.
+	Subject string
+	// Attempt counts deliveries to this group, from 1.
+	Attempt int
+	// RelayTraceParent is the publisher's span context, when the broker carried one.
+	RelayTraceParent string
+}
+
+// Result is the verdict on a delivery.
+type Result struct {
+	Verdict Verdict
+	// Delay before redelivery, with Redeliver.
+	Delay time.Duration
+	// Err is why the delivery failed (nil with Ack).
+	Err error
+	// Event is the decoded event; zero when the message was not one.
+	Event event.Event
+}
+
+// Deliver runs h on one delivery and returns the verdict.
+func (d *Dispatcher) Deliver(ctx context.Context, sub *Subscription, del Delivery, h Handler) Result {
+	e, err := event.Decode(del.Raw)
+	if err != nil {
+		d.record(sub.Group, "", "undecodable")
+		return Result{Verdict: Bury, Err: fmt.Errorf("not a valid event: %w", err), Event: e}
+	}
+	if d.Registry != nil {
+		if err := d.Registry.Validate(&e); err != nil {
+			d.record(sub.Group, e.Type, "invalid")
+			return Result{Verdict: Bury, Err: Permanent(err), Event: e}
+		}
+	}
+	tracer := d.Tracer
+	if tracer == nil {
+		tracer = noop.NewTracerProvider().Tracer("")
+	}
+	opts := []trace.SpanStartOption{
+		trace.WithSpanKind(trace.SpanKindConsumer),
+		trace.WithAttributes(
+			attribute.String("messaging.operation.type", "process"),
+			attribute.String("messaging.destination.name", del.Subject),
+			attribute.String("messaging.consumer.group.name", sub.Group),
+			attribute.String("messaging.message.id", e.ID),
+			attribute.String("cloudevents.event_type", e.Type),
+			attribute.String("cloudevents.event_subject", e.Subject),
+			attribute.Int("messaging.delivery.attempt", del.Attempt),
+		),
+	}
+	if del.RelayTraceParent != "" {
+		relay := propagation.TraceContext{}.Extract(context.Background(), propagation.MapCarrier{"traceparent": del.RelayTraceParent})
+		if sc := trace.SpanContextFromContext(relay); sc.IsValid() {
+			opts = append(opts, trace.WithLinks(trace.Link{SpanContext: sc, Attributes: []attribute.KeyValue{attribute.String("link", "relay")}}))
+		}
+	}
+	hctx, span := tracer.Start(event.TraceContext(ctx, &e), "consume "+e.Type, opts...)
+	defer span.End()
+	hctx = event.WithCause(hctx, &e)
+	hctx, cancel := context.WithTimeout(hctx, sub.HandlerTimeout)
+	defer cancel()
+
+	start := time.Now()
+	err = safely(hctx, h, &Message{Event: e, Attempt: del.Attempt, Subject: del.Subject})
+	if d.Metrics != nil {
+		d.Metrics.duration.WithLabelValues(sub.Group, e.Type).Observe(time.Since(start).Seconds())
+	}
+	if err == nil {
+		d.record(sub.Group, e.Type, "ok")
+		return Result{Verdict: Ack, Event: e}
+	}
+	span.RecordError(err)
+	span.SetStatus(codes.Error, err.Error())
+	log := d.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	switch delay, retry := RetryAfter(err); {
+	case IsPermanent(err):
+		span.AddEvent("dead letter: permanent failure")
+		d.record(sub.Group, e.Type, "dead_letter")
+		log.WarnContext(hctx, "event dead-lettered", "group", sub.Group, "event_id", e.ID, "type", e.Type, "error", err.Error())
+		return Result{Verdict: Bury, Err: err, Event: e}
+	case del.Attempt >= sub.MaxAttempts:
+		span.AddEvent(fmt.Sprintf("dead letter after %d attempts", del.Attempt))
+		d.record(sub.Group, e.Type, "dead_letter")
+		log.WarnContext(hctx, "event dead-lettered", "group", sub.Group, "event_id", e.ID, "type", e.Type, "attempts", del.Attempt, "error", err.Error())
+		return Result{Verdict: Bury, Err: err, Event: e}
+	case retry:
+		span.AddEvent(fmt.Sprintf("redeliver in %s", delay))
+		d.record(sub.Group, e.Type, "retry")
+		return Result{Verdict: Redeliver, Delay: delay, Err: err, Event: e}
+	default:
+		delay := sub.BackoffFor(del.Attempt)
+		span.AddEvent(fmt.Sprintf("redeliver in %s", delay))
+		d.record(sub.Group, e.Type, "retry")
+		log.InfoContext(hctx, "event handler failed; will retry", "group", sub.Group, "event_id", e.ID, "attempt", del.Attempt, "in", delay, "error", err.Error())
+		return Result{Verdict: Redeliver, Delay: delay, Err: err, Event: e}
+	}
+}
+
+// safely runs h, turning a panic into an error so one bad event cannot stop a
+// consumer.
+func safely(ctx context.Context, h Handler, m *Message) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("handler panicked: %v\n%s", p, debug.Stack())
+		}
+	}()
+	err = h(ctx, m)
+	if err == nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		err = ctx.Err()
+	}
+	return err
+}
+
+func (d *Dispatcher) record(group, typ, outcome string) {
+	if d.Metrics != nil {
+		d.Metrics.consumed.WithLabelValues(group, typ, outcome).Inc()
+		if outcome == "dead_letter" || outcome == "invalid" || outcome == "undecodable" {
+			d.Metrics.deadLetters.WithLabelValues(group).Inc()
+		}
+	}
+}
+
+// NewDeadLetter builds the dead letter of a failed delivery.
+func NewDeadLetter(sub *Subscription, del Delivery, res Result, firstFailure time.Time) DeadLetter {
+	now := time.Now().UTC()
+	if firstFailure.IsZero() {
+		firstFailure = now
+	}
+	dl := DeadLetter{
+		Event: res.Event, Subject: del.Subject, Group: sub.Group, Attempts: del.Attempt,
+		FirstFailure: firstFailure.UTC(), LastFailure: now,
+	}
+	if res.Err != nil {
+		dl.LastError = res.Err.Error()
+	}
+	if res.Event.ID == "" {
+		dl.Raw = del.Raw
+	}
+	return dl
+}
+
+// Metrics are the bus metrics of a process:
+//
+//	bus_published_total{type}
+//	bus_consumed_total{group,type,outcome}     outcome: ok, retry, dead_letter, invalid, undecodable
+//	bus_handler_duration_seconds{group,type}
+//	bus_dead_letters_total{group}
+type Metrics struct {
+	published   *prometheus.CounterVec
+	consumed    *prometheus.CounterVec
+	duration    *prometheus.HistogramVec
+	deadLetters *prometheus.CounterVec
+}
+
+// NewMetrics registers the bus metrics on reg.
+func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
+	m := &Metrics{
+		published: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "bus_published_total", Help: "Events stored on the broker, by type."}, []string{"type"}),
+		consumed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "bus_consumed_total",
+			Help: "Deliveries handled, by consumer group, type and outcome (ok, retry, dead_letter, invalid, undecodable)."}, []string{"group", "type", "outcome"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "bus_handler_duration_seconds", Help: "Time an event handler took.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 5}}, []string{"group", "type"}),
+		deadLetters: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "bus_dead_letters_total", Help: "Events a consumer group gave up on."}, []string{"group"}),
+	}
+	for _, c := range []prometheus.Collector{m.published, m.consumed, m.duration, m.deadLetters} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+// Published counts stored events of a type.
+func (m *Metrics) Published(typ string, n int) {
+	if m != nil {
+		m.published.WithLabelValues(typ).Add(float64(n))
+	}
+}

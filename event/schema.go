@@ -1,0 +1,91 @@
+package event
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+	"slices"
+	"strings"
+
+	"github.com/santhosh-tekuri/jsonschema/v6"
+)
+
+// ErrNoSchema is returned for an event type without a schema.
+var ErrNoSchema = errors.New("no schema for event type")
+
+// Registry holds a JSON Schema per event type and validates events' data against it.
+// A Registry is safe for concurrent use.
+type Registry struct {
+	schemas map[string]*jsonschema.Schema
+}
+
+// NewRegistry compiles every <type>.json schema at the root of fsys (for example
+// orders.order.placed.v1.json). A file whose name is not an event type is an error.
+func NewRegistry(fsys fs.FS) (*Registry, error) {
+	entries, err := fs.ReadDir(fsys, ".")
+	if err != nil {
+		return nil, fmt.Errorf("event schemas: %w", err)
+	}
+	c := jsonschema.NewCompiler()
+	c.AssertFormat()
+	r := &Registry{schemas: map[string]*jsonschema.Schema{}}
+	for _, e := range entries {
+		name := e.Name()
+		if e.IsDir() || path.Ext(name) != ".json" {
+			continue
+		}
+		typ := strings.TrimSuffix(name, ".json")
+		if _, err := ParseType(typ); err != nil {
+			return nil, fmt.Errorf("event schema %s: %w", name, err)
+		}
+		b, err := fs.ReadFile(fsys, name)
+		if err != nil {
+			return nil, err
+		}
+		doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(b))
+		if err != nil {
+			return nil, fmt.Errorf("event schema %s: %w", name, err)
+		}
+		url := "urn:switchyard:event:" + typ
+		if err := c.AddResource(url, doc); err != nil {
+			return nil, fmt.Errorf("event schema %s: %w", name, err)
+		}
+		sch, err := c.Compile(url)
+		if err != nil {
+			return nil, fmt.Errorf("event schema %s: %w", name, err)
+		}
+		r.schemas[typ] = sch
+	}
+	return r, nil
+}
+
+// Types lists the event types the registry knows, sorted.
+func (r *Registry) Types() []string {
+	out := make([]string, 0, len(r.schemas))
+	for t := range r.schemas {
+		out = append(out, t)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Validate checks e's envelope and its data against the schema of its type.
+func (r *Registry) Validate(e *Event) error {
+	if err := e.Validate(); err != nil {
+		return err
+	}
+	sch, ok := r.schemas[e.Type]
+	if !ok {
+		return fmt.Errorf("%w %s", ErrNoSchema, e.Type)
+	}
+	v, err := jsonschema.UnmarshalJSON(bytes.NewReader(e.Data))
+	if err != nil {
+		return fmt.Errorf("event %s %s: data is not JSON: %w", e.Type, e.ID, err)
+	}
+	if err := sch.Validate(v); err != nil {
+		return fmt.Errorf("event %s %s breaks its schema: %w", e.Type, e.ID, err)
+	}
+	return nil
+}

@@ -1,0 +1,311 @@
+package outbox_test
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"net"
+	"strconv"
+	"sync"
+	"testing"
+	"testing/fstest"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+
+	"github.com/switchyard/switchyard/broker"
+	"github.com/switchyard/switchyard/broker/brokertest"
+	"github.com/switchyard/switchyard/bus"
+	"github.com/switchyard/switchyard/bus/natsbus"
+	"github.com/switchyard/switchyard/event"
+	"github.com/switchyard/switchyard/inbox"
+	"github.com/switchyard/switchyard/outbox"
+	"github.com/switchyard/switchyard/store"
+	"github.com/switchyard/switchyard/store/storetest"
+)
+
+const typ = "obtest.item.added.v1"
+
+func registry(t testing.TB) *event.Registry {
+	t.Helper()
+	reg, err := event.NewRegistry(fstest.MapFS{typ + ".json": {Data: []byte(`{
+		"type": "object", "required": ["n"], "properties": {"n": {"type": "integer"}}}`)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return reg
+}
+
+// service is a database with an outbox, an inbox and an effects table, as a
+// service would have.
+type service struct {
+	db     *store.DB
+	outbox *outbox.Outbox
+	inbox  *inbox.Inbox
+}
+
+func newService(t *testing.T, url string, reg *event.Registry, tp *sdktrace.TracerProvider) *service {
+	t.Helper()
+	ctx := context.Background()
+	db, err := store.Open(ctx, store.Config{URL: url, Migrations: fstest.MapFS{"00001_effects.sql": {Data: []byte(
+		"-- +goose Up\nCREATE TABLE effects (event_id TEXT PRIMARY KEY, n BIGINT NOT NULL);\n")}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	for _, m := range []store.Migrations{outbox.Migrations(), inbox.Migrations()} {
+		if err := db.Migrate(ctx, m, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := outbox.Config{Name: "svc", Registry: reg}
+	if tp != nil {
+		cfg.Tracer = tp.Tracer("outbox")
+	}
+	o, err := outbox.New(db, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, err := inbox.New(db, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &service{db: db, outbox: o, inbox: in}
+}
+
+// write commits n events, each in its own transaction, as n state changes would.
+func (s *service) write(t *testing.T, from, n int) {
+	t.Helper()
+	for i := from; i < from+n; i++ {
+		e, err := event.New(context.Background(), "/svc", typ, "item-"+strconv.Itoa(i%10), map[string]int{"n": i})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.db.InTx(context.Background(), func(tx *sql.Tx) error { return s.outbox.Add(context.Background(), tx, e) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// consume applies each event once, through the inbox, counting effects.
+func (s *service) consume(t *testing.T, ctx context.Context, b bus.Bus, group string) <-chan struct{} {
+	t.Helper()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		err := b.Subscribe(ctx, bus.Subscription{Group: group, Types: []string{typ}, Concurrency: 4},
+			s.inbox.Wrap(group, func(ctx context.Context, tx *sql.Tx, m *bus.Message) error {
+				var d struct{ N int }
+				if err := m.Event.DecodeData(&d); err != nil {
+					return bus.Permanent(err)
+				}
+				_, err := tx.ExecContext(ctx, `INSERT INTO effects (event_id, n) VALUES ($1, $2)`, m.Event.ID, d.N)
+				return err
+			}))
+		if err != nil {
+			t.Errorf("subscribe: %v", err)
+		}
+	}()
+	return done
+}
+
+func (s *service) count(t *testing.T, q string) int {
+	t.Helper()
+	var n int
+	if err := s.db.QueryRow(q).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func waitFor(t *testing.T, what string, d time.Duration, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", d, what)
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// The broker goes away while 1,000 events are written: nothing is lost, and once it
+// returns every event is published exactly once and applied exactly once.
+func TestABrokerOutageLosesNothingAndDuplicatesNothing(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, url string) {
+		reg := registry(t)
+		addr := freePort(t)
+		dir := t.TempDir()
+		const token = "outage-test"
+		start := func() *broker.Broker {
+			b, err := broker.Start(broker.Config{Listen: addr, StoreDir: dir, Token: token})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return b
+		}
+		nsrv := start() // a private server: the shared one on 4222 is never touched
+		nc, err := nats.Connect(nsrv.URL(), nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer nc.Close()
+		b, err := natsbus.New(nc, natsbus.Config{Registry: reg})
+		if err != nil {
+			t.Fatal(err)
+		}
+		svc := newService(t, url, reg, nil)
+		relay, err := svc.outbox.Relay(outbox.RelayConfig{Bus: b, Poll: 50 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		relayDone := make(chan struct{})
+		go func() { defer close(relayDone); _ = relay.Run(ctx) }()
+		consumed := svc.consume(t, ctx, b, "effects")
+
+		svc.write(t, 0, 10) // warm: the stream and consumer exist
+		waitFor(t, "the first events", 20*time.Second, func() bool { return svc.count(t, "SELECT count(*) FROM effects") == 10 })
+
+		nsrv.Shutdown()
+		svc.write(t, 10, 1000)
+		if n, _, _ := svc.outbox.Backlog(context.Background()); n == 0 {
+			t.Fatal("the outbox drained with the broker down")
+		}
+		time.Sleep(500 * time.Millisecond) // the relay keeps failing meanwhile
+		nsrv = start()
+		defer nsrv.Shutdown()
+
+		waitFor(t, "all 1,010 effects", 60*time.Second, func() bool { return svc.count(t, "SELECT count(*) FROM effects") == 1010 })
+		if n, _, _ := svc.outbox.Backlog(context.Background()); n != 0 {
+			t.Errorf("backlog %d after the broker returned", n)
+		}
+		js, _ := jetstream.New(nc)
+		s, err := js.Stream(context.Background(), natsbus.StreamName("obtest"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, _ := s.Info(context.Background())
+		if info.State.Msgs != 1010 {
+			t.Errorf("the broker holds %d events, want exactly 1010", info.State.Msgs)
+		}
+		if distinct := svc.count(t, "SELECT count(DISTINCT n) FROM effects"); distinct != 1010 {
+			t.Errorf("%d distinct effects", distinct)
+		}
+		cancel()
+		<-relayDone
+		<-consumed
+	})
+}
+
+// A rolled-back transaction's events never existed; a committed one's are published
+// in the order written.
+func TestOnlyCommittedEventsArePublishedInOrder(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, url string) {
+		reg := registry(t)
+		nc := brokertest.Connect(t, brokertest.Embedded(t))
+		b, _ := natsbus.New(nc, natsbus.Config{Registry: reg})
+		svc := newService(t, url, reg, nil)
+		rolledBack, _ := event.New(context.Background(), "/svc", typ, "x", map[string]int{"n": -1})
+		_ = svc.db.InTx(context.Background(), func(tx *sql.Tx) error {
+			_ = svc.outbox.Add(context.Background(), tx, rolledBack)
+			return fmt.Errorf("the state change failed")
+		})
+		svc.write(t, 0, 100)
+		relay, _ := svc.outbox.Relay(outbox.RelayConfig{Bus: b, Batch: 7})
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		go relay.Run(ctx)
+		var mu sync.Mutex
+		var got []int
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			_ = b.Subscribe(ctx, bus.Subscription{Group: "order", Types: []string{typ}}, func(_ context.Context, m *bus.Message) error {
+				var d struct{ N int }
+				_ = m.Event.DecodeData(&d)
+				mu.Lock()
+				got = append(got, d.N)
+				mu.Unlock()
+				return nil
+			})
+		}()
+		waitFor(t, "100 events", 20*time.Second, func() bool { mu.Lock(); defer mu.Unlock(); return len(got) >= 100 })
+		cancel()
+		<-done
+		for i, n := range got {
+			if n != i {
+				t.Fatalf("event %d arrived in position %d (rolled-back events: %v)", n, i, n == -1)
+			}
+		}
+	})
+}
+
+func TestInvalidEventsCannotBeAdded(t *testing.T) {
+	svc := newService(t, storetest.Targets(t)[0].URL, registry(t), nil)
+	bad, _ := event.New(context.Background(), "/svc", typ, "x", map[string]string{"n": "three"})
+	err := svc.db.InTx(context.Background(), func(tx *sql.Tx) error { return svc.outbox.Add(context.Background(), tx, bad) })
+	if err == nil {
+		t.Fatal("added an event that breaks its schema")
+	}
+}
+
+// The trace of a request that writes an event continues in the consumer's span: the
+// consumer span is a child of the producer span recorded at the write, with a link to
+// the relay's publish span.
+func TestTheWritersTraceContinuesInTheConsumer(t *testing.T) {
+	reg := registry(t)
+	spans := tracetest.NewInMemoryExporter()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(spans))
+	nc := brokertest.Connect(t, brokertest.Embedded(t))
+	b, _ := natsbus.New(nc, natsbus.Config{Registry: reg, Tracer: tp.Tracer("bus")})
+	svc := newService(t, storetest.Targets(t)[0].URL, reg, tp)
+	relay, _ := svc.outbox.Relay(outbox.RelayConfig{Bus: b, Tracer: tp.Tracer("relay")})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go relay.Run(ctx)
+
+	reqCtx, req := tp.Tracer("http").Start(context.Background(), "POST /v1/items")
+	e, _ := event.New(reqCtx, "/svc", typ, "item-1", map[string]int{"n": 1})
+	if err := svc.db.InTx(reqCtx, func(tx *sql.Tx) error { return svc.outbox.Add(reqCtx, tx, e) }); err != nil {
+		t.Fatal(err)
+	}
+	req.End()
+	consumed := make(chan struct{})
+	go b.Subscribe(ctx, bus.Subscription{Group: "traced", Types: []string{typ}}, func(context.Context, *bus.Message) error {
+		close(consumed)
+		return nil
+	})
+	<-consumed
+	time.Sleep(100 * time.Millisecond)
+	byName := map[string]tracetest.SpanStub{}
+	for _, s := range spans.GetSpans() {
+		byName[s.Name] = s
+	}
+	producer, consumer, relaySpan := byName["publish "+typ], byName["consume "+typ], byName["outbox relay"]
+	trace := req.SpanContext().TraceID()
+	if producer.SpanContext.TraceID() != trace || producer.Parent.SpanID() != req.SpanContext().SpanID() {
+		t.Errorf("producer span not a child of the request: %+v", producer)
+	}
+	if consumer.SpanContext.TraceID() != trace || consumer.Parent.SpanID() != producer.SpanContext.SpanID() {
+		t.Errorf("consumer span trace %s parent %s; want trace %s parent %s (the producer)", consumer.SpanContext.TraceID(), consumer.Parent.SpanID(), trace, producer.SpanContext.SpanID())
+	}
+	if len(consumer.Links) != 1 || consumer.Links[0].SpanContext.SpanID() != relaySpan.SpanContext.SpanID() {
+		t.Errorf("consumer links %+v, want the relay span %s", consumer.Links, relaySpan.SpanContext.SpanID())
+	}
+}
