@@ -147,7 +147,7 @@ func Retry(after time.Duration, err error) error { return &retryError{after: aft
 
 type permanentError struct{ err error }
 
-func (e *permanentError) Error() string { return "permanent: " + e.err.Error() }
+func (e *permanentError) Error() string { return e.err.Error() }
 func (e *permanentError) Unwrap() error { return e.err }
 
 // Permanent sends the event to the dead letters at once: retrying cannot help.

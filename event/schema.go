@@ -85,7 +85,23 @@ func (r *Registry) Validate(e *Event) error {
 		return fmt.Errorf("event %s %s: data is not JSON: %w", e.Type, e.ID, err)
 	}
 	if err := sch.Validate(v); err != nil {
-		return fmt.Errorf("event %s %s breaks its schema: %w", e.Type, e.ID, err)
+		return fmt.Errorf("schema violation (%s): %s", e.Type, schemaDetail(err))
 	}
 	return nil
+}
+
+// schemaDetail condenses a validation error to its findings: "at '/available':
+// minimum: got -5, want 0; at '/reason': ...".
+func schemaDetail(err error) string {
+	var parts []string
+	for _, line := range strings.Split(err.Error(), "\n") {
+		line = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(line), "- "))
+		if strings.HasPrefix(line, "at '") {
+			parts = append(parts, line)
+		}
+	}
+	if len(parts) == 0 {
+		return err.Error()
+	}
+	return strings.Join(parts, "; ")
 }

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/fstest"
 	"time"
@@ -308,4 +310,75 @@ func TestTheWritersTraceContinuesInTheConsumer(t *testing.T) {
 	if len(consumer.Links) != 1 || consumer.Links[0].SpanContext.SpanID() != relaySpan.SpanContext.SpanID() {
 		t.Errorf("consumer links %+v, want the relay span %s", consumer.Links, relaySpan.SpanContext.SpanID())
 	}
+}
+
+// Poison events reach the dead letters after their attempts, with their metadata,
+// while the valid ones keep flowing; once the handler is fixed, a replay applies each
+// poison event exactly once.
+func TestPoisonEventsAreDeadLetteredAndReplayedOnceFixed(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, url string) {
+		reg := registry(t)
+		nc := brokertest.Connect(t, brokertest.Embedded(t))
+		b, _ := natsbus.New(nc, natsbus.Config{Registry: reg})
+		svc := newService(t, url, reg, sdktrace.NewTracerProvider())
+		relay, _ := svc.outbox.Relay(outbox.RelayConfig{Bus: b})
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		go relay.Run(ctx)
+
+		var fixed atomic.Bool
+		var poisonAttempts atomic.Int32
+		isPoison := func(n int) bool { return n%10 == 3 }
+		handler := svc.inbox.Wrap("poisoned", func(ctx context.Context, tx *sql.Tx, m *bus.Message) error {
+			var d struct{ N int }
+			_ = m.Event.DecodeData(&d)
+			if isPoison(d.N) && !fixed.Load() {
+				poisonAttempts.Add(1)
+				return fmt.Errorf("cannot price item %d", d.N)
+			}
+			_, err := tx.ExecContext(ctx, `INSERT INTO effects (event_id, n) VALUES ($1, $2)`, m.Event.ID, d.N)
+			return err
+		})
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			_ = b.Subscribe(ctx, bus.Subscription{Group: "poisoned", Types: []string{typ}, Concurrency: 2, MaxAttempts: 3, Backoff: 50 * time.Millisecond}, handler)
+		}()
+		svc.write(t, 0, 100)
+		waitFor(t, "the 90 valid events", 30*time.Second, func() bool { return svc.count(t, "SELECT count(*) FROM effects") == 90 })
+		var dead []bus.DeadLetter
+		waitFor(t, "10 dead letters", 30*time.Second, func() bool {
+			dead, _ = b.List(context.Background(), "poisoned", 100)
+			return len(dead) == 10
+		})
+		for _, dl := range dead {
+			if dl.Attempts != 3 || !strings.Contains(dl.LastError, "cannot price item") || dl.Group != "poisoned" ||
+				dl.Subject != "events.obtest.item.added" || dl.Event.TraceParent == "" || dl.FirstFailure.IsZero() || dl.LastFailure.Before(dl.FirstFailure) {
+				t.Errorf("dead letter %+v", dl)
+			}
+		}
+		if n := poisonAttempts.Load(); n != 30 {
+			t.Errorf("%d failed attempts, want 3 for each of 10 poison events", n)
+		}
+
+		fixed.Store(true)
+		for _, dl := range dead {
+			if err := b.Replay(context.Background(), dl.ID); err != nil {
+				t.Fatal(err)
+			}
+			if err := b.Replay(context.Background(), dl.ID); err == nil {
+				t.Error("a dead letter replayed twice")
+			}
+		}
+		waitFor(t, "all 100 effects", 30*time.Second, func() bool { return svc.count(t, "SELECT count(*) FROM effects") == 100 })
+		time.Sleep(300 * time.Millisecond)
+		if n := svc.count(t, "SELECT count(*) FROM effects"); n != 100 {
+			t.Errorf("%d effects after the replay, want exactly 100", n)
+		}
+		if left, _ := b.List(context.Background(), "poisoned", 100); len(left) != 0 {
+			t.Errorf("%d dead letters left", len(left))
+		}
+		cancel()
+		<-done
+	})
 }

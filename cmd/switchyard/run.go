@@ -42,6 +42,11 @@ func commands() map[string]command {
 			usage:   "serve <service> [--config path] [--listen host:port]",
 			run:     cmdServe,
 		},
+		"events": {
+			summary: "inspect, replay and purge dead letters; tail events as they flow",
+			usage:   eventsUsage,
+			run:     cmdEvents,
+		},
 		"token": {
 			summary: "mint a service token from the local identities, e.g. for grpcurl",
 			usage:   "token --as <caller> --for <callee> [--ttl 5m]",

@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/switchyard/switchyard/api/events"
 	"github.com/switchyard/switchyard/bus"
+	"github.com/switchyard/switchyard/bus/kafkabus"
 	"github.com/switchyard/switchyard/bus/natsbus"
 	"github.com/switchyard/switchyard/event"
 	"github.com/switchyard/switchyard/inbox"
@@ -52,8 +54,14 @@ func (p *process) bus() (bus.Bus, error) {
 			return nil, err
 		}
 		p.eventBus = b
-	default:
-		return nil, fmt.Errorf("event bus: broker kind %q is not available in this build", p.cfg.Broker.Kind)
+	case "kafka":
+		b, err := kafkabus.New(kafkabus.Config{Seeds: strings.Split(p.cfg.Broker.URL, ","), Registry: reg,
+			Tracer: p.tracing.Tracer("switchyard/bus"), Logger: p.log, Metrics: p.busMetrics})
+		if err != nil {
+			return nil, err
+		}
+		p.closers = append(p.closers, b.Close)
+		p.eventBus = b
 	}
 	return p.eventBus, nil
 }
