@@ -44,6 +44,13 @@ type Bus interface {
 	Subscribe(ctx context.Context, sub Subscription, handler Handler) error
 }
 
+// Encoded is an event already validated and encoded in structured JSON, as the
+// outbox stores it.
+type Encoded struct {
+	ID, Type, Subject string
+	Payload           []byte
+}
+
 // DeadLetters is the dead-letter store of a broker.
 type DeadLetters interface {
 	// List returns up to limit dead letters, oldest first, optionally only those of

@@ -61,16 +61,19 @@ type Result struct {
 
 // Deliver runs h on one delivery and returns the verdict.
 func (d *Dispatcher) Deliver(ctx context.Context, sub *Subscription, del Delivery, h Handler) Result {
-	e, err := event.Decode(del.Raw)
+	e, err := event.Unmarshal(del.Raw)
 	if err != nil {
 		d.record(sub.Group, "", "undecodable")
-		return Result{Verdict: Bury, Err: fmt.Errorf("not a valid event: %w", err), Event: e}
+		return Result{Verdict: Bury, Err: err, Event: e}
 	}
 	if d.Registry != nil {
-		if err := d.Registry.Validate(&e); err != nil {
-			d.record(sub.Group, e.Type, "invalid")
-			return Result{Verdict: Bury, Err: Permanent(err), Event: e}
-		}
+		err = d.Registry.Validate(&e)
+	} else {
+		err = e.Validate()
+	}
+	if err != nil {
+		d.record(sub.Group, e.Type, "invalid")
+		return Result{Verdict: Bury, Err: Permanent(err), Event: e}
 	}
 	tracer := d.Tracer
 	if tracer == nil {

@@ -71,9 +71,10 @@ func (r *Registry) Types() []string {
 	return out
 }
 
-// Validate checks e's envelope and its data against the schema of its type.
+// Validate checks e's envelope and its data against the schema of its type (parsing
+// the data once).
 func (r *Registry) Validate(e *Event) error {
-	if err := e.Validate(); err != nil {
+	if err := e.validateEnvelope(); err != nil {
 		return err
 	}
 	sch, ok := r.schemas[e.Type]

@@ -243,3 +243,73 @@ func TestAFailedHandlerLeavesNoRecord(t *testing.T) {
 		t.Errorf("pruned %d, %v; want 2", n, err)
 	}
 }
+
+// With group commit, concurrent handlers share transactions; a failing one rolls
+// back alone, a duplicate inside a batch is still a duplicate, and stopping leaves
+// no handler waiting.
+func TestGroupCommitKeepsEachEventsOutcomeItsOwn(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, url string) {
+		db, in, err := open(context.Background(), url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		ctx, cancel := context.WithCancel(context.Background())
+		stopped := make(chan error, 1)
+		go func() { stopped <- in.RunGroupCommit(ctx, 32) }()
+		time.Sleep(10 * time.Millisecond)
+
+		const n = 200
+		events := make([]event.Event, n)
+		for i := range events {
+			events[i], _ = event.New(context.Background(), "/t", typ, "s", map[string]int{"n": i})
+		}
+		fn := func(ctx context.Context, tx *sql.Tx, m *bus.Message) error {
+			var d struct{ N int }
+			_ = m.Event.DecodeData(&d)
+			if _, err := tx.ExecContext(ctx, `INSERT INTO effects (event_id, n) VALUES ($1, $2)`, m.Event.ID, d.N); err != nil {
+				return err
+			}
+			if d.N%17 == 0 {
+				return fmt.Errorf("event %d fails", d.N) // after writing: the savepoint must undo it
+			}
+			return nil
+		}
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		failed, dups := 0, 0
+		for round := range 2 { // the second round is all duplicates (or retries of the failures)
+			for i := range n {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					dup, err := in.Handle(context.Background(), "g", &bus.Message{Event: events[i]}, fn)
+					mu.Lock()
+					defer mu.Unlock()
+					if err != nil && round == 0 {
+						failed++
+					}
+					if dup {
+						dups++
+					}
+				}()
+			}
+			wg.Wait()
+		}
+		var effects int
+		db.QueryRow("SELECT count(*) FROM effects").Scan(&effects)
+		wantFailed := (n + 16) / 17
+		if failed != wantFailed || effects != n-wantFailed || dups != n-wantFailed {
+			t.Errorf("failed %d (want %d), effects %d (want %d), duplicates %d", failed, wantFailed, effects, n-wantFailed, dups)
+		}
+		cancel()
+		if err := <-stopped; err != nil {
+			t.Fatal(err)
+		}
+		// After stopping, handling goes on, a transaction each.
+		e, _ := event.New(context.Background(), "/t", typ, "s", map[string]int{"n": 1000})
+		if _, err := in.Handle(context.Background(), "g", &bus.Message{Event: e}, fn); err != nil {
+			t.Errorf("after group commit stopped: %v", err)
+		}
+	})
+}

@@ -87,13 +87,29 @@ func New(db *store.DB, cfg Config) (*Outbox, error) {
 // Add writes events inside tx, the transaction that changes the state they announce.
 // They are published after tx commits; if it rolls back, they never existed.
 func (o *Outbox) Add(ctx context.Context, tx *sql.Tx, events ...event.Event) error {
+	if len(events) == 0 {
+		return nil
+	}
 	now := store.Millis(time.Now())
+	var values strings.Builder
+	args := make([]any, 0, 5*len(events))
+	spans := make([]trace.Span, 0, len(events))
+	endSpans := func(err error) {
+		for _, s := range spans {
+			if err != nil {
+				s.SetStatus(codes.Error, err.Error())
+			}
+			s.End()
+		}
+	}
 	for i := range events {
 		e := &events[i]
 		if o.cfg.Types != nil && !slices.Contains(o.cfg.Types, e.Type) {
+			endSpans(nil)
 			return fmt.Errorf("outbox: %s does not declare that it publishes %s", o.cfg.Name, e.Type)
 		}
 		if err := o.cfg.Registry.Validate(e); err != nil {
+			endSpans(nil)
 			return fmt.Errorf("outbox: %w", err)
 		}
 		// The producer span: consumers of this event continue it.
@@ -105,19 +121,25 @@ func (o *Outbox) Add(ctx context.Context, tx *sql.Tx, events ...event.Event) err
 				attribute.String("cloudevents.event_type", e.Type),
 				attribute.String("cloudevents.event_subject", e.Subject),
 			))
+		spans = append(spans, span)
 		event.SetTraceContext(pctx, e)
 		payload, err := event.Encode(e)
-		if err == nil {
-			_, err = tx.ExecContext(ctx,
-				`INSERT INTO outbox (event_id, type, subject, payload, created_at) VALUES ($1, $2, $3, $4, $5)`,
-				e.ID, e.Type, e.Subject, string(payload), now)
-		}
 		if err != nil {
-			span.SetStatus(codes.Error, err.Error())
-			span.End()
+			endSpans(err)
 			return fmt.Errorf("outbox: add %s: %w", e.Type, err)
 		}
-		span.End()
+		if i > 0 {
+			values.WriteByte(',')
+		}
+		n := len(args)
+		fmt.Fprintf(&values, "($%d, $%d, $%d, $%d, $%d)", n+1, n+2, n+3, n+4, n+5)
+		args = append(args, e.ID, e.Type, e.Subject, string(payload), now)
+	}
+	// One statement for the whole call: one round trip however many events.
+	_, err := tx.ExecContext(ctx, `INSERT INTO outbox (event_id, type, subject, payload, created_at) VALUES `+values.String(), args...)
+	endSpans(err)
+	if err != nil {
+		return fmt.Errorf("outbox: add: %w", err)
 	}
 	if o.db.Dialect() == store.Postgres && len(events) > 0 {
 		// Delivered to the relay when (and only if) tx commits.
@@ -318,9 +340,9 @@ func (r *Relay) lead(ctx context.Context) error {
 	}
 }
 
-// unsent reads the oldest unsent events.
-func (r *Relay) unsent(ctx context.Context) (seqs []int64, events []event.Event, err error) {
-	rows, err := r.o.db.QueryContext(ctx, `SELECT seq, payload FROM outbox WHERE sent_at IS NULL ORDER BY seq LIMIT $1`, r.cfg.Batch)
+// unsent reads the oldest unsent events, as stored: validated and encoded by Add.
+func (r *Relay) unsent(ctx context.Context) (seqs []int64, events []bus.Encoded, err error) {
+	rows, err := r.o.db.QueryContext(ctx, `SELECT seq, event_id, type, subject, payload FROM outbox WHERE sent_at IS NULL ORDER BY seq LIMIT $1`, r.cfg.Batch)
 	if err != nil {
 		return nil, nil, fmt.Errorf("outbox: read: %w", err)
 	}
@@ -328,15 +350,13 @@ func (r *Relay) unsent(ctx context.Context) (seqs []int64, events []event.Event,
 	for rows.Next() {
 		var (
 			seq     int64
+			e       bus.Encoded
 			payload string
 		)
-		if err := rows.Scan(&seq, &payload); err != nil {
+		if err := rows.Scan(&seq, &e.ID, &e.Type, &e.Subject, &payload); err != nil {
 			return nil, nil, fmt.Errorf("outbox: read: %w", err)
 		}
-		e, err := event.Decode([]byte(payload))
-		if err != nil {
-			return nil, nil, fmt.Errorf("outbox: row %d: %w", seq, err)
-		}
+		e.Payload = []byte(payload)
 		seqs = append(seqs, seq)
 		events = append(events, e)
 	}
@@ -344,6 +364,27 @@ func (r *Relay) unsent(ctx context.Context) (seqs []int64, events []event.Event,
 		return nil, nil, fmt.Errorf("outbox: read: %w", err)
 	}
 	return seqs, events, nil
+}
+
+// encodedPublisher is a bus that publishes stored events as they are, without
+// decoding and validating them again (both buses here are).
+type encodedPublisher interface {
+	PublishEncoded(ctx context.Context, events ...bus.Encoded) error
+}
+
+func (r *Relay) publish(ctx context.Context, events []bus.Encoded) error {
+	if p, ok := r.cfg.Bus.(encodedPublisher); ok {
+		return p.PublishEncoded(ctx, events...)
+	}
+	decoded := make([]event.Event, len(events))
+	for i, e := range events {
+		d, err := event.Decode(e.Payload)
+		if err != nil {
+			return fmt.Errorf("outbox: event %s: %w", e.ID, err)
+		}
+		decoded[i] = d
+	}
+	return r.cfg.Bus.Publish(ctx, decoded...)
 }
 
 // publishBatch publishes the oldest unsent events and marks them sent.
@@ -357,7 +398,7 @@ func (r *Relay) publishBatch(ctx context.Context) (int, error) {
 	}
 	pctx, span := r.cfg.Tracer.Start(ctx, "outbox relay", trace.WithSpanKind(trace.SpanKindProducer),
 		trace.WithAttributes(attribute.String("outbox", r.o.cfg.Name), attribute.Int("messaging.batch.message_count", len(events))))
-	err = r.cfg.Bus.Publish(pctx, events...)
+	err = r.publish(pctx, events)
 	if err != nil {
 		span.SetStatus(codes.Error, err.Error())
 		span.End()

@@ -140,34 +140,42 @@ func (b *Bus) ensure(ctx context.Context, configs map[string]*string, topics ...
 	return nil
 }
 
-func (b *Bus) record(ctx context.Context, e *event.Event) (*kgo.Record, error) {
-	if err := b.cfg.Registry.Validate(e); err != nil {
-		return nil, fmt.Errorf("kafkabus: refusing to publish: %w", err)
-	}
-	data, err := event.Encode(e)
-	if err != nil {
-		return nil, err
-	}
-	r := &kgo.Record{Topic: Topic(e.Domain()), Key: []byte(e.Subject), Value: data,
-		Headers: []kgo.RecordHeader{{Key: "content-type", Value: []byte(event.ContentType)}, {Key: "ce_id", Value: []byte(e.ID)}}}
-	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
-		carrier := propagation.MapCarrier{}
-		propagation.TraceContext{}.Inject(ctx, carrier)
-		r.Headers = append(r.Headers, kgo.RecordHeader{Key: bus.RelayTraceHeader, Value: []byte(carrier["traceparent"])})
-	}
-	return r, nil
-}
-
 // Publish implements bus.Bus: the records are produced together and awaited.
 func (b *Bus) Publish(ctx context.Context, events ...event.Event) error {
+	encoded := make([]bus.Encoded, len(events))
+	for i := range events {
+		e := &events[i]
+		if err := b.cfg.Registry.Validate(e); err != nil {
+			return fmt.Errorf("kafkabus: refusing to publish: %w", err)
+		}
+		data, err := event.Encode(e)
+		if err != nil {
+			return err
+		}
+		encoded[i] = bus.Encoded{ID: e.ID, Type: e.Type, Subject: e.Subject, Payload: data}
+	}
+	return b.PublishEncoded(ctx, encoded...)
+}
+
+// PublishEncoded publishes events already validated and encoded (the outbox relay's
+// path).
+func (b *Bus) PublishEncoded(ctx context.Context, events ...bus.Encoded) error {
 	if len(events) == 0 {
 		return nil
 	}
+	var relay []byte
+	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
+		carrier := propagation.MapCarrier{}
+		propagation.TraceContext{}.Inject(ctx, carrier)
+		relay = []byte(carrier["traceparent"])
+	}
 	records := make([]*kgo.Record, len(events))
-	for i := range events {
-		r, err := b.record(ctx, &events[i])
-		if err != nil {
-			return err
+	for i, e := range events {
+		domain, _, _ := strings.Cut(e.Type, ".")
+		r := &kgo.Record{Topic: Topic(domain), Key: []byte(e.Subject), Value: e.Payload,
+			Headers: []kgo.RecordHeader{{Key: "content-type", Value: []byte(event.ContentType)}, {Key: "ce_id", Value: []byte(e.ID)}}}
+		if relay != nil {
+			r.Headers = append(r.Headers, kgo.RecordHeader{Key: bus.RelayTraceHeader, Value: relay})
 		}
 		if err := b.ensure(ctx, nil, r.Topic); err != nil {
 			return err

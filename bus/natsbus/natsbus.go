@@ -162,41 +162,75 @@ func (b *Bus) failureBucket(ctx context.Context) (jetstream.KeyValue, error) {
 	return kv, nil
 }
 
-// message builds the broker message of e.
-func (b *Bus) message(ctx context.Context, e *event.Event) (*nats.Msg, error) {
-	if err := b.cfg.Registry.Validate(e); err != nil {
-		return nil, fmt.Errorf("natsbus: refusing to publish: %w", err)
+// encode validates and encodes events for PublishEncoded.
+func encode(reg *event.Registry, events []event.Event) ([]bus.Encoded, error) {
+	out := make([]bus.Encoded, len(events))
+	for i := range events {
+		e := &events[i]
+		if err := reg.Validate(e); err != nil {
+			return nil, fmt.Errorf("refusing to publish: %w", err)
+		}
+		data, err := event.Encode(e)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = bus.Encoded{ID: e.ID, Type: e.Type, Subject: e.Subject, Payload: data}
 	}
-	data, err := event.Encode(e)
+	return out, nil
+}
+
+// message builds the broker message of an encoded event; relay is the publisher's
+// trace header value ("" for none).
+func message(e *bus.Encoded, relay string) (*nats.Msg, error) {
+	t, err := event.ParseType(e.Type)
 	if err != nil {
 		return nil, err
 	}
-	msg := nats.NewMsg(e.BrokerSubject())
-	msg.Data = data
-	msg.Header.Set(jetstream.MsgIDHeader, e.ID)
-	msg.Header.Set("Content-Type", event.ContentType)
-	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
-		carrier := propagation.MapCarrier{}
-		propagation.TraceContext{}.Inject(ctx, carrier)
-		msg.Header.Set(bus.RelayTraceHeader, carrier["traceparent"])
+	msg := &nats.Msg{Subject: t.Subject(), Data: e.Payload, Header: nats.Header{
+		jetstream.MsgIDHeader: {e.ID},
+		"Content-Type":        {event.ContentType},
+	}}
+	if relay != "" {
+		msg.Header[bus.RelayTraceHeader] = []string{relay}
 	}
 	return msg, nil
+}
+
+func relayHeader(ctx context.Context) string {
+	if !trace.SpanContextFromContext(ctx).IsValid() {
+		return ""
+	}
+	carrier := propagation.MapCarrier{}
+	propagation.TraceContext{}.Inject(ctx, carrier)
+	return carrier["traceparent"]
 }
 
 // Publish implements bus.Bus. One event is published synchronously; a batch is
 // pipelined (asynchronous publishes, in order) and awaited as a whole.
 func (b *Bus) Publish(ctx context.Context, events ...event.Event) error {
+	encoded, err := encode(b.cfg.Registry, events)
+	if err != nil {
+		return fmt.Errorf("natsbus: %w", err)
+	}
+	return b.PublishEncoded(ctx, encoded...)
+}
+
+// PublishEncoded publishes events already validated and encoded (the outbox relay's
+// path: it stored them validated).
+func (b *Bus) PublishEncoded(ctx context.Context, events ...bus.Encoded) error {
 	if len(events) == 0 {
 		return nil
 	}
+	relay := relayHeader(ctx)
 	msgs := make([]*nats.Msg, len(events))
 	for i := range events {
-		if _, err := b.stream(ctx, events[i].Domain()); err != nil {
+		domain, _, _ := strings.Cut(events[i].Type, ".")
+		if _, err := b.stream(ctx, domain); err != nil {
 			return err
 		}
-		m, err := b.message(ctx, &events[i])
+		m, err := message(&events[i], relay)
 		if err != nil {
-			return err
+			return fmt.Errorf("natsbus: %w", err)
 		}
 		msgs[i] = m
 	}
@@ -269,7 +303,7 @@ func (b *Bus) Subscribe(ctx context.Context, sub bus.Subscription, h bus.Handler
 			AckPolicy:     jetstream.AckExplicitPolicy,
 			AckWait:       sub.HandlerTimeout + min(max(sub.HandlerTimeout/4, time.Second), 5*time.Second),
 			MaxDeliver:    -1,
-			MaxAckPending: max(sub.Concurrency*4, 64),
+			MaxAckPending: max(sub.Concurrency*8, 256),
 			DeliverPolicy: jetstream.DeliverAllPolicy,
 		})
 		if err != nil {
@@ -282,7 +316,7 @@ func (b *Bus) Subscribe(ctx context.Context, sub bus.Subscription, h bus.Handler
 	var inflight sync.WaitGroup
 	var pullers sync.WaitGroup
 	for _, c := range consumers {
-		iter, err := c.Messages(jetstream.PullMaxMessages(max(sub.Concurrency, 2)))
+		iter, err := c.Messages(jetstream.PullMaxMessages(max(sub.Concurrency*2, 16)))
 		if err != nil {
 			return fmt.Errorf("natsbus: pull: %w", err)
 		}
@@ -498,7 +532,11 @@ func (b *Bus) Replay(ctx context.Context, id string) error {
 	if _, err := b.stream(ctx, dl.Event.Domain()); err != nil {
 		return err
 	}
-	msg, err := b.message(event.TraceContext(ctx, &dl.Event), &dl.Event)
+	encoded, err := encode(b.cfg.Registry, []event.Event{dl.Event})
+	if err != nil {
+		return fmt.Errorf("natsbus: %w", err)
+	}
+	msg, err := message(&encoded[0], relayHeader(event.TraceContext(ctx, &dl.Event)))
 	if err != nil {
 		return err
 	}
