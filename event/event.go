@@ -83,13 +83,14 @@ func ParseType(s string) (Type, error) {
 	return t, nil
 }
 
+func wordChar(c byte) bool { return c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_' }
+
 func word(w string) bool {
 	if w == "" || w[0] < 'a' || w[0] > 'z' {
 		return false
 	}
 	for i := 1; i < len(w); i++ {
-		c := w[i]
-		if !(c >= 'a' && c <= 'z') && !(c >= '0' && c <= '9') && c != '_' {
+		if c := w[i]; !wordChar(c) {
 			return false
 		}
 	}

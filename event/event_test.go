@@ -100,3 +100,17 @@ func TestSchemaFilesMustBeNamedForTheirType(t *testing.T) {
 		t.Error("a schema named for no event type was accepted")
 	}
 }
+
+func TestTypeNames(t *testing.T) {
+	t.Parallel()
+	for name, ok := range map[string]bool{
+		"orders.order.placed.v1": true, "inventory.stock_level.changed.v12": true, "a1.b_2.c3.v1": true,
+		"Orders.order.placed.v1": false, "orders.order.placed": false, "orders.order.placed.v0": false,
+		"orders.order.placed.v01": false, "orders.order.placed.1": false, "orders..placed.v1": false,
+		"orders.order.placed.v1.extra": false, "1orders.order.placed.v1": false, "orders.order.pla-ced.v1": false,
+	} {
+		if _, err := event.ParseType(name); (err == nil) != ok {
+			t.Errorf("ParseType(%q) error %v, want ok=%v", name, err, ok)
+		}
+	}
+}
