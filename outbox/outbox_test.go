@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"fmt"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync"
@@ -28,6 +30,7 @@ import (
 	"github.com/switchyard/switchyard/outbox"
 	"github.com/switchyard/switchyard/store"
 	"github.com/switchyard/switchyard/store/storetest"
+	"github.com/switchyard/switchyard/telemetry"
 )
 
 const typ = "obtest.item.added.v1"
@@ -282,12 +285,26 @@ func TestTheWritersTraceContinuesInTheConsumer(t *testing.T) {
 	defer cancel()
 	go relay.Run(ctx)
 
-	reqCtx, req := tp.Tracer("http").Start(context.Background(), "POST /v1/items")
-	e, _ := event.New(reqCtx, "/svc", typ, "item-1", map[string]int{"n": 1})
-	if err := svc.db.InTx(reqCtx, func(tx *sql.Tx) error { return svc.outbox.Add(reqCtx, tx, e) }); err != nil {
-		t.Fatal(err)
+	// A real HTTP request, served through the telemetry middleware, writes the event.
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/items", func(w http.ResponseWriter, r *http.Request) {
+		e, err := event.New(r.Context(), "/svc", typ, "item-1", map[string]int{"n": 1})
+		if err == nil {
+			err = svc.db.InTx(r.Context(), func(tx *sql.Tx) error { return svc.outbox.Add(r.Context(), tx, e) })
+		}
+		if err != nil {
+			http.Error(w, err.Error(), 500)
+			return
+		}
+		w.WriteHeader(201)
+	})
+	srv := httptest.NewServer(telemetry.Middleware(telemetry.HTTPConfig{Tracer: tp.Tracer("http")})(mux))
+	defer srv.Close()
+	resp, err := http.Post(srv.URL+"/v1/items", "application/json", nil)
+	if err != nil || resp.StatusCode != 201 {
+		t.Fatalf("POST: %v %v", resp, err)
 	}
-	req.End()
+	resp.Body.Close()
 	consumed := make(chan struct{})
 	go b.Subscribe(ctx, bus.Subscription{Group: "traced", Types: []string{typ}}, func(context.Context, *bus.Message) error {
 		close(consumed)
@@ -299,10 +316,10 @@ func TestTheWritersTraceContinuesInTheConsumer(t *testing.T) {
 	for _, s := range spans.GetSpans() {
 		byName[s.Name] = s
 	}
-	producer, consumer, relaySpan := byName["publish "+typ], byName["consume "+typ], byName["outbox relay"]
-	trace := req.SpanContext().TraceID()
-	if producer.SpanContext.TraceID() != trace || producer.Parent.SpanID() != req.SpanContext().SpanID() {
-		t.Errorf("producer span not a child of the request: %+v", producer)
+	producer, consumer, relaySpan, req := byName["publish "+typ], byName["consume "+typ], byName["outbox relay"], byName["POST /v1/items"]
+	trace := req.SpanContext.TraceID()
+	if !trace.IsValid() || producer.SpanContext.TraceID() != trace || producer.Parent.SpanID() != req.SpanContext.SpanID() {
+		t.Errorf("producer span not a child of the HTTP request's span: %+v", producer)
 	}
 	if consumer.SpanContext.TraceID() != trace || consumer.Parent.SpanID() != producer.SpanContext.SpanID() {
 		t.Errorf("consumer span trace %s parent %s; want trace %s parent %s (the producer)", consumer.SpanContext.TraceID(), consumer.Parent.SpanID(), trace, producer.SpanContext.SpanID())
