@@ -146,7 +146,8 @@ func TestACrashBetweenCommitAndAckAppliesEffectsOnce(t *testing.T) {
 		deadline := time.Now().Add(90 * time.Second)
 		for !finished() {
 			if time.Now().After(deadline) {
-				t.Fatalf("after 90s: %d of %d effects, %d crashes", count(), n, crashes)
+				mu.Lock()
+				t.Fatalf("after 90s: %d of %d effects, %d of %d crashes, %d redeliveries skipped", count(), n, crashes, willCrash, dups)
 			}
 			cmd := exec.Command(os.Args[0], "-test.run=^$")
 			cmd.Env = append(os.Environ(), "INBOX_CONSUMER=1", "INBOX_DB="+url, "INBOX_NATS="+natsURL)
@@ -179,7 +180,7 @@ func TestACrashBetweenCommitAndAckAppliesEffectsOnce(t *testing.T) {
 				case <-exited:
 					done = true
 				case <-time.After(100 * time.Millisecond):
-					if finished() {
+					if finished() || time.Now().After(deadline) {
 						cmd.Process.Kill()
 						<-exited
 						done = true
