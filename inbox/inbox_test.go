@@ -182,8 +182,10 @@ func TestACrashBetweenCommitAndAckAppliesEffectsOnce(t *testing.T) {
 					mu.Unlock()
 				}
 			}()
+			// Wait only after every line is read: Wait closes the pipe, and a CRASH
+			// line still in it would be lost.
 			exited := make(chan struct{})
-			go func() { cmd.Wait(); close(exited) }()
+			go func() { <-stopped; cmd.Wait(); close(exited) }()
 			for done := false; !done; {
 				select {
 				case <-exited:
@@ -196,7 +198,6 @@ func TestACrashBetweenCommitAndAckAppliesEffectsOnce(t *testing.T) {
 					}
 				}
 			}
-			<-stopped
 		}
 		var distinct, total int
 		db.QueryRow("SELECT count(DISTINCT n), count(*) FROM effects").Scan(&distinct, &total)
