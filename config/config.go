@@ -153,6 +153,9 @@ type Service struct {
 
 	// Subscriptions lists the event types this service consumes.
 	Subscriptions []string `yaml:"subscriptions"`
+
+	// Settings are the service's own options, decoded by the service.
+	Settings Settings `yaml:"settings"`
 }
 
 // Dependency is a synchronous call edge from one service to another.

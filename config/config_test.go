@@ -333,3 +333,47 @@ func TestLoadFileRefusesHugeFiles(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+func TestServiceSettingsDecodeStrictlyWithPositions(t *testing.T) {
+	t.Parallel()
+	type sim struct {
+		DeclineRate float64       `yaml:"decline_rate"`
+		Latency     config.Duration `yaml:"latency"`
+	}
+	load := func(settings string) *config.Service {
+		t.Helper()
+		cfg, err := config.Load("s.yaml", []byte(minimal+"    settings:\n"+settings), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cfg.Service("users")
+	}
+	var got sim
+	if err := load("      decline_rate: 0.25\n      latency: 30ms\n").Settings.Decode(&got); err != nil {
+		t.Fatal(err)
+	}
+	if got.DeclineRate != 0.25 || got.Latency.Std() != 30*time.Millisecond {
+		t.Errorf("decoded %+v", got)
+	}
+
+	defaults := sim{DeclineRate: 0.1}
+	cfg, _ := config.Load("s.yaml", []byte(minimal), nil)
+	if err := cfg.Service("users").Settings.Decode(&defaults); err != nil || defaults.DeclineRate != 0.1 {
+		t.Errorf("no settings: %v, %+v; want the defaults kept", err, defaults)
+	}
+
+	for settings, want := range map[string]string{
+		"      decline_rat: 0.25\n":   `s.yaml:6:7: services.users.settings.decline_rat: unknown key "decline_rat"`,
+		"      decline_rate: lots\n": `s.yaml:6:21: services.users.settings.decline_rate: want a number, got "lots"`,
+		"      latency: soon\n":      `s.yaml:6:16: services.users.settings.latency: "soon" is not a duration: write it with a unit, e.g. "5s" or "250ms"`,
+	} {
+		err := load(settings).Settings.Decode(&sim{})
+		if err == nil || err.Error() != want {
+			t.Errorf("settings %q: error %v, want %s", settings, err, want)
+		}
+	}
+	err := load("      decline_rate: 2\n").Settings.Invalid("decline_rate", "want 0 to 1")
+	if err.Error() != "s.yaml:6:7: services.users.settings.decline_rate: want 0 to 1" {
+		t.Errorf("Invalid = %v", err)
+	}
+}

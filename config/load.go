@@ -116,6 +116,7 @@ func Load(source string, data []byte, getenv func(string) string) (*Config, erro
 			cfg.Services[name] = s
 		}
 		s.Name = name
+		s.Settings.source, s.Settings.prefix = source, "services."+name+".settings"
 	}
 	cfg.applyDefaults()
 	errs := cfg.applyEnv(getenv)
