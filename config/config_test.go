@@ -337,7 +337,7 @@ func TestLoadFileRefusesHugeFiles(t *testing.T) {
 func TestServiceSettingsDecodeStrictlyWithPositions(t *testing.T) {
 	t.Parallel()
 	type sim struct {
-		DeclineRate float64       `yaml:"decline_rate"`
+		DeclineRate float64         `yaml:"decline_rate"`
 		Latency     config.Duration `yaml:"latency"`
 	}
 	load := func(settings string) *config.Service {
@@ -363,7 +363,7 @@ func TestServiceSettingsDecodeStrictlyWithPositions(t *testing.T) {
 	}
 
 	for settings, want := range map[string]string{
-		"      decline_rat: 0.25\n":   `s.yaml:6:7: services.users.settings.decline_rat: unknown key "decline_rat"`,
+		"      decline_rat: 0.25\n":  `s.yaml:6:7: services.users.settings.decline_rat: unknown key "decline_rat"`,
 		"      decline_rate: lots\n": `s.yaml:6:21: services.users.settings.decline_rate: want a number, got "lots"`,
 		"      latency: soon\n":      `s.yaml:6:16: services.users.settings.latency: "soon" is not a duration: write it with a unit, e.g. "5s" or "250ms"`,
 	} {
