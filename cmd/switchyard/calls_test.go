@@ -5,28 +5,19 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/switchyard/switchyard"
 )
 
-// fullPlatform is the default platform's call graph, on free ports.
-const fullPlatform = `version: 1
-discovery: {kind: nats, heartbeat: 500ms}
-services:
-  users: {listen: "127.0.0.1:0"}
-  catalog:
-    listen: 127.0.0.1:0
-    subscriptions: [inventory.stock.changed.v1]
-  inventory:
-    listen: 127.0.0.1:0
-    publishes: [inventory.stock.changed.v1, inventory.stock.reserved.v1, inventory.stock.committed.v1, inventory.stock.released.v1]
-  orders:
-    listen: 127.0.0.1:0
-    dependencies:
-      users: {protocol: rest}
-      inventory: {protocol: grpc}
-`
+// fullPlatform is the built-in platform (switchyard.yaml) on free ports, with a
+// quicker discovery heartbeat.
+var fullPlatform = strings.Replace(
+	regexp.MustCompile(`listen: 127\.0\.0\.1:\d+`).ReplaceAllString(string(switchyard.DefaultConfig), "listen: 127.0.0.1:0"),
+	"heartbeat: 1s", "heartbeat: 500ms", 1)
 
 var (
 	grpcurlOnce sync.Once
@@ -72,6 +63,7 @@ type stockLevel struct {
 	ProductID string `json:"productId"`
 	Available string `json:"available"`
 	Reserved  string `json:"reserved"`
+	Sold      string `json:"sold"`
 }
 
 func (s *stack) stock(t *testing.T, addr, token, product string) stockLevel {
@@ -88,11 +80,11 @@ func (s *stack) stock(t *testing.T, addr, token, product string) stockLevel {
 	return resp.Stock[0]
 }
 
-// An order crosses users (REST) and inventory (gRPC) through the client stack with
-// service credentials; stock grpcurl lists and calls inventory with them and is
+// An order crosses users and catalog (REST), inventory and payments (gRPC) through
+// the client stack with service credentials; stock grpcurl lists and calls inventory with them and is
 // refused without; a call straight to a service port without credentials, or with a
 // forged identity header, is refused and changes nothing.
-func TestOrdersCallUsersAndInventoryWithServiceCredentials(t *testing.T) {
+func TestOrdersCallTheirDependenciesWithServiceCredentials(t *testing.T) {
 	s := startUp(t, fullPlatform)
 	usersURL, _ := s.service("users")
 	ordersURL, _ := s.service("orders")
@@ -106,13 +98,18 @@ func TestOrdersCallUsersAndInventoryWithServiceCredentials(t *testing.T) {
 	ordersTok := s.token("orders", "inventory")
 	before := s.stock(t, invAddr, ordersTok, "prod-kbd-001")
 
-	code, order := callWith(t, "POST", ordersURL+"/v1/orders", token, `{"items":[{"product_id":"prod-kbd-001","quantity":2}]}`, map[string]string{"Idempotency-Key": "e2e-1"})
-	if code != 201 || order["status"] != "STOCK_RESERVED" {
+	code, order := callWith(t, "POST", ordersURL+"/v1/orders", token,
+		`{"items":[{"product_id":"prod-kbd-001","quantity":2}],"payment":{"card_number":"4242424242424242"}}`, map[string]string{"Idempotency-Key": "e2e-1"})
+	if code != 201 || order["status"] != "PENDING" {
 		t.Fatalf("place order: %d %v", code, order)
 	}
+	code, order = callWith(t, "GET", ordersURL+"/v1/orders/"+order["id"].(string), token, "", map[string]string{"Prefer": "wait=5"})
+	if code != 200 || order["status"] != "CONFIRMED" {
+		t.Fatalf("order after its saga: %d %v", code, order)
+	}
 	after := s.stock(t, invAddr, ordersTok, "prod-kbd-001")
-	if after.Reserved != "2" || before.Reserved != "" {
-		t.Errorf("reserved before %q, after %q; want 2 held by the order", before.Reserved, after.Reserved)
+	if after.Sold != "2" || after.Reserved != "" || before.Sold != "" {
+		t.Errorf("before %+v, after %+v; want 2 sold to the order", before, after)
 	}
 
 	// grpcurl lists the service with credentials; without, or as a service inventory

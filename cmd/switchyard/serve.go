@@ -91,6 +91,7 @@ var builders = map[string]func(context.Context, *process) (*component, error){
 	"catalog":   buildCatalog,
 	"inventory": buildInventory,
 	"orders":    buildOrders,
+	"payments":  buildPayments,
 }
 
 func cmdServe(ctx context.Context, e *env, args []string) error {

@@ -28,6 +28,7 @@ import (
 	"github.com/switchyard/switchyard/bus"
 	"github.com/switchyard/switchyard/cache"
 	"github.com/switchyard/switchyard/inbox"
+	"github.com/switchyard/switchyard/internal/shop/commerce"
 	"github.com/switchyard/switchyard/problem"
 	"github.com/switchyard/switchyard/rest"
 	"github.com/switchyard/switchyard/store"
@@ -60,12 +61,13 @@ type Product struct {
 	Description string `json:"description"`
 	Category    string `json:"category"`
 	// Price is a decimal string in the currency's major unit ("129.00").
-	Price    string `json:"price"`
-	Currency string `json:"currency"`
+	Price string `json:"price"`
+	// PriceMinor is the same price in the currency's minor units (12900), for
+	// programs that do arithmetic with it.
+	PriceMinor int64  `json:"price_minor"`
+	Currency   string `json:"currency"`
 	// Available is the stock inventory last announced; absent until it has.
 	Available *int64 `json:"available,omitempty"`
-
-	priceMinor int64
 }
 
 type seedProduct struct {
@@ -290,19 +292,14 @@ func scanProduct(row scanner) (Product, error) {
 		p         Product
 		available sql.NullInt64
 	)
-	if err := row.Scan(&p.ID, &p.SKU, &p.Name, &p.Description, &p.Category, &p.priceMinor, &p.Currency, &available); err != nil {
+	if err := row.Scan(&p.ID, &p.SKU, &p.Name, &p.Description, &p.Category, &p.PriceMinor, &p.Currency, &available); err != nil {
 		return Product{}, err
 	}
 	if available.Valid {
 		p.Available = &available.Int64
 	}
-	p.Price = formatMinor(p.priceMinor)
+	p.Price = commerce.Decimal(p.PriceMinor, p.Currency)
 	return p, nil
-}
-
-// formatMinor renders minor units of a two-decimal currency as a decimal string.
-func formatMinor(minor int64) string {
-	return fmt.Sprintf("%d.%02d", minor/100, minor%100)
 }
 
 func truncate(s string, n int) string {

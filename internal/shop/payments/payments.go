@@ -33,6 +33,7 @@ import (
 	paymentsv1 "github.com/switchyard/switchyard/api/gen/switchyard/payments/v1"
 	"github.com/switchyard/switchyard/api/gen/switchyard/payments/v1/paymentsv1connect"
 	"github.com/switchyard/switchyard/event"
+	"github.com/switchyard/switchyard/internal/shop/commerce"
 	"github.com/switchyard/switchyard/outbox"
 	"github.com/switchyard/switchyard/problem"
 	"github.com/switchyard/switchyard/store"
@@ -229,38 +230,16 @@ func validateAuthorize(m *paymentsv1.AuthorizeRequest) error {
 	if m.GetAmount().GetMinorUnits() <= 0 || m.GetAmount().GetMinorUnits() > 100_000_000_00 {
 		return problem.InvalidField("amount.minor_units", "want more than 0 and at most 100000000000")
 	}
-	if c := m.GetAmount().GetCurrency(); len(c) != 3 || c[0] < 'A' || c[0] > 'Z' || c[1] < 'A' || c[1] > 'Z' || c[2] < 'A' || c[2] > 'Z' {
+	if !commerce.ValidCurrency(m.GetAmount().GetCurrency()) {
 		return problem.InvalidField("amount.currency", "want an ISO 4217 code such as EUR")
 	}
-	if !ValidCardNumber(m.GetCardNumber()) {
+	if !commerce.ValidCardNumber(m.GetCardNumber()) {
 		return problem.InvalidField("card_number", "want 12 to 19 digits passing the Luhn check")
 	}
 	if k := m.GetIdempotencyKey(); k == "" || len(k) > 64 {
 		return problem.InvalidField("idempotency_key", "is required, at most 64 characters")
 	}
 	return nil
-}
-
-// ValidCardNumber reports whether s is 12 to 19 digits with a valid Luhn check digit.
-func ValidCardNumber(s string) bool {
-	if len(s) < 12 || len(s) > 19 {
-		return false
-	}
-	sum := 0
-	for i := range len(s) {
-		c := s[len(s)-1-i]
-		if c < '0' || c > '9' {
-			return false
-		}
-		d := int(c - '0')
-		if i%2 == 1 {
-			if d *= 2; d > 9 {
-				d -= 9
-			}
-		}
-		sum += d
-	}
-	return sum%10 == 0
 }
 
 // Authorize implements paymentsv1connect.PaymentServiceHandler.

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/internal/shop/commerce"
 )
 
 // Provider is the payment provider: the bank side of a card payment. Every call
@@ -47,14 +48,6 @@ type Authorization struct {
 // ErrProviderFailed is a provider that did not answer usefully (timeout, error):
 // nothing was held, and the call may be tried again with the same key.
 var ErrProviderFailed = errors.New("payment provider failed")
-
-// Test cards: the simulated provider answers them the same way every time.
-const (
-	CardApproved          = "4242424242424242" // always approved
-	CardDeclined          = "4000000000000002" // always declined: "card declined"
-	CardInsufficientFunds = "4000000000009995" // always declined: "insufficient funds"
-	CardProviderFails     = "4000000000000119" // the provider always fails
-)
 
 // SimulatorSettings shape the simulated provider (services.payments.settings).
 type SimulatorSettings struct {
@@ -105,16 +98,16 @@ func NewSimulator(s SimulatorSettings) *Simulator { return &Simulator{settings: 
 
 // Authorize implements Provider.
 func (s *Simulator) Authorize(ctx context.Context, c Charge) (Authorization, error) {
-	if err := s.call(ctx, c.CardNumber == CardProviderFails); err != nil {
+	if err := s.call(ctx, c.CardNumber == commerce.CardProviderFails); err != nil {
 		return Authorization{}, err
 	}
 	sum := sha256.Sum256([]byte(c.Key))
 	auth := Authorization{Ref: fmt.Sprintf("sim_%x", sum[:12]), Approved: true}
 	switch c.CardNumber {
-	case CardApproved:
-	case CardDeclined:
+	case commerce.CardApproved:
+	case commerce.CardDeclined:
 		auth.Approved, auth.DeclineReason = false, "card declined"
-	case CardInsufficientFunds:
+	case commerce.CardInsufficientFunds:
 		auth.Approved, auth.DeclineReason = false, "insufficient funds"
 	default:
 		// The key's hash, not a random draw: the same key declines the same way.
