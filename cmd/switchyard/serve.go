@@ -87,11 +87,12 @@ func (p *process) openStore(ctx context.Context, migrations fs.FS) (*store.DB, e
 
 // builders are the composition roots, one per service this binary implements.
 var builders = map[string]func(context.Context, *process) (*component, error){
-	"users":     buildUsers,
-	"catalog":   buildCatalog,
-	"inventory": buildInventory,
-	"orders":    buildOrders,
-	"payments":  buildPayments,
+	"users":         buildUsers,
+	"catalog":       buildCatalog,
+	"inventory":     buildInventory,
+	"orders":        buildOrders,
+	"payments":      buildPayments,
+	"notifications": buildNotifications,
 }
 
 func cmdServe(ctx context.Context, e *env, args []string) error {

@@ -3,7 +3,9 @@
 // the real rpc client stack with service credentials — what `switchyard up` runs,
 // without the processes, so that a service's tests can place real orders.
 //
-// Events stay in the services' outboxes (no relay runs): tests read them there.
+// Without Options.Events, events stay in the services' outboxes (no relay runs)
+// and tests read them there; with it, an embedded NATS server carries them, relays
+// publish them and catalog and notifications consume them, as in `switchyard up`.
 package shoptest
 
 import (
@@ -24,11 +26,15 @@ import (
 	"github.com/switchyard/switchyard/api/gen/switchyard/inventory/v1/inventoryv1connect"
 	"github.com/switchyard/switchyard/api/gen/switchyard/payments/v1/paymentsv1connect"
 	"github.com/switchyard/switchyard/authn"
+	"github.com/switchyard/switchyard/broker/brokertest"
+	"github.com/switchyard/switchyard/bus"
+	"github.com/switchyard/switchyard/bus/natsbus"
 	"github.com/switchyard/switchyard/discovery"
 	"github.com/switchyard/switchyard/event"
 	"github.com/switchyard/switchyard/inbox"
 	"github.com/switchyard/switchyard/internal/shop/catalog"
 	"github.com/switchyard/switchyard/internal/shop/inventory"
+	"github.com/switchyard/switchyard/internal/shop/notifications"
 	"github.com/switchyard/switchyard/internal/shop/orders"
 	"github.com/switchyard/switchyard/internal/shop/payments"
 	"github.com/switchyard/switchyard/internal/shop/users"
@@ -49,6 +55,9 @@ type Options struct {
 	Payments payments.SimulatorSettings
 	// Orders configures the orders service.
 	Orders orders.Config
+	// Events runs the event backbone: an embedded broker, the outbox relays and the
+	// consumers.
+	Events bool
 }
 
 // Shop is a running shop.
@@ -58,6 +67,8 @@ type Shop struct {
 	dbs  map[string]*store.DB
 	// Orders is the orders service, for its saga.
 	Orders *orders.Service
+	// Notifications is the notifications service, to feed it events by hand.
+	Notifications *notifications.Service
 }
 
 // URL returns a service's base URL (http://127.0.0.1:port).
@@ -66,7 +77,7 @@ func (s *Shop) URL(service string) string { return s.urls[service] }
 // DB returns a service's database.
 func (s *Shop) DB(service string) *store.DB { return s.dbs[service] }
 
-var services = []string{"users", "catalog", "inventory", "payments", "orders"}
+var services = []string{"users", "catalog", "inventory", "payments", "orders", "notifications"}
 
 // Start runs the shop until t ends.
 func Start(t testing.TB, opt Options) *Shop {
@@ -91,7 +102,17 @@ func Start(t testing.TB, opt Options) *Shop {
 	reg, err := event.NewRegistry(events.Schemas)
 	must(t, err)
 	log := telemetry.Discard()
-	callers := map[string][]string{"users": {"orders"}, "catalog": {"orders"}, "inventory": {"orders"}, "payments": {"orders"}}
+	callers := map[string][]string{"users": {"orders", "notifications"}, "catalog": {"orders"}, "inventory": {"orders"}, "payments": {"orders"}}
+	var eventBus bus.Bus
+	if opt.Events {
+		eventBus, err = natsbus.New(brokertest.Connect(t, brokertest.Embedded(t)), natsbus.Config{Registry: reg})
+		must(t, err)
+	}
+	background := func(run func(context.Context) error) {
+		done := make(chan struct{})
+		go func() { _ = run(ctx); close(done) }()
+		stops = append(stops, func() { <-done })
+	}
 
 	// Listeners first: everyone's address is known before anyone calls.
 	servers := map[string]*server.Server{}
@@ -128,6 +149,11 @@ func Start(t testing.TB, opt Options) *Shop {
 		must(t, db.Migrate(ctx, outbox.Migrations(), nil))
 		ob, err := outbox.New(db, outbox.Config{Name: name, Registry: reg})
 		must(t, err)
+		if eventBus != nil {
+			relay, err := ob.Relay(outbox.RelayConfig{Bus: eventBus})
+			must(t, err)
+			background(relay.Run)
+		}
 		return ob
 	}
 	fail := rpc.WriteError(problem.Writer{Log: log})
@@ -137,7 +163,7 @@ func Start(t testing.TB, opt Options) *Shop {
 	us, err := users.New(ctx, users.Config{}, db, verifier("users"), log, nil)
 	must(t, err)
 	handlers["users"].set(us.Handler())
-	go us.Run(ctx)
+	background(us.Run)
 
 	// catalog
 	db = open("catalog", catalog.Migrations(), inbox.Migrations())
@@ -146,7 +172,12 @@ func Start(t testing.TB, opt Options) *Shop {
 	cs, err := catalog.New(ctx, catalog.Config{}, catalog.Deps{DB: db, Log: log, Inbox: in})
 	must(t, err)
 	handlers["catalog"].set(cs.Handler())
-	go cs.Run(ctx)
+	background(cs.Run)
+	if eventBus != nil {
+		background(func(ctx context.Context) error {
+			return eventBus.Subscribe(ctx, bus.Subscription{Group: "catalog", Types: []string{catalog.EventStockChanged}}, cs.OnStockChanged)
+		})
+	}
 
 	// inventory
 	db = open("inventory", inventory.Migrations())
@@ -188,9 +219,22 @@ func Start(t testing.TB, opt Options) *Shop {
 	must(t, err)
 	handlers["orders"].set(os.Handler())
 	s.Orders = os
-	runDone := make(chan struct{})
-	go func() { os.Run(ctx); close(runDone) }()
-	stops = append(stops, func() { <-runDone })
+	background(os.Run)
+
+	// notifications
+	db = open("notifications", notifications.Migrations(), inbox.Migrations())
+	nin, err := inbox.New(db, nil)
+	must(t, err)
+	ns, err := notifications.New(notifications.Config{Poll: 200 * time.Millisecond}, notifications.Deps{DB: db, Inbox: nin, Verifier: verify, Log: log})
+	must(t, err)
+	handlers["notifications"].set(ns.Handler())
+	s.Notifications = ns
+	background(ns.Run)
+	if eventBus != nil {
+		background(func(ctx context.Context) error {
+			return eventBus.Subscribe(ctx, bus.Subscription{Group: "notifications", Types: notifications.Events}, ns.OnEvent)
+		})
+	}
 
 	for _, name := range services {
 		srv := servers[name]
