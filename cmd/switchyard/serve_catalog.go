@@ -4,11 +4,13 @@ import (
 	"context"
 
 	"github.com/switchyard/switchyard/bus"
+	"github.com/switchyard/switchyard/cache"
 	"github.com/switchyard/switchyard/internal/shop/catalog"
 	"github.com/switchyard/switchyard/server"
 )
 
-// buildCatalog is the catalog service's composition root.
+// buildCatalog is the catalog service's composition root: products, the
+// availability view fed by inventory's events, and the product cache.
 func buildCatalog(ctx context.Context, p *process) (*component, error) {
 	db, err := p.openStore(ctx, catalog.Migrations())
 	if err != nil {
@@ -18,7 +20,19 @@ func buildCatalog(ctx context.Context, p *process) (*component, error) {
 	if err != nil {
 		return nil, err
 	}
-	svc, err := catalog.New(ctx, catalog.Config{}, catalog.Deps{DB: db, Log: p.log, Inbox: in})
+	// The product cache: shared on Redis when one is configured, so one replica's
+	// invalidation is every replica's; in process otherwise.
+	var products cache.Cache
+	if url := p.cfg.Redis.URL; url != "" {
+		r, err := cache.NewRedis(ctx, url, "switchyard:catalog:")
+		if err != nil {
+			return nil, err
+		}
+		p.closers = append(p.closers, func() { r.Close() })
+		products = r
+		p.log.Info("product cache on Redis")
+	}
+	svc, err := catalog.New(ctx, catalog.Config{}, catalog.Deps{DB: db, Log: p.log, Inbox: in, Cache: products})
 	if err != nil {
 		return nil, err
 	}

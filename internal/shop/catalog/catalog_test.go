@@ -2,16 +2,20 @@ package catalog_test
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"io"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/switchyard/switchyard/api/openapi"
 	"github.com/switchyard/switchyard/bus"
+	"github.com/switchyard/switchyard/cache"
 	"github.com/switchyard/switchyard/contract"
 	"github.com/switchyard/switchyard/event"
 	"github.com/switchyard/switchyard/inbox"
@@ -34,6 +38,11 @@ func serve(t *testing.T, dbURL string) string {
 
 func start(t *testing.T, dbURL string) (*catalog.Service, string) {
 	t.Helper()
+	return startWith(t, dbURL, nil)
+}
+
+func startWith(t *testing.T, dbURL string, c cache.Cache) (*catalog.Service, string) {
+	t.Helper()
 	ctx := context.Background()
 	db, err := store.Open(ctx, store.Config{URL: dbURL, Migrations: catalog.Migrations()})
 	if err != nil {
@@ -47,7 +56,7 @@ func start(t *testing.T, dbURL string) (*catalog.Service, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := catalog.New(ctx, catalog.Config{}, catalog.Deps{DB: db, Log: telemetry.Discard(), Inbox: in})
+	svc, err := catalog.New(ctx, catalog.Config{}, catalog.Deps{DB: db, Log: telemetry.Discard(), Inbox: in, Cache: c})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -213,4 +222,38 @@ func TestSeedingTwiceAddsNothing(t *testing.T) {
 			t.Errorf("%d products after two seedings", len(p.Items))
 		}
 	})
+}
+
+// Replicas sharing Redis share invalidations: a stock event handled by one drops
+// the product the other cached.
+func TestReplicasOnRedisShareInvalidations(t *testing.T) {
+	t.Parallel()
+	url := os.Getenv("SWITCHYARD_TEST_REDIS")
+	if url == "" {
+		t.Skip("SWITCHYARD_TEST_REDIS unset: no Redis to share")
+	}
+	dbURL := storetest.Targets(t)[0].URL
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	prefix := "sytest:" + hex.EncodeToString(b) + ":"
+	replica := func() (*catalog.Service, string) {
+		r, err := cache.NewRedis(context.Background(), url, prefix)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { r.Close() })
+		return startWith(t, dbURL, r)
+	}
+	_, aURL := replica()
+	bSvc, _ := replica()
+	var p catalog.Product
+	get(t, aURL+"/v1/products/prod-kbd-002", &p) // cached in Redis by a
+	if err := bSvc.OnStockChanged(context.Background(), stockChanged(t, "prod-kbd-002", 3, time.Now())); err != nil {
+		t.Fatal(err)
+	}
+	p = catalog.Product{}
+	get(t, aURL+"/v1/products/prod-kbd-002", &p)
+	if p.Available == nil || *p.Available != 3 {
+		t.Errorf("replica a serves %v after replica b's event: the shared cache kept a stale entry", p.Available)
+	}
 }
