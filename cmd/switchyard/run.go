@@ -47,6 +47,16 @@ func commands() map[string]command {
 			usage:   eventsUsage,
 			run:     cmdEvents,
 		},
+		"check": {
+			summary: "verify the shop's cross-service invariants from the services' own data (exit 1 when one breaks)",
+			usage:   "check [--config path] [--wait 30s] [--accepted file]",
+			run:     cmdCheck,
+		},
+		"load": {
+			summary: "drive the shop like its customers do (register, browse, order, some cards declining) at a rate, and summarise",
+			usage:   "load [--rate 100] [--duration 60s] [--customers 20] [--declines 0.1] [--config path]",
+			run:     cmdLoad,
+		},
 		"token": {
 			summary: "mint a service token from the local identities, e.g. for grpcurl",
 			usage:   "token --as <caller> --for <callee> [--ttl 5m]",

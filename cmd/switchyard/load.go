@@ -1,0 +1,99 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/internal/shop/loadgen"
+)
+
+func cmdLoad(ctx context.Context, e *env, args []string) error {
+	fs := newFlags(e, "load")
+	configPath := configFlag(fs)
+	rate := fs.Float64("rate", 100, "orders started per `second`")
+	duration := fs.Duration("duration", time.Minute, "how `long` to start orders")
+	customers := fs.Int("customers", 20, "how many customers place them")
+	declines := fs.Float64("declines", 0.1, "`share` of orders paid with a card that declines")
+	maxInFlight := fs.Int("max-in-flight", 1000, "orders in flight at most; beyond, an order is counted as not sent")
+	settle := fs.Duration("settle", 30*time.Second, "how `long` to wait after the last order for orders to finish")
+	seed := fs.Uint64("seed", 0, "seed of the choices, to repeat a run (default random)")
+	record := fs.String("record", "", "`file` the accepted order ids are appended to, for switchyard check (default <data dir>/accepted-orders.txt; - for none)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	switch {
+	case fs.NArg() > 0:
+		return usageErrorf("load takes no arguments")
+	case *rate <= 0 || *rate > 100_000:
+		return usageErrorf("--rate: want more than 0 and at most 100000 orders a second, got %v", *rate)
+	case *duration <= 0:
+		return usageErrorf("--duration: want a positive duration such as 60s")
+	case *customers < 1 || *customers > 10_000:
+		return usageErrorf("--customers: want 1 to 10000, got %d", *customers)
+	case *declines < 0 || *declines > 1:
+		return usageErrorf("--declines: want a share from 0 to 1, got %v", *declines)
+	case *maxInFlight < 1:
+		return usageErrorf("--max-in-flight: want at least 1")
+	}
+	cfg, _, err := loadConfig(e, *configPath)
+	if err != nil {
+		return err
+	}
+	urls, err := serviceURLs(cfg, "users", "catalog", "orders")
+	if err != nil {
+		return err
+	}
+	lc := loadgen.Config{
+		UsersURL: urls["users"], CatalogURL: urls["catalog"], OrdersURL: urls["orders"],
+		Rate: *rate, Duration: *duration, Customers: *customers, Declines: *declines,
+		MaxInFlight: *maxInFlight, Settle: *settle, Seed: *seed, Progress: e.stderr,
+	}
+	path := *record
+	if path == "" {
+		path = acceptedFile(cfg)
+	}
+	if path != "-" {
+		f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+		if err != nil {
+			return fmt.Errorf("record accepted orders: %w", err)
+		}
+		defer f.Close()
+		lc.Accepted = f
+	}
+	fmt.Fprintf(e.stderr, "load: %v orders/s for %v by %d customers against %s\n", *rate, *duration, *customers, urls["orders"])
+	sum, err := loadgen.Run(ctx, lc)
+	if sum != nil {
+		sum.Write(e.stdout)
+		if path != "-" {
+			fmt.Fprintf(e.stdout, "accepted ids     appended to %s (switchyard check reads them)\n", path)
+		}
+	}
+	return err
+}
+
+// serviceURLs finds services' base URLs: from the running local stack
+// (stack.json), else from the platform's listen addresses.
+func serviceURLs(cfg *config.Config, names ...string) (map[string]string, error) {
+	out := map[string]string{}
+	if st, err := readStack(cfg.DataDir); err == nil {
+		for _, s := range st.Services {
+			if s.URL != "" {
+				out[s.Name] = s.URL
+			}
+		}
+	}
+	for _, n := range names {
+		if out[n] != "" {
+			continue
+		}
+		svc := cfg.Service(n)
+		if svc == nil {
+			return nil, fmt.Errorf("the platform has no %s service", n)
+		}
+		out[n] = "http://" + svc.Listen
+	}
+	return out, nil
+}

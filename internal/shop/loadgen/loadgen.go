@@ -1,0 +1,540 @@
+// Package loadgen drives the shop the way its customers do — register, log in,
+// browse the catalog, place orders, some with cards that decline — at a fixed
+// rate for a fixed time, and summarises what happened.
+//
+// The rate is open-loop: an order starts every 1/rate seconds whether or not the
+// earlier ones have answered, so a slow platform shows up as latency and errors,
+// not as a politely lower rate (coordinated omission). In-flight work is capped;
+// what the cap refuses is counted as "not sent", never silently skipped.
+package loadgen
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/switchyard/switchyard/internal/shop/commerce"
+)
+
+// Config shapes a run. Zero fields take the default in brackets.
+type Config struct {
+	// UsersURL, CatalogURL and OrdersURL are the services' base URLs. Required.
+	UsersURL, CatalogURL, OrdersURL string
+	// Rate is orders started per second [100].
+	Rate float64
+	// Duration is how long orders are started [60s].
+	Duration time.Duration
+	// Customers is how many customers place the orders [20].
+	Customers int
+	// Declines is the share of orders paid with a card that declines [0.1].
+	Declines float64
+	// MaxInFlight caps orders in flight [1000].
+	MaxInFlight int
+	// Settle is how long, after the last order, to wait for orders to finish [30s].
+	Settle time.Duration
+	// Progress, when set, receives a progress line every second.
+	Progress io.Writer
+	// Accepted, when set, receives the id of every accepted order, one per line.
+	Accepted io.Writer
+	// Client sends the requests [a client pooling MaxInFlight connections].
+	Client *http.Client
+	// Seed makes the choices repeatable [random].
+	Seed uint64
+}
+
+// Summary is what a run did.
+type Summary struct {
+	// Scheduled orders: accepted, refused, failed or not sent.
+	Scheduled, Accepted, Refused, Failed, NotSent int
+	Elapsed                                       time.Duration
+	// Latency of placing an order (the POST), by percentile.
+	P50, P90, P99, Max time.Duration
+	// Outcomes counts accepted orders by final status; Reasons the cancellations by
+	// their reason's kind.
+	Outcomes map[string]int
+	Reasons  map[string]int
+	// Errors counts failed requests by what failed.
+	Errors map[string]int
+	// Confirmed per second of the run, and the time the last order took to finish.
+	ConfirmedPerSecond float64
+	Unfinished         int
+}
+
+type customer struct {
+	id, email, token string
+}
+
+type runner struct {
+	cfg      Config
+	client   *http.Client
+	products []string
+
+	started, accepted, refused, failed, notSent atomic.Int64
+
+	mu        sync.Mutex
+	latencies []time.Duration
+	errors    map[string]int
+	orders    []acceptedOrder
+}
+
+type acceptedOrder struct {
+	customer int
+	id       string
+}
+
+// Run drives the shop and returns the summary.
+func Run(ctx context.Context, cfg Config) (*Summary, error) {
+	if cfg.UsersURL == "" || cfg.CatalogURL == "" || cfg.OrdersURL == "" {
+		return nil, errors.New("loadgen: the users, catalog and orders URLs are required")
+	}
+	if cfg.Rate <= 0 {
+		cfg.Rate = 100
+	}
+	if cfg.Duration <= 0 {
+		cfg.Duration = time.Minute
+	}
+	if cfg.Customers <= 0 {
+		cfg.Customers = 20
+	}
+	if cfg.Declines < 0 || cfg.Declines > 1 {
+		return nil, fmt.Errorf("loadgen: declines %v is not a share from 0 to 1", cfg.Declines)
+	}
+	if cfg.MaxInFlight <= 0 {
+		cfg.MaxInFlight = 1000
+	}
+	if cfg.Settle <= 0 {
+		cfg.Settle = 30 * time.Second
+	}
+	if cfg.Seed == 0 {
+		cfg.Seed = rand.Uint64()
+	}
+	if cfg.Client == nil {
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.MaxIdleConns, t.MaxIdleConnsPerHost = cfg.MaxInFlight, cfg.MaxInFlight
+		cfg.Client = &http.Client{Transport: t, Timeout: 30 * time.Second}
+	}
+	r := &runner{cfg: cfg, client: cfg.Client, errors: map[string]int{}}
+	customers, err := r.signUp(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if r.products, err = r.browse(ctx, customers[0]); err != nil {
+		return nil, err
+	}
+	elapsed := r.drive(ctx, customers)
+	sum := r.summary(elapsed)
+	if err := r.settle(ctx, customers, sum); err != nil {
+		return sum, err
+	}
+	return sum, nil
+}
+
+// call sends a JSON request and decodes a JSON answer into out (when not nil).
+func (r *runner) call(ctx context.Context, method, url, token string, body any, header http.Header, out any) (int, error) {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return 0, err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, url, rd)
+	if err != nil {
+		return 0, err
+	}
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := r.client.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return resp.StatusCode, err
+	}
+	if out != nil && resp.StatusCode < 300 {
+		if err := json.Unmarshal(raw, out); err != nil {
+			return resp.StatusCode, fmt.Errorf("%s %s: %w", method, url, err)
+		}
+	}
+	if resp.StatusCode >= 300 && out != nil {
+		return resp.StatusCode, fmt.Errorf("%s %s: %s: %s", method, url, resp.Status, strings.TrimSpace(string(raw)))
+	}
+	return resp.StatusCode, nil
+}
+
+// signUp registers and logs in the customers, a few at a time (hashing passwords
+// is deliberately slow).
+func (r *runner) signUp(ctx context.Context) ([]customer, error) {
+	run := rand.Uint32()
+	customers := make([]customer, r.cfg.Customers)
+	errs := make([]error, len(customers))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 4)
+	for i := range customers {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			c := customer{email: fmt.Sprintf("load-%08x-%d@example.com", run, i)}
+			const password = "load generator password"
+			var reg struct {
+				ID string `json:"id"`
+			}
+			if _, err := r.call(ctx, "POST", r.cfg.UsersURL+"/v1/auth/register", "",
+				map[string]string{"email": c.email, "password": password, "name": fmt.Sprintf("Load %d", i)}, nil, &reg); err != nil {
+				errs[i] = fmt.Errorf("register: %w", err)
+				return
+			}
+			var login struct {
+				AccessToken string `json:"access_token"`
+			}
+			if _, err := r.call(ctx, "POST", r.cfg.UsersURL+"/v1/auth/login", "",
+				map[string]string{"email": c.email, "password": password}, nil, &login); err != nil {
+				errs[i] = fmt.Errorf("log in: %w", err)
+				return
+			}
+			c.id, c.token = reg.ID, login.AccessToken
+			customers[i] = c
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("loadgen: sign up customers: %w", err)
+	}
+	return customers, nil
+}
+
+// browse lists the catalog, as a shopper does first, and returns the product ids.
+func (r *runner) browse(ctx context.Context, c customer) ([]string, error) {
+	var ids []string
+	cursor := ""
+	for {
+		var page struct {
+			Items []struct {
+				ID string `json:"id"`
+			} `json:"items"`
+			NextCursor string `json:"next_cursor"`
+		}
+		url := r.cfg.CatalogURL + "/v1/products?limit=100"
+		if cursor != "" {
+			url += "&cursor=" + cursor
+		}
+		if _, err := r.call(ctx, "GET", url, c.token, nil, nil, &page); err != nil {
+			return nil, fmt.Errorf("loadgen: browse the catalog: %w", err)
+		}
+		for _, p := range page.Items {
+			ids = append(ids, p.ID)
+		}
+		if cursor = page.NextCursor; cursor == "" {
+			break
+		}
+	}
+	if len(ids) == 0 {
+		return nil, errors.New("loadgen: the catalog is empty")
+	}
+	return ids, nil
+}
+
+// drive starts orders at the rate for the duration and waits for their answers.
+func (r *runner) drive(ctx context.Context, customers []customer) time.Duration {
+	rng := rand.New(rand.NewPCG(r.cfg.Seed, r.cfg.Seed>>1|1))
+	interval := time.Duration(float64(time.Second) / r.cfg.Rate)
+	slots := make(chan struct{}, r.cfg.MaxInFlight)
+	var wg sync.WaitGroup
+	begun := time.Now()
+	stopProgress := r.progress(begun)
+	defer stopProgress()
+	for n := 0; ; n++ {
+		at := begun.Add(time.Duration(n) * interval)
+		if at.Sub(begun) >= r.cfg.Duration {
+			break
+		}
+		if d := time.Until(at); d > 0 {
+			select {
+			case <-ctx.Done():
+				wg.Wait()
+				return time.Since(begun)
+			case <-time.After(d):
+			}
+		}
+		r.started.Add(1)
+		select {
+		case slots <- struct{}{}:
+		default:
+			r.notSent.Add(1)
+			continue
+		}
+		ci := rng.IntN(len(customers))
+		o := r.orderFor(rng)
+		wg.Go(func() {
+			defer func() { <-slots }()
+			r.place(ctx, n, ci, customers[ci], o)
+		})
+	}
+	wg.Wait()
+	return time.Since(begun)
+}
+
+type plannedOrder struct {
+	items []map[string]any
+	card  string
+	look  string // a product the customer looks at first
+}
+
+func (r *runner) orderFor(rng *rand.Rand) plannedOrder {
+	lines := 1 + rng.IntN(3)
+	picked := map[string]bool{}
+	var o plannedOrder
+	for len(o.items) < lines {
+		p := r.products[rng.IntN(len(r.products))]
+		if picked[p] {
+			continue
+		}
+		picked[p] = true
+		o.items = append(o.items, map[string]any{"product_id": p, "quantity": 1 + rng.IntN(2)})
+	}
+	o.look = r.products[rng.IntN(len(r.products))]
+	o.card = commerce.CardApproved
+	if rng.Float64() < r.cfg.Declines {
+		o.card = []string{commerce.CardDeclined, commerce.CardInsufficientFunds}[rng.IntN(2)]
+	}
+	return o
+}
+
+// place browses a product and places one order.
+func (r *runner) place(ctx context.Context, n, ci int, c customer, o plannedOrder) {
+	if _, err := r.call(ctx, "GET", r.cfg.CatalogURL+"/v1/products/"+o.look, c.token, nil, nil, nil); err != nil {
+		r.fail("browse: " + kind(err))
+	}
+	var placed struct {
+		ID string `json:"id"`
+	}
+	begun := time.Now()
+	code, err := r.call(ctx, "POST", r.cfg.OrdersURL+"/v2/orders", c.token,
+		map[string]any{"items": o.items, "payment": map[string]string{"card_number": o.card}},
+		http.Header{"Idempotency-Key": {fmt.Sprintf("load-%x-%d", r.cfg.Seed, n)}}, &placed)
+	took := time.Since(begun)
+	switch {
+	case err == nil && code == http.StatusCreated:
+		r.accepted.Add(1)
+		r.mu.Lock()
+		r.latencies = append(r.latencies, took)
+		r.orders = append(r.orders, acceptedOrder{ci, placed.ID})
+		if r.cfg.Accepted != nil {
+			fmt.Fprintln(r.cfg.Accepted, placed.ID)
+		}
+		r.mu.Unlock()
+	case code >= 400 && code < 500:
+		r.refused.Add(1)
+		r.fail(fmt.Sprintf("place order: HTTP %d", code))
+	default:
+		r.failed.Add(1)
+		if code != 0 {
+			r.fail(fmt.Sprintf("place order: HTTP %d", code))
+		} else {
+			r.fail("place order: " + kind(err))
+		}
+	}
+}
+
+// kind names a transport error without its addresses.
+func kind(err error) string {
+	s := err.Error()
+	switch {
+	case strings.Contains(s, "connection refused"):
+		return "connection refused"
+	case strings.Contains(s, "connection reset"):
+		return "connection reset"
+	case strings.Contains(s, "timeout"), strings.Contains(s, "deadline"):
+		return "timeout"
+	case strings.Contains(s, "EOF"):
+		return "connection closed"
+	default:
+		if i := strings.LastIndex(s, ": "); i >= 0 {
+			return s[i+2:]
+		}
+		return s
+	}
+}
+
+func (r *runner) fail(what string) {
+	r.mu.Lock()
+	r.errors[what]++
+	r.mu.Unlock()
+}
+
+// progress prints a line a second until stopped.
+func (r *runner) progress(begun time.Time) func() {
+	if r.cfg.Progress == nil {
+		return func() {}
+	}
+	done := make(chan struct{})
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
+		last, lastAt := int64(0), begun
+		for {
+			select {
+			case <-done:
+				fmt.Fprintln(r.cfg.Progress)
+				return
+			case now := <-tick.C:
+				acc := r.accepted.Load()
+				rate := float64(acc-last) / now.Sub(lastAt).Seconds()
+				last, lastAt = acc, now
+				r.mu.Lock()
+				p99 := percentile(r.latencies[max(0, len(r.latencies)-int(r.cfg.Rate*2)):], 0.99)
+				r.mu.Unlock()
+				fmt.Fprintf(r.cfg.Progress, "\r%5.0fs  %6d accepted  %7.1f/s  p99 %-8v  %d refused  %d failed  %d not sent   ",
+					now.Sub(begun).Seconds(), acc, rate, p99.Round(100*time.Microsecond), r.refused.Load(), r.failed.Load(), r.notSent.Load())
+			}
+		}
+	}()
+	return func() { close(done); <-stopped }
+}
+
+func percentile(ds []time.Duration, p float64) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[min(len(s)-1, int(p*float64(len(s))))]
+}
+
+func (r *runner) summary(elapsed time.Duration) *Summary {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s := &Summary{
+		Scheduled: int(r.started.Load()), Accepted: int(r.accepted.Load()), Refused: int(r.refused.Load()),
+		Failed: int(r.failed.Load()), NotSent: int(r.notSent.Load()), Elapsed: elapsed,
+		Errors: r.errors, Outcomes: map[string]int{}, Reasons: map[string]int{},
+	}
+	lat := slices.Clone(r.latencies)
+	slices.Sort(lat)
+	if len(lat) > 0 {
+		s.P50, s.P90, s.P99, s.Max = percentile(lat, .5), percentile(lat, .9), percentile(lat, .99), lat[len(lat)-1]
+	}
+	return s
+}
+
+// settle waits for the accepted orders to finish and tallies how they ended,
+// reading each customer's order list.
+func (r *runner) settle(ctx context.Context, customers []customer, s *Summary) error {
+	want := map[string]bool{}
+	for _, a := range r.orders {
+		want[a.id] = true
+	}
+	deadline := time.Now().Add(r.cfg.Settle)
+	for {
+		outcomes, reasons := map[string]int{}, map[string]int{}
+		unfinished := 0
+		for _, c := range customers {
+			cursor := ""
+			for {
+				var page struct {
+					Items []struct {
+						ID     string `json:"id"`
+						Status string `json:"status"`
+						Reason string `json:"reason"`
+					} `json:"items"`
+					NextCursor string `json:"next_cursor"`
+				}
+				url := r.cfg.OrdersURL + "/v2/orders?limit=100"
+				if cursor != "" {
+					url += "&cursor=" + cursor
+				}
+				if _, err := r.call(ctx, "GET", url, c.token, nil, nil, &page); err != nil {
+					return fmt.Errorf("loadgen: read %s's orders: %w", c.email, err)
+				}
+				for _, o := range page.Items {
+					if !want[o.ID] {
+						continue
+					}
+					outcomes[o.Status]++
+					switch o.Status {
+					case "CONFIRMED", "CANCELLED", "ON_HOLD":
+					default:
+						unfinished++
+					}
+					if o.Reason != "" {
+						reason, _, _ := strings.Cut(o.Reason, ":")
+						reasons[reason]++
+					}
+				}
+				if cursor = page.NextCursor; cursor == "" {
+					break
+				}
+			}
+		}
+		s.Outcomes, s.Reasons, s.Unfinished = outcomes, reasons, unfinished
+		if unfinished == 0 || time.Now().After(deadline) {
+			s.ConfirmedPerSecond = float64(outcomes["CONFIRMED"]) / s.Elapsed.Seconds()
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+// Write prints the summary for people.
+func (s *Summary) Write(w io.Writer) {
+	fmt.Fprintf(w, "orders scheduled %d in %v (%.1f/s)\n", s.Scheduled, s.Elapsed.Round(time.Millisecond), float64(s.Scheduled)/s.Elapsed.Seconds())
+	fmt.Fprintf(w, "  accepted       %d (%.1f/s)\n", s.Accepted, float64(s.Accepted)/s.Elapsed.Seconds())
+	fmt.Fprintf(w, "  refused (4xx)  %d\n", s.Refused)
+	fmt.Fprintf(w, "  failed         %d\n", s.Failed)
+	fmt.Fprintf(w, "  not sent       %d (in-flight cap reached)\n", s.NotSent)
+	fmt.Fprintf(w, "place order      p50 %v  p90 %v  p99 %v  max %v\n", s.P50.Round(10*time.Microsecond),
+		s.P90.Round(10*time.Microsecond), s.P99.Round(10*time.Microsecond), s.Max.Round(10*time.Microsecond))
+	fmt.Fprintf(w, "outcomes         %s\n", tally(s.Outcomes))
+	if len(s.Reasons) > 0 {
+		fmt.Fprintf(w, "  cancelled for  %s\n", tally(s.Reasons))
+	}
+	if s.Unfinished > 0 {
+		fmt.Fprintf(w, "  unfinished     %d still in flight when the settle time ran out\n", s.Unfinished)
+	}
+	fmt.Fprintf(w, "confirmed        %.1f orders/s over the run\n", s.ConfirmedPerSecond)
+	if len(s.Errors) > 0 {
+		fmt.Fprintf(w, "errors           %s\n", tally(s.Errors))
+	}
+}
+
+func tally(m map[string]int) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b string) int { return m[b] - m[a] })
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s %d", k, m[k])
+	}
+	if len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, ", ")
+}
