@@ -17,7 +17,9 @@ import (
 
 // acceptedFile is where `load` records the orders it was told were accepted, and
 // where `check` looks for them.
-func acceptedFile(cfg *config.Config) string { return filepath.Join(cfg.DataDir, "accepted-orders.txt") }
+func acceptedFile(cfg *config.Config) string {
+	return filepath.Join(cfg.DataDir, "accepted-orders.txt")
+}
 
 // errBroken is check's finding: the report says which invariants.
 var errBroken = errors.New("invariants broken")
