@@ -86,6 +86,7 @@ type Verifier struct {
 	cfg    VerifierConfig
 	keys   KeySource
 	parser *jwt.Parser
+	seen   *verified[Principal]
 }
 
 // NewVerifier returns a verifier trusting the keys of keys.
@@ -109,7 +110,7 @@ func NewVerifier(cfg VerifierConfig, keys KeySource) (*Verifier, error) {
 		jwt.WithTimeFunc(cfg.Now),
 		jwt.WithStrictDecoding(),
 	)
-	return &Verifier{cfg: cfg, keys: keys, parser: parser}, nil
+	return &Verifier{cfg: cfg, keys: keys, parser: parser, seen: newVerified[Principal](cfg.Now)}, nil
 }
 
 // errUnauthenticated builds the one error kind verification returns.
@@ -127,6 +128,9 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Principal, error)
 	}
 	if strings.Count(token, ".") != 2 {
 		return nil, errUnauthenticated("the access token is not a JWT", nil)
+	}
+	if p, ok := v.seen.get(token); ok {
+		return &p, nil
 	}
 	var claims Claims
 	_, err := v.parser.ParseWithClaims(token, &claims, func(t *jwt.Token) (any, error) {
@@ -156,6 +160,7 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Principal, error)
 	if claims.ExpiresAt != nil {
 		p.Expires = claims.ExpiresAt.Time
 	}
+	v.seen.put(token, *p, p.Expires)
 	return p, nil
 }
 

@@ -2,6 +2,7 @@ package authn_test
 
 import (
 	"context"
+	"crypto"
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/base64"
@@ -296,5 +297,47 @@ func TestJWKRefusesKeysItCannotUse(t *testing.T) {
 		if _, err := k.PublicKey(); err == nil {
 			t.Errorf("accepted %+v", k)
 		}
+	}
+}
+
+// countingKeys counts the key lookups a verification makes: a cached token makes
+// none.
+type countingKeys struct {
+	keys    authn.StaticKeys
+	lookups atomic.Int32
+}
+
+func (c *countingKeys) PublicKey(ctx context.Context, kid string) (crypto.PublicKey, error) {
+	c.lookups.Add(1)
+	return c.keys.PublicKey(ctx, kid)
+}
+
+func TestAVerifiedTokenIsRememberedUntilItExpiresOrAMinutePasses(t *testing.T) {
+	t.Parallel()
+	k := newKey(t, "k1")
+	keys := &countingKeys{keys: authn.StaticKeys{"k1": k.pub}}
+	clock := now
+	v, _ := authn.NewVerifier(authn.VerifierConfig{Issuer: "switchyard", Audience: "switchyard", Now: func() time.Time { return clock }}, keys)
+	tok := sign(t, k, claims(func(c *authn.Claims) { c.ExpiresAt = jwt.NewNumericDate(now.Add(90 * time.Second)) }), nil)
+	for range 3 {
+		if p, err := v.Verify(context.Background(), tok); err != nil || p.Subject != "user-1" {
+			t.Fatalf("%v %v", p, err)
+		}
+	}
+	if n := keys.lookups.Load(); n != 1 {
+		t.Errorf("three verifications of one token looked the key up %d times, want once", n)
+	}
+	// After a minute the token is checked again: a key withdrawn meanwhile stops it.
+	clock = now.Add(61 * time.Second)
+	delete(keys.keys, "k1")
+	if _, err := v.Verify(context.Background(), tok); err == nil {
+		t.Error("a token signed by a withdrawn key was still honoured after a minute")
+	}
+	// And a remembered token never outlives its expiry.
+	keys.keys["k1"] = k.pub
+	v.Verify(context.Background(), tok)
+	clock = now.Add(90*time.Second + 31*time.Second) // past exp and the leeway
+	if _, err := v.Verify(context.Background(), tok); err == nil {
+		t.Error("an expired token was honoured from memory")
 	}
 }

@@ -245,6 +245,7 @@ type ServiceVerifier struct {
 	bundle  Bundle
 	allowed []string
 	parser  *jwt.Parser
+	seen    *verified[string]
 }
 
 // NewServiceVerifier verifies tokens addressed to self, signed by a key of bundle,
@@ -254,7 +255,7 @@ func NewServiceVerifier(self string, bundle Bundle, allowed []string, now func()
 		now = time.Now
 	}
 	return &ServiceVerifier{
-		self: self, bundle: bundle, allowed: slices.Clone(allowed),
+		self: self, bundle: bundle, allowed: slices.Clone(allowed), seen: newVerified[string](now),
 		parser: jwt.NewParser(
 			jwt.WithValidMethods([]string{Algorithm}),
 			jwt.WithAudience(self),
@@ -281,6 +282,9 @@ func (v *ServiceVerifier) Verify(token string) (string, error) {
 	if len(token) > MaxTokenBytes || strings.Count(token, ".") != 2 {
 		return "", bad("the service token is malformed", nil)
 	}
+	if caller, ok := v.seen.get(token); ok {
+		return caller, nil
+	}
 	var claims jwt.RegisteredClaims
 	_, err := v.parser.ParseWithClaims(token, &claims, func(t *jwt.Token) (any, error) {
 		if typ, _ := t.Header["typ"].(string); !strings.EqualFold(typ, ServiceTokenType) {
@@ -302,6 +306,11 @@ func (v *ServiceVerifier) Verify(token string) (string, error) {
 	if !slices.Contains(v.allowed, claims.Issuer) {
 		return "", &problem.Error{Kind: problem.Forbidden, Detail: fmt.Sprintf("service %q may not call %s", claims.Issuer, v.self)}
 	}
+	var expires time.Time
+	if claims.ExpiresAt != nil {
+		expires = claims.ExpiresAt.Time
+	}
+	v.seen.put(token, claims.Issuer, expires)
 	return claims.Issuer, nil
 }
 

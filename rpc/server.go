@@ -111,6 +111,9 @@ func WriteError(problems problem.Writer) func(http.ResponseWriter, *http.Request
 func HandlerOptions() []connect.HandlerOption {
 	return []connect.HandlerOption{
 		connect.WithReadMaxBytes(1 << 20),
+		// Compressing a 100-byte answer costs more CPU than the bytes it saves on any
+		// network a service call crosses; only large ones are worth it.
+		connect.WithCompressMinBytes(4 << 10),
 		connect.WithInterceptors(problemInterceptor{}),
 	}
 }

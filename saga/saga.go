@@ -110,6 +110,11 @@ type Step[T any] struct {
 	Undo func(ctx context.Context, data *T) error
 	// Pivot marks the step from which the saga only goes forward.
 	Pivot bool
+	// Unrecorded skips the transaction recording this step's completion: it is
+	// recorded with the next step's, in one transaction. A crash in between repeats
+	// the step, so it must be cheap to repeat. Allowed only from the pivot on,
+	// where a saga never compensates.
+	Unrecorded bool
 }
 
 // Definition is a kind of saga.
@@ -187,6 +192,9 @@ type Instance[T any] struct {
 	Deadline time.Time
 	Created  time.Time
 	Updated  time.Time
+
+	// pending are transitions of unrecorded steps, recorded with the next.
+	pending []Transition[T]
 }
 
 // Orchestrator runs the instances of one Definition.
@@ -221,6 +229,11 @@ func New[T any](db *store.DB, def Definition[T], cfg Config[T]) (*Orchestrator[T
 				return nil, fmt.Errorf("saga %s: two pivots (%s, %s)", def.Name, def.Steps[pivot].Name, s.Name)
 			}
 			pivot = i
+		}
+	}
+	for i, st := range def.Steps {
+		if st.Unrecorded && (i < pivot || i == len(def.Steps)-1) {
+			return nil, fmt.Errorf("saga %s: step %s can be unrecorded only from the pivot on, and not last", def.Name, st.Name)
 		}
 	}
 	if def.Deadline <= 0 {
@@ -547,6 +560,11 @@ func (o *Orchestrator[T]) forward(ctx context.Context, inst *Instance[T]) error 
 		inst.Data = data
 		done := Transition[T]{Change: ChangeStepDone, Step: step.Name}
 		if next := inst.Step + 1; next < len(o.def.Steps) {
+			if step.Unrecorded {
+				inst.pending = append(inst.pending, done)
+				inst.Step = next
+				return nil
+			}
 			return o.record(ctx, inst, Running, next, done)
 		}
 		// The last step and the end of the saga, in one transaction.
@@ -603,6 +621,7 @@ func (o *Orchestrator[T]) record(ctx context.Context, inst *Instance[T], status 
 		return fmt.Errorf("saga %s: encode data: %w", o.def.Name, err)
 	}
 	now := o.cfg.Now()
+	ts = append(inst.pending, ts...)
 	err = o.db.InTx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE sagas SET status = $1, step = $2, data = $3, reason = $4, updated_at = $5, lease_until = $6
 			WHERE id = $7 AND owner = $8`,
@@ -625,7 +644,7 @@ func (o *Orchestrator[T]) record(ctx context.Context, inst *Instance[T], status 
 	if err != nil {
 		return err
 	}
-	inst.Status, inst.Step = status, step
+	inst.Status, inst.Step, inst.pending = status, step, nil
 	if status.Terminal() {
 		o.metrics.finished.WithLabelValues(string(status)).Inc()
 		o.metrics.duration.WithLabelValues(string(status)).Observe(now.Sub(inst.Created).Seconds())

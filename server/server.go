@@ -22,6 +22,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -45,6 +46,9 @@ type Config struct {
 	MaxHeaderBytes int
 	// CheckTimeout bounds each readiness check [2s].
 	CheckTimeout time.Duration
+	// Profiling mounts Go's profiler at /debug/pprof/ [off: it shows the process's
+	// internals to whoever reaches the port; turn it on to measure, then off].
+	Profiling bool
 }
 
 func (c *Config) defaults() {
@@ -97,6 +101,12 @@ func New(cfg Config, app http.Handler, metrics http.Handler, log *slog.Logger) *
 	mux.HandleFunc("GET /readyz", s.ready)
 	if metrics != nil {
 		mux.Handle("GET /metrics", metrics)
+	}
+	if cfg.Profiling {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	}
 	mux.Handle("/", app)
 	// HTTP/1.1 for REST and HTTP/2 without TLS ("h2c", prior knowledge) for gRPC, on

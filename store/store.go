@@ -166,10 +166,7 @@ func openSQLite(cfg Config) (*DB, error) {
 		"_pragma=foreign_keys(ON)",
 		"_txlock=immediate",
 	}, "&")
-	sqldb, err := sql.Open("sqlite", dsn)
-	if err != nil {
-		return nil, fmt.Errorf("open database %s: %w", path, err)
-	}
+	sqldb := sql.OpenDB(sqliteConnector{dsn: dsn})
 	n := cfg.MaxOpenConns
 	if n <= 0 {
 		n = 8

@@ -164,7 +164,7 @@ func cmdServe(ctx context.Context, e *env, args []string) error {
 	handler := telemetry.Middleware(telemetry.HTTPConfig{
 		Logger: log, Tracer: tracing.Tracer("switchyard/" + name), Metrics: p.metrics,
 	})(comp.handler)
-	srv := server.New(server.Config{Addr: addr, DrainDelay: *drainDelay}, handler, p.metrics.Handler(), log)
+	srv := server.New(server.Config{Addr: addr, DrainDelay: *drainDelay, Profiling: e.getenv("SWITCHYARD_PPROF") == "1"}, handler, p.metrics.Handler(), log)
 	for check, fn := range comp.checks {
 		srv.AddCheck(check, fn)
 	}

@@ -15,6 +15,10 @@ import (
 // buildInventory is the inventory service's composition root: a gRPC service on the
 // service's own port, open only to the services that declare it as a dependency.
 func buildInventory(ctx context.Context, p *process) (*component, error) {
+	settings, err := inventory.DecodeSettings(p.service.Settings)
+	if err != nil {
+		return nil, err
+	}
 	db, err := p.openStore(ctx, inventory.Migrations())
 	if err != nil {
 		return nil, err
@@ -27,7 +31,7 @@ func buildInventory(ctx context.Context, p *process) (*component, error) {
 	if err != nil {
 		return nil, err
 	}
-	svc, err := inventory.New(ctx, inventory.Config{}, db, ob, p.log)
+	svc, err := inventory.New(ctx, inventory.Config{Settings: settings}, db, ob, p.log)
 	if err != nil {
 		return nil, err
 	}

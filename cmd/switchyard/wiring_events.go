@@ -94,7 +94,7 @@ func (p *process) outbox(ctx context.Context, db *store.DB) (*outbox.Outbox, err
 }
 
 // inbox gives db an inbox, pruned of records older than a week (far beyond the
-// broker's redelivery horizon).
+// broker's redelivery horizon), committing concurrent handlers in groups.
 func (p *process) inbox(ctx context.Context, db *store.DB) (*inbox.Inbox, error) {
 	if err := db.Migrate(ctx, inbox.Migrations(), p.log); err != nil {
 		return nil, err
@@ -103,7 +103,10 @@ func (p *process) inbox(ctx context.Context, db *store.DB) (*inbox.Inbox, error)
 	if err != nil {
 		return nil, err
 	}
-	p.runs = append(p.runs, func(ctx context.Context) error { return in.Run(ctx, 7*24*time.Hour) })
+	p.runs = append(p.runs,
+		func(ctx context.Context) error { return in.Run(ctx, 7*24*time.Hour) },
+		// Concurrent handlers share transactions: one commit for many events.
+		func(ctx context.Context) error { return in.RunGroupCommit(ctx, 64) })
 	return in, nil
 }
 

@@ -31,6 +31,7 @@ import (
 
 	inventoryv1 "github.com/switchyard/switchyard/api/gen/switchyard/inventory/v1"
 	"github.com/switchyard/switchyard/api/gen/switchyard/inventory/v1/inventoryv1connect"
+	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/event"
 	"github.com/switchyard/switchyard/outbox"
 	"github.com/switchyard/switchyard/problem"
@@ -57,8 +58,29 @@ const (
 
 // Config configures the inventory service.
 type Config struct {
+	Settings Settings
 	// Now returns the current time [time.Now].
 	Now func() time.Time
+}
+
+// Settings are the inventory service's own options (services.inventory.settings).
+type Settings struct {
+	// SeedQuantity, when above zero, is the stock every product starts with instead
+	// of the seed file's (for load tests that should not run out). It applies to
+	// products seeded from now on; stock already recorded is never changed.
+	SeedQuantity int64 `yaml:"seed_quantity"`
+}
+
+// DecodeSettings reads the inventory service's settings.
+func DecodeSettings(s config.Settings) (Settings, error) {
+	var out Settings
+	if err := s.Decode(&out); err != nil {
+		return out, err
+	}
+	if out.SeedQuantity < 0 || out.SeedQuantity > 1_000_000_000 {
+		return out, s.Invalid("seed_quantity", "want 0 (the seed file's) to 1000000000")
+	}
+	return out, nil
 }
 
 // Event types inventory publishes.
@@ -109,6 +131,9 @@ func (s *Service) seed(ctx context.Context) error {
 	now := store.Millis(s.cfg.Now())
 	return s.db.InTx(ctx, func(tx *sql.Tx) error {
 		for _, r := range rows {
+			if q := s.cfg.Settings.SeedQuantity; q > 0 {
+				r.Quantity = q
+			}
 			res, err := tx.ExecContext(ctx,
 				`INSERT INTO stock (product_id, available, initial, updated_at) VALUES ($1, $2, $2, $3) ON CONFLICT (product_id) DO NOTHING`,
 				r.ProductID, r.Quantity, now)

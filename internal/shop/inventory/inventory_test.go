@@ -258,3 +258,24 @@ func TestBadReservationsAreInvalid(t *testing.T) {
 		t.Errorf("unknown product: %v", err)
 	}
 }
+
+func TestASeedQuantitySetting(t *testing.T) {
+	t.Parallel()
+	url := storetest.Targets(t)[0].URL
+	db, err := store.Open(context.Background(), store.Config{URL: url, Migrations: inventory.Migrations()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	db.Migrate(context.Background(), outbox.Migrations(), nil)
+	reg, _ := event.NewRegistry(events.Schemas)
+	ob, _ := outbox.New(db, outbox.Config{Name: "inventory", Registry: reg})
+	if _, err := inventory.New(context.Background(), inventory.Config{Settings: inventory.Settings{SeedQuantity: 50_000}}, db, ob, telemetry.Discard()); err != nil {
+		t.Fatal(err)
+	}
+	var low, high int64
+	db.QueryRow(`SELECT min(available), max(initial) FROM stock`).Scan(&low, &high)
+	if low != 50_000 || high != 50_000 {
+		t.Errorf("stock from %d to %d, want every product at 50000", low, high)
+	}
+}

@@ -47,7 +47,7 @@ func (s *Service) flow() saga.Definition[Flow] {
 		Steps: []saga.Step[Flow]{
 			{Name: stepReserve, Do: s.reserve, Undo: s.release},
 			{Name: stepAuthorize, Do: s.authorize, Undo: s.void},
-			{Name: stepCapture, Do: s.capture, Pivot: true},
+			{Name: stepCapture, Do: s.capture, Pivot: true, Unrecorded: true},
 			{Name: stepCommit, Do: s.commit},
 		},
 	}
