@@ -131,7 +131,13 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 	if r.products, err = r.browse(ctx, customers[0]); err != nil {
 		return nil, err
 	}
+	if cfg.Progress != nil {
+		fmt.Fprintf(cfg.Progress, "%d customers signed up, %d products seen; placing orders\n", len(customers), len(r.products))
+	}
 	elapsed := r.drive(ctx, customers)
+	if cfg.Progress != nil {
+		fmt.Fprintf(cfg.Progress, "every order placed; waiting for them to finish\n")
+	}
 	sum := r.summary(elapsed)
 	if err := r.settle(ctx, customers, sum); err != nil {
 		return sum, err
@@ -442,63 +448,90 @@ func (r *runner) summary(elapsed time.Duration) *Summary {
 // settle waits for the accepted orders to finish and tallies how they ended,
 // reading each customer's order list.
 func (r *runner) settle(ctx context.Context, customers []customer, s *Summary) error {
-	want := map[string]bool{}
+	type final struct{ status, reason string }
+	ended := map[string]final{}
+	mine := map[int]map[string]bool{} // customer → accepted orders not yet seen ended
 	for _, a := range r.orders {
-		want[a.id] = true
+		if mine[a.customer] == nil {
+			mine[a.customer] = map[string]bool{}
+		}
+		mine[a.customer][a.id] = true
 	}
 	deadline := time.Now().Add(r.cfg.Settle)
 	for {
-		outcomes, reasons := map[string]int{}, map[string]int{}
-		unfinished := 0
-		for _, c := range customers {
-			cursor := ""
-			for {
-				var page struct {
-					Items []struct {
-						ID     string `json:"id"`
-						Status string `json:"status"`
-						Reason string `json:"reason"`
-					} `json:"items"`
-					NextCursor string `json:"next_cursor"`
-				}
-				url := r.cfg.OrdersURL + "/v2/orders?limit=100"
-				if cursor != "" {
-					url += "&cursor=" + cursor
-				}
-				if _, err := r.call(ctx, "GET", url, c.token, nil, nil, &page); err != nil {
-					return fmt.Errorf("loadgen: read %s's orders: %w", c.email, err)
-				}
-				for _, o := range page.Items {
-					if !want[o.ID] {
-						continue
-					}
-					outcomes[o.Status]++
-					switch o.Status {
-					case "CONFIRMED", "CANCELLED", "ON_HOLD":
-					default:
-						unfinished++
-					}
-					if o.Reason != "" {
-						reason, _, _ := strings.Cut(o.Reason, ":")
-						reasons[reason]++
-					}
-				}
-				if cursor = page.NextCursor; cursor == "" {
-					break
-				}
+		for ci, open := range mine {
+			if err := r.collect(ctx, customers[ci], open, func(id, status, reason string) {
+				ended[id] = final{status, reason}
+			}); err != nil {
+				return err
+			}
+			if len(open) == 0 {
+				delete(mine, ci)
 			}
 		}
-		s.Outcomes, s.Reasons, s.Unfinished = outcomes, reasons, unfinished
+		unfinished := 0
+		for _, open := range mine {
+			unfinished += len(open)
+		}
 		if unfinished == 0 || time.Now().After(deadline) {
-			s.ConfirmedPerSecond = float64(outcomes["CONFIRMED"]) / s.Elapsed.Seconds()
+			s.Unfinished = unfinished
+			for _, f := range ended {
+				s.Outcomes[f.status]++
+				if f.reason != "" {
+					reason, _, _ := strings.Cut(f.reason, ":")
+					s.Reasons[reason]++
+				}
+			}
+			if unfinished > 0 {
+				s.Outcomes["in flight"] += unfinished
+			}
+			s.ConfirmedPerSecond = float64(s.Outcomes["CONFIRMED"]) / s.Elapsed.Seconds()
 			return nil
 		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(250 * time.Millisecond):
+		case <-time.After(time.Second):
 		}
 	}
+}
+
+// collect pages through a customer's orders (newest first), reporting each of the
+// open ones that has ended and removing it from open; it stops at the oldest open
+// one.
+func (r *runner) collect(ctx context.Context, c customer, open map[string]bool, ended func(id, status, reason string)) error {
+	cursor := ""
+	for len(open) > 0 {
+		var page struct {
+			Items []struct {
+				ID     string `json:"id"`
+				Status string `json:"status"`
+				Reason string `json:"reason"`
+			} `json:"items"`
+			NextCursor string `json:"next_cursor"`
+		}
+		url := r.cfg.OrdersURL + "/v2/orders?limit=100"
+		if cursor != "" {
+			url += "&cursor=" + cursor
+		}
+		if _, err := r.call(ctx, "GET", url, c.token, nil, nil, &page); err != nil {
+			return fmt.Errorf("loadgen: read %s's orders: %w", c.email, err)
+		}
+		for _, o := range page.Items {
+			if !open[o.ID] {
+				continue
+			}
+			switch o.Status {
+			case "CONFIRMED", "CANCELLED", "ON_HOLD":
+				ended(o.ID, o.Status, o.Reason)
+				delete(open, o.ID)
+			}
+		}
+		if cursor = page.NextCursor; cursor == "" {
+			break
+		}
+	}
+	return nil
 }
 
 // Write prints the summary for people.
