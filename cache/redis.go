@@ -33,7 +33,7 @@ func NewRedis(ctx context.Context, url, prefix string) (*Redis, error) {
 	pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	if err := client.Ping(pctx).Err(); err != nil {
-		client.Close()
+		_ = client.Close()
 		return nil, fmt.Errorf("cache: Redis at %s does not answer: %w", opts.Addr, err)
 	}
 	return &Redis{client: client, prefix: prefix}, nil

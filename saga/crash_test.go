@@ -126,5 +126,8 @@ func TestSagasOfAKilledProcessAreFinishedByAnother(t *testing.T) {
 				t.Errorf("%s: %s with %d effects (%d undone), want done with 4", id, status, effects, undone)
 			}
 		}
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
 	})
 }

@@ -416,22 +416,13 @@ func (o *Orchestrator[T]) stop() error {
 // recover claims and runs sagas whose leases expired.
 func (o *Orchestrator[T]) recover(ctx context.Context) {
 	now := store.Millis(o.cfg.Now())
-	rows, err := o.db.QueryContext(ctx, `SELECT id FROM sagas WHERE status IN ('running', 'compensating') AND lease_until < $1 AND name = $2 ORDER BY lease_until LIMIT $3`,
-		now, o.def.Name, o.cfg.MaxConcurrent)
+	ids, err := o.expired(ctx, now)
 	if err != nil {
 		if ctx.Err() == nil {
 			o.cfg.Log.Warn("look for sagas to take over", "saga", o.def.Name, "error", err)
 		}
 		return
 	}
-	var ids []string
-	for rows.Next() {
-		var id string
-		if rows.Scan(&id) == nil {
-			ids = append(ids, id)
-		}
-	}
-	rows.Close()
 	for _, id := range ids {
 		o.mu.Lock()
 		busy := o.running[id] || o.stopping
@@ -456,6 +447,25 @@ func (o *Orchestrator[T]) recover(ctx context.Context) {
 		o.cfg.Log.Info("saga taken over", "saga", o.def.Name, "id", id, "status", inst.Status, "step", inst.Step)
 		o.launch(propagator.Extract(context.Background(), propagation.MapCarrier{"traceparent": tp}), inst)
 	}
+}
+
+// expired lists unfinished sagas whose leases ended before now, oldest first.
+func (o *Orchestrator[T]) expired(ctx context.Context, now int64) ([]string, error) {
+	rows, err := o.db.QueryContext(ctx, `SELECT id FROM sagas WHERE status IN ('running', 'compensating') AND lease_until < $1 AND name = $2 ORDER BY lease_until LIMIT $3`,
+		now, o.def.Name, o.cfg.MaxConcurrent)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		ids = append(ids, id)
+	}
+	return ids, rows.Err()
 }
 
 // launch runs inst in its own goroutine, once a slot is free.

@@ -153,6 +153,9 @@ func history(t *testing.T, db *store.DB, id string) []string {
 		rows.Scan(&change, &step, &status, &reason)
 		out = append(out, strings.TrimRight(strings.Join([]string{change, step, status, reason}, " "), " "))
 	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
 	return out
 }
 

@@ -2,6 +2,10 @@
 //
 //	switchyard up                 run every service on this machine (embedded broker, SQLite)
 //	switchyard serve <service>    run one service (what a container runs)
+//	switchyard events ...         dead letters, and events as they flow
+//	switchyard load               customers' traffic at a rate, with a summary
+//	switchyard check              the shop's cross-service invariants
+//	switchyard token              a service token for a tool such as grpcurl
 //	switchyard version            print the version
 //	switchyard help [command]     explain a command
 //

@@ -28,7 +28,7 @@ func buildCatalog(ctx context.Context, p *process) (*component, error) {
 		if err != nil {
 			return nil, err
 		}
-		p.closers = append(p.closers, func() { r.Close() })
+		p.closers = append(p.closers, func() { _ = r.Close() })
 		products = r
 		p.log.Info("product cache on Redis")
 	}

@@ -403,6 +403,25 @@ func readTx(ctx context.Context, db *store.DB) (*sql.Tx, error) {
 	return db.BeginTx(ctx, opts)
 }
 
+type queryer interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+// each runs query and calls scan for every row.
+func each(ctx context.Context, q queryer, query string, scan func(*sql.Rows) error) error {
+	rows, err := q.QueryContext(ctx, query)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if err := scan(rows); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
 // readOrders reads orders and their unfinished sagas in one snapshot, so that an
 // order and its saga are seen at the same moment.
 func readOrders(ctx context.Context, db *store.DB) (map[string]order, map[string]activeSaga, error) {
@@ -410,65 +429,61 @@ func readOrders(ctx context.Context, db *store.DB) (map[string]order, map[string
 	if err != nil {
 		return nil, nil, fmt.Errorf("orders: %w", err)
 	}
-	defer tx.Rollback()
+	defer func() { _ = tx.Rollback() }()
 	orders, sagas := map[string]order{}, map[string]activeSaga{}
-	rows, err := tx.QueryContext(ctx, `SELECT id, status, total_minor, currency FROM orders`)
-	if err != nil {
-		return nil, nil, fmt.Errorf("orders: %w", err)
-	}
-	for rows.Next() {
+	err = each(ctx, tx, `SELECT id, status, total_minor, currency FROM orders`, func(rows *sql.Rows) error {
 		var (
 			id string
 			o  order
 		)
 		if err := rows.Scan(&id, &o.status, &o.total, &o.currency); err != nil {
-			rows.Close()
-			return nil, nil, fmt.Errorf("orders: %w", err)
+			return err
 		}
 		orders[id] = o
-	}
-	rows.Close()
-	rows, err = tx.QueryContext(ctx, `SELECT id, status, deadline FROM sagas WHERE status IN ('running', 'compensating', 'stuck')`)
+		return nil
+	})
 	if err != nil {
-		return nil, nil, fmt.Errorf("sagas: %w", err)
+		return nil, nil, fmt.Errorf("orders: %w", err)
 	}
-	defer rows.Close()
-	for rows.Next() {
+	err = each(ctx, tx, `SELECT id, status, deadline FROM sagas WHERE status IN ('running', 'compensating', 'stuck')`, func(rows *sql.Rows) error {
 		var (
 			id       string
 			s        activeSaga
 			deadline int64
 		)
 		if err := rows.Scan(&id, &s.status, &deadline); err != nil {
-			return nil, nil, fmt.Errorf("sagas: %w", err)
+			return err
 		}
 		s.deadline = store.Time(deadline)
 		sagas[id] = s
+		return nil
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("sagas: %w", err)
 	}
-	return orders, sagas, rows.Err()
+	return orders, sagas, nil
 }
 
 func readPayments(ctx context.Context, db *store.DB) (map[string]payment, error) {
-	rows, err := db.QueryContext(ctx, `SELECT order_id, status, amount, captured, refunded, provider_ref, created_at FROM payments`)
-	if err != nil {
-		return nil, fmt.Errorf("payments: %w", err)
-	}
-	defer rows.Close()
 	out := map[string]payment{}
-	for rows.Next() {
+	err := each(ctx, db, `SELECT order_id, status, amount, captured, refunded, provider_ref, created_at FROM payments`, func(rows *sql.Rows) error {
 		var (
 			id, ref string
 			p       payment
 			created int64
 		)
 		if err := rows.Scan(&id, &p.status, &p.amount, &p.captured, &p.refunded, &ref, &created); err != nil {
-			return nil, fmt.Errorf("payments: %w", err)
+			return err
 		}
 		p.marker = p.status == "VOIDED" && ref == "" && p.amount == 0
 		p.created = store.Time(created)
 		out[id] = p
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("payments: %w", err)
 	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // readInventory reads reservations and stock in one transaction: one consistent
@@ -479,43 +494,39 @@ func readInventory(ctx context.Context, db *store.DB) (map[string]reservation, m
 	if err != nil {
 		return nil, nil, fmt.Errorf("inventory: %w", err)
 	}
-	defer tx.Rollback()
-	rows, err := tx.QueryContext(ctx, `SELECT order_id, state, items, created_at FROM reservations`)
-	if err != nil {
-		return nil, nil, fmt.Errorf("reservations: %w", err)
-	}
-	for rows.Next() {
+	defer func() { _ = tx.Rollback() }()
+	err = each(ctx, tx, `SELECT order_id, state, items, created_at FROM reservations`, func(rows *sql.Rows) error {
 		var (
 			id, items string
 			r         reservation
 			created   int64
 		)
 		if err := rows.Scan(&id, &r.state, &items, &created); err != nil {
-			rows.Close()
-			return nil, nil, fmt.Errorf("reservations: %w", err)
+			return err
 		}
 		if err := json.Unmarshal([]byte(items), &r.items); err != nil {
-			rows.Close()
-			return nil, nil, fmt.Errorf("reservation %s: %w", id, err)
+			return fmt.Errorf("reservation %s: %w", id, err)
 		}
 		r.created = store.Time(created)
 		reservations[id] = r
-	}
-	rows.Close()
-	rows, err = tx.QueryContext(ctx, `SELECT product_id, available, reserved, sold, initial FROM stock`)
+		return nil
+	})
 	if err != nil {
-		return nil, nil, fmt.Errorf("stock: %w", err)
+		return nil, nil, fmt.Errorf("reservations: %w", err)
 	}
-	defer rows.Close()
-	for rows.Next() {
+	err = each(ctx, tx, `SELECT product_id, available, reserved, sold, initial FROM stock`, func(rows *sql.Rows) error {
 		var (
 			id string
 			s  stock
 		)
 		if err := rows.Scan(&id, &s.available, &s.reserved, &s.sold, &s.initial); err != nil {
-			return nil, nil, fmt.Errorf("stock: %w", err)
+			return err
 		}
 		stocks[id] = s
+		return nil
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("stock: %w", err)
 	}
-	return reservations, stocks, rows.Err()
+	return reservations, stocks, nil
 }

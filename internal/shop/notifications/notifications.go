@@ -351,14 +351,14 @@ func (s *Service) serve(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return // Accept answered the client
 	}
-	defer conn.CloseNow()
+	defer func() { _ = conn.CloseNow() }()
 	s.connections.Inc()
 	defer s.connections.Dec()
 	ctx := conn.CloseRead(r.Context()) // the client sends nothing; its close ends ctx
 	if err := s.stream(ctx, conn, sub, p.Subject, after); err != nil && ctx.Err() == nil {
 		s.deps.Log.Info("notification stream ended", "error", err)
 	}
-	conn.Close(websocket.StatusNormalClosure, "")
+	_ = conn.Close(websocket.StatusNormalClosure, "")
 }
 
 func (s *Service) subscribe(user string) (*subscriber, error) {

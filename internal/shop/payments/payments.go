@@ -298,10 +298,11 @@ func (s *Service) begin(ctx context.Context, m *paymentsv1.AuthorizeRequest) (*p
 		if err != nil {
 			return nil, fmt.Errorf("begin authorization: %w", err)
 		}
+		marker := p.status == statusVoided && p.providerRef == ""
 		switch {
 		case p.key == m.GetIdempotencyKey() && p.requestHash != hash:
 			return nil, problem.InvalidField("idempotency_key", "was used for a different authorization; use a new key")
-		case p.key != m.GetIdempotencyKey() && !(p.status == statusVoided && p.providerRef == ""):
+		case p.key != m.GetIdempotencyKey() && !marker:
 			return nil, problem.New(problem.Conflict, "order %s already has a payment", m.GetOrderId())
 		}
 		return p, nil

@@ -239,7 +239,7 @@ func Start(t testing.TB, opt Options) *Shop {
 	for _, name := range services {
 		srv := servers[name]
 		done := make(chan struct{})
-		go func() { srv.Run(ctx); close(done) }()
+		go func() { _ = srv.Run(ctx); close(done) }()
 		stops = append(stops, func() { <-done })
 	}
 	return s
