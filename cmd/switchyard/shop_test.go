@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"os"
 	"os/exec"
 	"strings"
@@ -100,9 +99,9 @@ func execInEnv(dir string, extraEnv []string, args ...string) *exec.Cmd {
 // no double charge, stock conserved — and again when the load is over.
 func TestKilledServicesDuringLoadLoseNothing(t *testing.T) {
 	s := startUp(t, fullPlatform)
-	var loadOut, loadErr bytes.Buffer
-	load := execIn(s.dir, "load", "--rate", "100", "--duration", "30s", "--customers", "10")
-	load.Stdout, load.Stderr = &loadOut, &loadErr
+	loadOut, loadErr := &lockedBuffer{}, &lockedBuffer{}
+	load := execIn(s.dir, "load", "--rate", "100", "--duration", "60s", "--customers", "10")
+	load.Stdout, load.Stderr = loadOut, loadErr
 	if err := load.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -111,6 +110,7 @@ func TestKilledServicesDuringLoadLoseNothing(t *testing.T) {
 	waitUntil(t, "load under way", 15*time.Second, func() bool { return strings.Contains(loadErr.String(), "accepted") })
 
 	for _, svc := range []string{"orders", "inventory", "payments"} {
+		time.Sleep(10 * time.Second) // the load runs on between kills
 		url, pid := s.service(svc)
 		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 			t.Fatal(err)
@@ -131,7 +131,7 @@ func TestKilledServicesDuringLoadLoseNothing(t *testing.T) {
 		if err != nil {
 			t.Fatalf("load: %v\n%s\n%s", err, loadOut.String(), loadErr.String())
 		}
-	case <-time.After(90 * time.Second):
+	case <-time.After(120 * time.Second):
 		t.Fatal("load did not finish")
 	}
 	t.Logf("load:\n%s", loadOut.String())
