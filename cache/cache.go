@@ -19,7 +19,9 @@ import (
 
 // Cache stores byte values by key.
 type Cache interface {
-	// Get returns the value of key, if present and not expired.
+	// Get returns the value of key, if present and not expired. The value may be
+	// shared with every other reader (Memory returns the stored slice): read it,
+	// never modify it.
 	Get(ctx context.Context, key string) ([]byte, bool, error)
 	// Set stores value under key for ttl.
 	Set(ctx context.Context, key string, value []byte, ttl time.Duration) error
