@@ -237,20 +237,84 @@ type Bulkhead struct {
 type Gateway struct {
 	// Listen is the gateway's address, host:port [127.0.0.1:8080].
 	Listen string `yaml:"listen"`
+	// Owner is the team accountable for the gateway (used in the design document).
+	Owner string `yaml:"owner"`
+	// Policy governs the gateway's calls to every route's service [timeout 10s,
+	// try_timeout 5s, retries of safe requests, a breaker, bulkhead 1024].
+	Policy Policy `yaml:"policy"`
+	// Dependencies the gateway calls itself (for aggregated answers) beyond the
+	// services its routes lead to, which are its dependencies implicitly.
+	Dependencies map[string]*Dependency `yaml:"dependencies"`
+	// MaxBodyBytes is the default body limit of a route [1 MiB].
+	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// CORS lets browser code from other origins call the API; off without origins.
+	CORS CORS `yaml:"cors"`
+	// Shedding is the adaptive concurrency limit in front of every route.
+	Shedding Shedding `yaml:"shedding"`
 	// Routes are matched by longest prefix.
 	Routes []Route `yaml:"routes"`
 }
 
-// Route maps a public path prefix to a service.
+// CORS is the gateway's cross-origin policy.
+type CORS struct {
+	// AllowedOrigins as browsers send them, e.g. https://shop.example.com.
+	AllowedOrigins []string `yaml:"allowed_origins"`
+	// MaxAge a preflight answer may be cached [10m].
+	MaxAge Duration `yaml:"max_age"`
+}
+
+// Shedding bounds the gateway's adaptive concurrency limit; max_limit 0 turns it off.
+type Shedding struct {
+	MinLimit     uint `yaml:"min_limit"`
+	MaxLimit     uint `yaml:"max_limit"`
+	InitialLimit uint `yaml:"initial_limit"`
+}
+
+// Route maps a public path prefix to a service, or to a fixed upstream URL.
 type Route struct {
-	// Prefix of the public path, e.g. /api/v1/orders/. Must start with "/".
+	// Prefix of the public path, e.g. /api/v1/orders. Must start with "/".
 	Prefix string `yaml:"prefix"`
-	// Service that serves the route (by name).
+	// Service that serves the route (by name); or
 	Service string `yaml:"service"`
+	// Upstream, instead of Service, is a fixed http:// URL (a legacy system being
+	// strangled route by route).
+	Upstream string `yaml:"upstream"`
+	// Path replaces Prefix upstream [the prefix without its leading /api].
+	Path string `yaml:"path"`
 	// Auth is none, optional, required (a valid user token) or admin.
 	Auth string `yaml:"auth"`
-	// Timeout of the whole request through the gateway [the dependency's].
+	// Timeout of the whole request through the gateway [30s].
 	Timeout Duration `yaml:"timeout"`
+	// MaxBodyBytes is the largest request body [the gateway's max_body_bytes].
+	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// RateLimit per principal (user, else API key, else client address).
+	RateLimit *RateLimit `yaml:"rate_limit"`
+	// Canary sends a share of the route's principals to instances of a version.
+	Canary *Canary `yaml:"canary"`
+	// Streaming marks long-lived requests (WebSocket), not counted by load shedding.
+	Streaming bool `yaml:"streaming"`
+}
+
+// RateLimit is requests per period per principal, with a burst.
+type RateLimit struct {
+	// Requests allowed per Per. Required.
+	Requests int `yaml:"requests"`
+	// Per is the period [1s].
+	Per Duration `yaml:"per"`
+	// Burst is how many may come at once [requests].
+	Burst int `yaml:"burst"`
+	// OnRedisError is what happens when the shared limiter (Redis) cannot answer:
+	// open applies this replica's own limit, closed refuses with 503 [open].
+	OnRedisError string `yaml:"on_redis_error"`
+}
+
+// Canary is a weighted, sticky split by instance version.
+type Canary struct {
+	// Version tag of the canary instances (switchyard serve --instance-version).
+	Version string `yaml:"version"`
+	// Weight in percent of principals sent to them, 0 to 100; 100 is a blue-green
+	// cut-over, 0 its undoing.
+	Weight float64 `yaml:"weight"`
 }
 
 // Service returns the named service or nil.

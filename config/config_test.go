@@ -208,6 +208,33 @@ func TestBrokenConfigurationsAreReportedWithFileLineAndKey(t *testing.T) {
 			want: []string{"bad.yaml:8:7: gateway.routes.0.service: no service \"orders\" is declared"},
 		},
 		{
+			name: "gateway route mistakes",
+			src: minimal + `gateway:
+  cors: {allowed_origins: [https://shop.example/]}
+  routes:
+    - prefix: /api/v1/users
+      service: users
+      upstream: http://127.0.0.1:9000
+    - prefix: /legacy
+      upstream: ftp://old.example
+    - prefix: /api/v1/me
+      service: users
+      auth: maybe
+      rate_limit: {requests: 0, on_redis_error: sometimes}
+      canary: {version: "", weight: 150}
+`,
+			want: []string{
+				"gateway.cors.allowed_origins.0: an origin is scheme://host[:port] with no path",
+				"gateway.routes.0.upstream: a route goes to a service or to an upstream URL, not both",
+				"gateway.routes.1.upstream: want http://host:port",
+				"gateway.routes.2.auth: want none, optional, required or admin",
+				"gateway.routes.2.rate_limit.requests: want a positive number",
+				"gateway.routes.2.rate_limit.on_redis_error: want open or closed",
+				"gateway.routes.2.canary.version: the canary instances' version tag is required",
+				"gateway.routes.2.canary.weight: want 0 to 100",
+			},
+		},
+		{
 			name: "subscription nobody publishes",
 			src: minimal + `    subscriptions: [inventory.stock.changed.v1]
 `,

@@ -143,27 +143,7 @@ func (c *Config) validate() Errors {
 	}
 
 	if g := c.Gateway; g != nil {
-		if _, _, err := splitHostPort(g.Listen); err != nil {
-			bad("gateway.listen", "%v", err)
-		}
-		seen := map[string]int{}
-		for i, r := range g.Routes {
-			key := fmt.Sprintf("gateway.routes.%d", i)
-			if !strings.HasPrefix(r.Prefix, "/") {
-				bad(key+".prefix", "a route prefix starts with \"/\", got %q", r.Prefix)
-			} else if j, dup := seen[r.Prefix]; dup {
-				bad(key+".prefix", "%q is also the prefix of route %d", r.Prefix, j)
-			}
-			seen[r.Prefix] = i
-			if r.Service == "" {
-				bad(key, "service is required")
-			} else if _, ok := c.Services[r.Service]; !ok {
-				bad(key+".service", "no service %q is declared", r.Service)
-			}
-			if !slices.Contains([]string{"none", "optional", "required", "admin"}, r.Auth) {
-				bad(key+".auth", "want none, optional, required or admin, got %q", r.Auth)
-			}
-		}
+		errs = append(errs, c.validateGateway(g)...)
 	}
 	return errs
 }
@@ -321,4 +301,96 @@ func redactRaw(raw string) string {
 		return u.Redacted()
 	}
 	return "(unparseable URL)"
+}
+
+func (c *Config) validateGateway(g *Gateway) Errors {
+	var errs Errors
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, &Error{Key: key, Msg: fmt.Sprintf(format, args...)})
+	}
+	if _, _, err := splitHostPort(g.Listen); err != nil {
+		bad("gateway.listen", "%v", err)
+	}
+	errs = append(errs, g.Policy.validate("gateway.policy")...)
+	for _, dep := range sortedKeys(g.Dependencies) {
+		d, key := g.Dependencies[dep], "gateway.dependencies."+dep
+		if _, ok := c.Services[dep]; !ok {
+			bad(key, "no service %q is declared", dep)
+		}
+		if d == nil || d.Protocol != "rest" && d.Protocol != "grpc" {
+			bad(key+".protocol", "want rest or grpc")
+			continue
+		}
+		errs = append(errs, d.Policy.validate(key+".policy")...)
+	}
+	if g.MaxBodyBytes < 0 {
+		bad("gateway.max_body_bytes", "must not be negative")
+	}
+	for i, o := range g.CORS.AllowedOrigins {
+		if o != "*" && !strings.HasPrefix(o, "http://") && !strings.HasPrefix(o, "https://") || strings.HasSuffix(o, "/") {
+			bad(fmt.Sprintf("gateway.cors.allowed_origins.%d", i), "an origin is scheme://host[:port] with no path, or *; got %q", o)
+		}
+	}
+	if sh := g.Shedding; sh.MaxLimit > 0 && (sh.MinLimit > sh.MaxLimit || sh.InitialLimit > sh.MaxLimit) {
+		bad("gateway.shedding", "min_limit and initial_limit must not exceed max_limit %d", sh.MaxLimit)
+	}
+	seen := map[string]int{}
+	for i, r := range g.Routes {
+		key := fmt.Sprintf("gateway.routes.%d", i)
+		if !strings.HasPrefix(r.Prefix, "/") {
+			bad(key+".prefix", "a route prefix starts with \"/\", got %q", r.Prefix)
+		} else if j, dup := seen[r.Prefix]; dup {
+			bad(key+".prefix", "%q is also the prefix of route %d", r.Prefix, j)
+		}
+		seen[r.Prefix] = i
+		if r.Path != "" && !strings.HasPrefix(r.Path, "/") {
+			bad(key+".path", "an upstream path starts with \"/\", got %q", r.Path)
+		}
+		switch {
+		case r.Service == "" && r.Upstream == "":
+			bad(key, "service or upstream is required")
+		case r.Service != "" && r.Upstream != "":
+			bad(key+".upstream", "a route goes to a service or to an upstream URL, not both")
+		case r.Service != "":
+			if _, ok := c.Services[r.Service]; !ok {
+				bad(key+".service", "no service %q is declared", r.Service)
+			}
+		default:
+			if u, err := url.Parse(r.Upstream); err != nil || u.Scheme != "http" || u.Host == "" || (u.Path != "" && u.Path != "/") {
+				bad(key+".upstream", "want http://host:port, got %q", r.Upstream)
+			}
+		}
+		if !slices.Contains([]string{"none", "optional", "required", "admin"}, r.Auth) {
+			bad(key+".auth", "want none, optional, required or admin, got %q", r.Auth)
+		}
+		if r.MaxBodyBytes < 0 {
+			bad(key+".max_body_bytes", "must not be negative")
+		}
+		if rl := r.RateLimit; rl != nil {
+			if rl.Requests <= 0 {
+				bad(key+".rate_limit.requests", "want a positive number of requests")
+			}
+			if rl.Burst < 0 {
+				bad(key+".rate_limit.burst", "must not be negative")
+			}
+			if rl.Per.Std() < 0 {
+				bad(key+".rate_limit.per", "must not be negative")
+			}
+			if rl.OnRedisError != "" && rl.OnRedisError != "open" && rl.OnRedisError != "closed" {
+				bad(key+".rate_limit.on_redis_error", "want open or closed, got %q", rl.OnRedisError)
+			}
+		}
+		if cn := r.Canary; cn != nil {
+			if r.Service == "" {
+				bad(key+".canary", "a canary splits a service's instances; this route has no service")
+			}
+			if cn.Version == "" {
+				bad(key+".canary.version", "the canary instances' version tag is required")
+			}
+			if cn.Weight < 0 || cn.Weight > 100 {
+				bad(key+".canary.weight", "want 0 to 100 (percent), got %v", cn.Weight)
+			}
+		}
+	}
+	return errs
 }

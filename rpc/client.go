@@ -206,7 +206,15 @@ func (c *Client) RoundTrip(req *http.Request) (*http.Response, error) {
 	if recording {
 		span.SetAttributes(attribute.String("http.request.method", req.Method), attribute.String("url.path", req.URL.Path))
 	}
-	resp, err := c.policy.Do(ctx, req, c.attempt)
+	var resp *http.Response
+	var err error
+	if req.Header.Get("Upgrade") != "" {
+		// A protocol upgrade (WebSocket) opens a stream, not a call: no deadline,
+		// retry or breaker applies to it, only instance selection.
+		resp, err = c.attempt(req.WithContext(ctx))
+	} else {
+		resp, err = c.policy.Do(ctx, req, c.attempt)
+	}
 	if err != nil {
 		span.RecordError(err)
 		span.SetStatus(codes.Error, problem.From(err).Detail)

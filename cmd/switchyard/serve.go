@@ -40,6 +40,9 @@ type component struct {
 	checks map[string]server.Check
 	// onDrain runs when draining begins; may be nil.
 	onDrain func()
+	// maxHeaderBytes, when set, replaces the server's header limit (the gateway reads
+	// oversize headers itself, to answer a 100 KB Authorization with 401).
+	maxHeaderBytes int
 }
 
 // process holds what every service process shares: its slice of the configuration,
@@ -93,6 +96,7 @@ var builders = map[string]func(context.Context, *process) (*component, error){
 	"orders":        buildOrders,
 	"payments":      buildPayments,
 	"notifications": buildNotifications,
+	"gateway":       buildGateway,
 }
 
 func cmdServe(ctx context.Context, e *env, args []string) error {
@@ -119,6 +123,9 @@ func cmdServe(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	svc := cfg.Service(name)
+	if name == "gateway" {
+		svc = gatewayService(cfg)
+	}
 	if svc == nil {
 		return usageErrorf("no service %q in %s; it declares %s", name, cfg.Source, strings.Join(cfg.ServiceNames(), ", "))
 	}
@@ -164,7 +171,7 @@ func cmdServe(ctx context.Context, e *env, args []string) error {
 	handler := telemetry.Middleware(telemetry.HTTPConfig{
 		Logger: log, Tracer: tracing.Tracer("switchyard/" + name), Metrics: p.metrics,
 	})(comp.handler)
-	srv := server.New(server.Config{Addr: addr, DrainDelay: *drainDelay, Profiling: e.getenv("SWITCHYARD_PPROF") == "1"}, handler, p.metrics.Handler(), log)
+	srv := server.New(server.Config{Addr: addr, DrainDelay: *drainDelay, MaxHeaderBytes: comp.maxHeaderBytes, Profiling: e.getenv("SWITCHYARD_PPROF") == "1"}, handler, p.metrics.Handler(), log)
 	for check, fn := range comp.checks {
 		srv.AddCheck(check, fn)
 	}

@@ -36,6 +36,9 @@ func cmdUp(ctx context.Context, e *env, args []string) error {
 		var picked []string
 		for _, n := range strings.Split(*only, ",") {
 			n = strings.TrimSpace(n)
+			if n == "gateway" && cfg.Gateway != nil {
+				continue
+			}
 			if cfg.Service(n) == nil {
 				return usageErrorf("--services: no service %q in %s; it declares %s", n, cfg.Source, strings.Join(names, ", "))
 			}
@@ -98,6 +101,14 @@ func cmdUp(ctx context.Context, e *env, args []string) error {
 		}
 		env := append(slices.Clone(childEnv), envServiceKey+"="+filepath.Join(identityDir, n+".key"))
 		children = append(children, supervisor.Spec{Name: n, Args: args, ListenFlag: "--listen", Env: env})
+	}
+	if cfg.Gateway != nil && (*only == "" || slices.Contains(strings.Split(*only, ","), "gateway")) {
+		args := []string{"serve", "gateway"}
+		if cfgFile != "" {
+			args = append(args, "--config", cfgFile)
+		}
+		env := append(slices.Clone(childEnv), envServiceKey+"="+filepath.Join(identityDir, "gateway.key"))
+		children = append(children, supervisor.Spec{Name: "gateway", Args: args, ListenFlag: "--listen", Env: env})
 	}
 
 	stack := &stackFile{

@@ -4,9 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
+	"net/http"
 	"path/filepath"
-	"slices"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -152,19 +153,48 @@ func callers(cfg *config.Config, service string) []string {
 			out = append(out, name)
 		}
 	}
-	if cfg.Gateway != nil {
-		for _, r := range cfg.Gateway.Routes {
-			if r.Service == service && !slices.Contains(out, "gateway") {
-				out = append(out, "gateway")
-			}
+	if g := gatewayService(cfg); g != nil {
+		if _, ok := g.Dependencies[service]; ok {
+			out = append(out, "gateway")
 		}
 	}
 	return out
 }
 
+// gatewayService describes the gateway as a service: its address, and as its
+// dependencies the services its routes lead to (under the gateway's policy) and
+// those it declares itself.
+func gatewayService(cfg *config.Config) *config.Service {
+	g := cfg.Gateway
+	if g == nil {
+		return nil
+	}
+	svc := &config.Service{Name: "gateway", Owner: g.Owner, Listen: g.Listen, Dependencies: map[string]*config.Dependency{},
+		Description: "The single entry point: routes, authenticates, limits and sheds, and answers what needs several services."}
+	for _, r := range g.Routes {
+		if r.Service != "" {
+			svc.Dependencies[r.Service] = &config.Dependency{Protocol: "rest", Policy: g.Policy}
+		}
+	}
+	maps.Copy(svc.Dependencies, g.Dependencies)
+	return svc
+}
+
 // client builds the rpc client of a declared dependency; its watch runs with the
 // process's background work.
 func (p *process) client(ctx context.Context, dependency string) (*rpc.Client, error) {
+	return p.clientWith(ctx, dependency, clientOptions{})
+}
+
+// clientOptions adjust a dependency's client.
+type clientOptions struct {
+	// keep, when set, narrows the instances the client sees (canary splits).
+	keep func(discovery.Instance) bool
+	// transport carries REST calls [rpc's tuned net/http transport].
+	transport http.RoundTripper
+}
+
+func (p *process) clientWith(ctx context.Context, dependency string, opts clientOptions) (*rpc.Client, error) {
 	dep, ok := p.service.Dependencies[dependency]
 	if !ok {
 		return nil, fmt.Errorf("%s calls %s, which switchyard.yaml does not declare as its dependency", p.name, dependency)
@@ -172,6 +202,13 @@ func (p *process) client(ctx context.Context, dependency string) (*rpc.Client, e
 	_, resolver, err := p.discovery(ctx)
 	if err != nil {
 		return nil, err
+	}
+	if opts.keep != nil {
+		resolver = discovery.Filter(resolver, opts.keep)
+	}
+	var transport http.RoundTripper
+	if dep.Protocol == "rest" {
+		transport = opts.transport
 	}
 	tokens, _, err := p.identity()
 	if err != nil {
@@ -195,6 +232,7 @@ func (p *process) client(ctx context.Context, dependency string) (*rpc.Client, e
 		}},
 		Policy:     policy,
 		Tokens:     tokens,
+		Transport:  transport,
 		Tracer:     p.tracing.Tracer("switchyard/rpc"),
 		Propagator: p.tracing.Propagator,
 		Logger:     p.log,

@@ -333,7 +333,12 @@ func (s *Service) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if r.Header.Get("Upgrade") == "" {
-		page, err := s.page(r.Context(), p.Subject, after, pageSize)
+		order := r.URL.Query().Get("order_id")
+		if len(order) > 64 {
+			s.problems.Write(w, r, problem.InvalidField("order_id", "not an order id"))
+			return
+		}
+		page, err := s.page(r.Context(), p.Subject, after, pageSize, order)
 		if err != nil {
 			s.problems.Write(w, r, err)
 			return
@@ -397,7 +402,7 @@ func (s *Service) stream(ctx context.Context, conn *websocket.Conn, sub *subscri
 	poll := time.NewTicker(s.cfg.Poll)
 	defer poll.Stop()
 	for {
-		page, err := s.page(ctx, user, after, pageSize)
+		page, err := s.page(ctx, user, after, pageSize, "")
 		if err != nil {
 			return err
 		}
@@ -432,9 +437,18 @@ func (s *Service) stream(ctx context.Context, conn *websocket.Conn, sub *subscri
 }
 
 // page reads up to n of a customer's notifications after a number.
-func (s *Service) page(ctx context.Context, user string, after int64, n int) ([]Notification, error) {
-	rows, err := s.deps.DB.QueryContext(ctx, `SELECT seq, type, order_id, status, message, at FROM notifications
-		WHERE user_id = $1 AND seq > $2 ORDER BY seq LIMIT $3`, user, after, n)
+// page reads up to n of user's notifications after seq, only those about order when
+// it is not empty.
+func (s *Service) page(ctx context.Context, user string, after int64, n int, order string) ([]Notification, error) {
+	q := `SELECT seq, type, order_id, status, message, at FROM notifications
+		WHERE user_id = $1 AND seq > $2 ORDER BY seq LIMIT $3`
+	args := []any{user, after, n}
+	if order != "" {
+		q = `SELECT seq, type, order_id, status, message, at FROM notifications
+		WHERE user_id = $1 AND seq > $2 AND order_id = $4 ORDER BY seq LIMIT $3`
+		args = append(args, order)
+	}
+	rows, err := s.deps.DB.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("read notifications: %w", err)
 	}

@@ -52,12 +52,9 @@ func (s *Service) issue(ctx context.Context, tx *sql.Tx, u *User, family string)
 		},
 		Roles: u.Roles,
 	}
-	tok := jwt.NewWithClaims(jwt.SigningMethodEdDSA, claims)
-	tok.Header["kid"] = key.kid
-	tok.Header["typ"] = authn.AccessTokenType
-	access, err := tok.SignedString(key.priv)
+	access, err := authn.SignAccessToken(key.kid, key.priv, claims)
 	if err != nil {
-		return TokenResponse{}, fmt.Errorf("sign access token: %w", err)
+		return TokenResponse{}, err
 	}
 
 	raw := make([]byte, 32)

@@ -1,0 +1,47 @@
+package gateway
+
+import (
+	"net/http"
+
+	"github.com/switchyard/switchyard/authn"
+	"github.com/switchyard/switchyard/problem"
+)
+
+// maxAuthorization caps the Authorization header: a token is far smaller, and
+// anything larger is refused with 401 before any parsing.
+const maxAuthorization = authn.MaxTokenBytes + len("Bearer ")
+
+// authenticate verifies the caller as rt asks. It returns nil without error for an
+// anonymous caller on a route that allows one.
+func (g *Gateway) authenticate(r *http.Request, rt *route) (*authn.Principal, error) {
+	if rt.Auth == AuthNone {
+		return nil, nil
+	}
+	token, err := authn.BearerToken(r)
+	if err != nil {
+		return nil, err
+	}
+	if token == "" && r.Header.Get("Upgrade") != "" {
+		// Browsers cannot set headers on a WebSocket handshake; the token comes in the
+		// query instead (and the access log never records queries).
+		token = r.URL.Query().Get("access_token")
+	}
+	if token == "" {
+		if rt.Auth == AuthOptional {
+			return nil, nil
+		}
+		return nil, problem.New(problem.Unauthenticated, "this route needs an access token: Authorization: Bearer <token>")
+	}
+	if g.cfg.Verifier == nil {
+		return nil, problem.New(problem.Unauthenticated, "the gateway cannot verify tokens")
+	}
+	p, err := g.cfg.Verifier.Verify(r.Context(), token)
+	if err != nil {
+		// The verifier's detail is generic by design: it never echoes the token.
+		return nil, err
+	}
+	if rt.Auth == AuthAdmin && !p.HasRole("admin") {
+		return nil, problem.New(problem.Forbidden, "this route is for administrators")
+	}
+	return p, nil
+}
