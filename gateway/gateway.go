@@ -29,8 +29,10 @@ package gateway
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
-	"hash/maphash"
+	"hash/fnv"
 	"log/slog"
 	"net"
 	"net/http"
@@ -147,7 +149,6 @@ type Gateway struct {
 	localRt map[string]*route // by pattern
 	shed    *shedder
 	pw      problem.Writer
-	seed    maphash.Seed
 	metrics *metrics
 }
 
@@ -172,7 +173,7 @@ func New(cfg Config) (*Gateway, error) {
 		cfg.MaxHeaderBytes = 32 << 10
 	}
 	g := &Gateway{cfg: cfg, local: http.NewServeMux(), localRt: map[string]*route{},
-		pw: problem.Writer{Log: cfg.Logger, RequestID: telemetry.RequestID}, seed: maphash.MakeSeed(),
+		pw:      problem.Writer{Log: cfg.Logger, RequestID: telemetry.RequestID},
 		metrics: newMetrics(cfg.Metrics)}
 	for i := range cfg.Routes {
 		rt := &route{Route: cfg.Routes[i]}
@@ -356,8 +357,13 @@ func (g *Gateway) inCanary(rt *route, key string) bool {
 	case p >= 100:
 		return true
 	}
-	h := maphash.String(g.seed, rt.Prefix+"\x00"+key)
-	return float64(h%10000) < p*100
+	// The same hash in every replica and every run, so a principal stays on its side
+	// whichever replica it reaches.
+	h := fnv.New64a()
+	_, _ = h.Write([]byte(rt.Prefix))
+	_, _ = h.Write([]byte{0})
+	_, _ = h.Write([]byte(key))
+	return float64(mix(h.Sum64())%10000) < p*100
 }
 
 // principalKey names who is calling, for rate limits and canary stickiness: the
@@ -367,7 +373,10 @@ func (g *Gateway) principalKey(r *http.Request, p *authn.Principal) string {
 		return "user:" + p.Subject
 	}
 	if k := r.Header.Get(APIKeyHeader); k != "" && len(k) <= 256 {
-		return "key:" + strconv.FormatUint(maphash.String(g.seed, k), 36)
+		// Hashed, so keys are not kept in the clear in Redis; the same in every replica,
+		// so the replicas share the key's limit.
+		sum := sha256.Sum256([]byte(k))
+		return "key:" + hex.EncodeToString(sum[:12])
 	}
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
@@ -419,4 +428,15 @@ func validID(id string) bool {
 		}
 	}
 	return true
+}
+
+// mix spreads FNV's output over all bits (the splitmix64 finaliser), so that keys
+// differing in their last bytes do not cluster modulo 10000.
+func mix(x uint64) uint64 {
+	x ^= x >> 30
+	x *= 0xbf58476d1ce4e5b9
+	x ^= x >> 27
+	x *= 0x94d049bb133111eb
+	x ^= x >> 31
+	return x
 }
