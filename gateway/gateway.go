@@ -338,7 +338,6 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	proxy := rt.stable
 	if rt.canary != nil && g.inCanary(rt, key) {
 		proxy = rt.canary
-		w.Header().Set("X-Served-By-Canary", "true")
 	}
 	proxy.ServeHTTP(w, r)
 }

@@ -479,3 +479,5 @@ func TestCORS(t *testing.T) {
 		t.Errorf("preflights must be answered by the gateway; backend saw %d requests", be.hits.Load())
 	}
 }
+
+func newServer(h http.Handler) *httptest.Server { return httptest.NewServer(h) }

@@ -2,10 +2,12 @@ package gateway
 
 import (
 	"context"
+	"errors"
 	"math"
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-redis/redis_rate/v10"
@@ -112,9 +114,13 @@ func (l *Local) sweep(now time.Time) {
 // Shared is GCRA on Redis (go-redis/redis_rate), so that every replica of the
 // gateway draws on one allowance per key. When Redis cannot answer, a limit with
 // FailOpen is applied by this replica alone (Fallback) and one without is refused.
+//
+// After a failure Redis is left alone for a second (each request would otherwise wait
+// for its own timeout), and the routes decide as if it were down.
 type Shared struct {
-	limiter  *redis_rate.Limiter
-	fallback *Local
+	limiter   *redis_rate.Limiter
+	fallback  *Local
+	downUntil atomic.Int64 // unix nanoseconds
 }
 
 // NewShared returns a limiter keeping its state in rdb.
@@ -122,15 +128,24 @@ func NewShared(rdb redis.UniversalClient) *Shared {
 	return &Shared{limiter: redis_rate.NewLimiter(rdb), fallback: NewLocal()}
 }
 
+var errRedisResting = errors.New("gateway: Redis failed within the last second")
+
 // ErrLimiterDown is returned when the shared limiter cannot be reached and the
 // limit fails closed.
 var ErrLimiterDown = &problem.Error{Kind: problem.Unavailable, Detail: "the rate limiter is unavailable; try again shortly", RetryAfter: time.Second}
 
 // Allow implements Limiter.
 func (s *Shared) Allow(ctx context.Context, key string, lim Limit) (Decision, error) {
-	ctx, cancel := context.WithTimeout(ctx, 250*time.Millisecond)
-	defer cancel()
-	res, err := s.limiter.Allow(ctx, "switchyard:ratelimit:"+key, redis_rate.Limit{Rate: lim.Rate, Burst: lim.burst(), Period: lim.per()})
+	var res *redis_rate.Result
+	err := errRedisResting
+	if time.Now().UnixNano() >= s.downUntil.Load() {
+		rctx, cancel := context.WithTimeout(ctx, 250*time.Millisecond)
+		res, err = s.limiter.Allow(rctx, "switchyard:ratelimit:"+key, redis_rate.Limit{Rate: lim.Rate, Burst: lim.burst(), Period: lim.per()})
+		cancel()
+		if err != nil {
+			s.downUntil.Store(time.Now().Add(time.Second).UnixNano())
+		}
+	}
 	if err != nil {
 		if lim.FailOpen {
 			return s.fallback.Allow(ctx, key, lim)

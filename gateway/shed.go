@@ -31,7 +31,7 @@ func newShedder(cfg Shedding, m *metrics) *shedder {
 	}
 	l := adaptivelimiter.NewBuilder[any]().
 		WithLimits(cfg.MinLimit, cfg.MaxLimit, cfg.InitialLimit).
-		WithRecentWindow(time.Second, 10*time.Second, 50).
+		WithRecentWindow(250*time.Millisecond, 5*time.Second, 50).
 		OnLimitChanged(func(e adaptivelimiter.LimitChangedEvent) { m.limit.Set(float64(e.NewLimit)) }).
 		Build()
 	m.limit.Set(float64(cfg.InitialLimit))
