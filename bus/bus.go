@@ -30,6 +30,7 @@ import (
 	"time"
 
 	"github.com/switchyard/switchyard/event"
+	"github.com/switchyard/switchyard/problem"
 )
 
 // Bus publishes and delivers events.
@@ -52,6 +53,10 @@ type Encoded struct {
 }
 
 // DeadLetters is the dead-letter store of a broker.
+// ErrNoDeadLetter is wrapped by DeadLetters.Get and Replay for an id that names no
+// dead letter (or is not an id at all); it is a problem.NotFound.
+var ErrNoDeadLetter = &problem.Error{Kind: problem.NotFound, Detail: "no such dead letter"}
+
 type DeadLetters interface {
 	// List returns up to limit dead letters, oldest first, optionally only those of
 	// one consumer group.

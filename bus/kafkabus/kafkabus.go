@@ -479,7 +479,7 @@ func (b *Bus) Get(ctx context.Context, id string) (bus.DeadLetter, error) {
 			return dl, nil
 		}
 	}
-	return bus.DeadLetter{}, fmt.Errorf("kafkabus: no dead letter %q", id)
+	return bus.DeadLetter{}, fmt.Errorf("kafkabus: %w: %q", bus.ErrNoDeadLetter, id)
 }
 
 func (b *Bus) tombstone(ctx context.Context, id string) error {

@@ -500,13 +500,16 @@ func decodeDeadLetter(m jetstream.Msg) (bus.DeadLetter, error) {
 func (b *Bus) Get(ctx context.Context, id string) (bus.DeadLetter, error) {
 	seq, err := strconv.ParseUint(id, 10, 64)
 	if err != nil {
-		return bus.DeadLetter{}, fmt.Errorf("natsbus: dead letter id %q is not a sequence number", id)
+		return bus.DeadLetter{}, fmt.Errorf("natsbus: %w: %q is not a sequence number", bus.ErrNoDeadLetter, id)
 	}
 	s, err := b.deadLetterStream(ctx)
 	if err != nil {
 		return bus.DeadLetter{}, err
 	}
 	raw, err := s.GetMsg(ctx, seq)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return bus.DeadLetter{}, fmt.Errorf("natsbus: %w: %s", bus.ErrNoDeadLetter, id)
+	}
 	if err != nil {
 		return bus.DeadLetter{}, fmt.Errorf("natsbus: dead letter %s: %w", id, err)
 	}

@@ -62,6 +62,11 @@ func commands() map[string]command {
 			usage:   "token --as <caller> --for <callee> [--ttl 5m]",
 			run:     cmdToken,
 		},
+		"grant": {
+			summary: "give a user a role (e.g. admin, for the gateway's admin routes); they sign in again to carry it",
+			usage:   "grant <email> <role> [--config path]",
+			run:     cmdGrant,
+		},
 		"version": {
 			summary: "print the version of this binary",
 			usage:   "version",

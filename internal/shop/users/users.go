@@ -182,7 +182,7 @@ func (s *Service) Run(ctx context.Context) error {
 }
 
 // GrantRole gives the account with email a role (e.g. admin). Operators reach it
-// through `switchyard users grant`.
+// through `switchyard grant <email> <role>`.
 func (s *Service) GrantRole(ctx context.Context, email, role string) error {
 	email, err := normalizeEmail(email)
 	if err != nil {
