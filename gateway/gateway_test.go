@@ -399,7 +399,9 @@ func TestRefusalsAreProblems(t *testing.T) {
 		resp   func() *http.Response
 		status int
 	}{
-		{"oversize body with a length", func() *http.Response { return post("/api/v1/orders", strings.NewReader(strings.Repeat("x", 2048)), 2048) }, 413},
+		{"oversize body with a length", func() *http.Response {
+			return post("/api/v1/orders", strings.NewReader(strings.Repeat("x", 2048)), 2048)
+		}, 413},
 		{"oversize body, chunked", func() *http.Response {
 			return post("/api/v1/orders", io.MultiReader(strings.NewReader(strings.Repeat("x", 4096))), -1)
 		}, 413},
