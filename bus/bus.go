@@ -52,11 +52,11 @@ type Encoded struct {
 	Payload           []byte
 }
 
-// DeadLetters is the dead-letter store of a broker.
 // ErrNoDeadLetter is wrapped by DeadLetters.Get and Replay for an id that names no
 // dead letter (or is not an id at all); it is a problem.NotFound.
 var ErrNoDeadLetter = &problem.Error{Kind: problem.NotFound, Detail: "no such dead letter"}
 
+// DeadLetters is the dead-letter store of a broker.
 type DeadLetters interface {
 	// List returns up to limit dead letters, oldest first, optionally only those of
 	// one consumer group.

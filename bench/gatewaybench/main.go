@@ -9,9 +9,10 @@ package main
 import (
 	"context"
 	"crypto/ed25519"
+	"errors"
 	"flag"
 	"fmt"
-	"log"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -31,6 +32,13 @@ import (
 )
 
 func main() {
+	if err := run(); err != nil {
+		slog.Error("gatewaybench", "error", err)
+		os.Exit(1) //nolint:forbidigo // this is main
+	}
+}
+
+func run() error {
 	mode := flag.String("mode", "backend", "backend, passthrough, passthrough-std (net/http's transport instead of Wire) or full")
 	listen := flag.String("listen", "127.0.0.1:9001", "address to serve on")
 	upstream := flag.String("upstream", "127.0.0.1:9001", "the backend's address")
@@ -40,10 +48,10 @@ func main() {
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
 		if err != nil {
-			log.Fatal(err)
+			return err
 		}
 		if err := pprof.StartCPUProfile(f); err != nil {
-			log.Fatal(err)
+			return err
 		}
 		defer pprof.StopCPUProfile()
 	}
@@ -62,20 +70,21 @@ func main() {
 	case "passthrough", "passthrough-std", "full":
 		var err error
 		if h, err = gatewayHandler(ctx, *mode, *upstream, *tokenFile); err != nil {
-			log.Fatal(err)
+			return err
 		}
 	default:
-		log.Fatalf("unknown mode %q", *mode)
+		return fmt.Errorf("unknown mode %q", *mode)
 	}
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
-		log.Fatal(err)
+		return err
 	}
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	go func() { <-ctx.Done(); _ = srv.Close() }()
-	if err := srv.Serve(ln); err != http.ErrServerClosed {
-		log.Print(err)
+	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		return err
 	}
+	return nil
 }
 
 func gatewayHandler(ctx context.Context, mode, upstream, tokenFile string) (http.Handler, error) {
