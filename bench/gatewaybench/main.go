@@ -43,6 +43,7 @@ func run() error {
 	listen := flag.String("listen", "127.0.0.1:9001", "address to serve on")
 	upstream := flag.String("upstream", "127.0.0.1:9001", "the backend's address")
 	tokenFile := flag.String("token-file", "", "full mode: where to write an access token to send")
+	without := flag.String("without", "", "full mode: leave one feature out (shedding, tracing, ratelimit, auth), to see what each costs")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to `file`")
 	flag.Parse()
 	if *cpuProfile != "" {
@@ -69,7 +70,7 @@ func run() error {
 		})
 	case "passthrough", "passthrough-std", "full":
 		var err error
-		if h, err = gatewayHandler(ctx, *mode, *upstream, *tokenFile); err != nil {
+		if h, err = gatewayHandler(ctx, *mode, *upstream, *tokenFile, *without); err != nil {
 			return err
 		}
 	default:
@@ -87,7 +88,7 @@ func run() error {
 	return nil
 }
 
-func gatewayHandler(ctx context.Context, mode, upstream, tokenFile string) (http.Handler, error) {
+func gatewayHandler(ctx context.Context, mode, upstream, tokenFile, without string) (http.Handler, error) {
 	var transport http.RoundTripper = &gateway.Wire{}
 	if mode == "passthrough-std" {
 		transport = rpc.NewTransport(rpc.REST)
@@ -133,13 +134,22 @@ func gatewayHandler(ctx context.Context, mode, upstream, tokenFile string) (http
 	if err != nil {
 		return nil, err
 	}
-	route.Auth = gateway.AuthRequired
-	route.RateLimit = gateway.Limit{Rate: 10_000_000, Per: time.Second}
+	if without != "auth" {
+		route.Auth = gateway.AuthRequired
+	}
+	if without != "ratelimit" {
+		route.RateLimit = gateway.Limit{Rate: 10_000_000, Per: time.Second}
+	}
 	cfg.Routes, cfg.Verifier = []gateway.Route{route}, verifier
-	cfg.Shedding = gateway.Shedding{MaxLimit: 4096, InitialLimit: 1024}
+	if without != "shedding" {
+		cfg.Shedding = gateway.Shedding{MaxLimit: 4096, InitialLimit: 1024}
+	}
 	g, err := gateway.New(cfg)
 	if err != nil {
 		return nil, err
+	}
+	if without == "tracing" {
+		return g, nil
 	}
 	tracing, err := telemetry.NewTracing(ctx, telemetry.TraceConfig{Service: "gateway", SampleRatio: 1})
 	if err != nil {
