@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -191,5 +193,39 @@ func TestGatewayServesThePublicAPIAsDocumented(t *testing.T) {
 		if !found {
 			t.Errorf("route %s is served but not in api/openapi/gateway.yaml", r.Prefix)
 		}
+	}
+}
+
+// A route to a fixed upstream URL — a legacy system being strangled route by route —
+// goes through the same gateway, with the caller's identity checked first.
+func TestAGatewayRouteCanLeadToAFixedUpstream(t *testing.T) {
+	var seen atomic.Value
+	legacy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen.Store(r.URL.Path + " as " + r.Header.Get("X-User-Id"))
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"system":"legacy"}`)
+	}))
+	defer legacy.Close()
+	platform := fullPlatform + `
+    - prefix: /api/v1/invoices
+      path: /old/invoices
+      upstream: ` + legacy.URL + `
+      auth: required
+`
+	s := startUp(t, platform)
+	gw, _ := s.service("gateway")
+	if code, _ := call(t, "GET", gw+"/api/v1/invoices/7", "", ""); code != 401 {
+		t.Fatalf("anonymous call to the legacy route: %d, want 401", code)
+	}
+	if seen.Load() != nil {
+		t.Fatal("an anonymous call reached the legacy system")
+	}
+	token := s.customer("ann@example.com")
+	code, body := call(t, "GET", gw+"/api/v1/invoices/7", token, "")
+	if code != 200 || body["system"] != "legacy" {
+		t.Fatalf("legacy route: %d %v", code, body)
+	}
+	if got, _ := seen.Load().(string); !strings.HasPrefix(got, "/old/invoices/7 as ") || strings.HasSuffix(got, " as ") {
+		t.Errorf("the legacy system saw %q, want /old/invoices/7 with the verified user id", got)
 	}
 }
