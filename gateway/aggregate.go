@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -62,16 +64,8 @@ func Gather(ctx context.Context, parts ...Part) (map[string]any, []Warning) {
 		})
 	}
 	wg.Wait()
-	sortWarnings(warnings)
+	slices.SortFunc(warnings, func(a, b Warning) int { return strings.Compare(a.Part, b.Part) })
 	return out, warnings
-}
-
-func sortWarnings(ws []Warning) {
-	for i := 1; i < len(ws); i++ {
-		for j := i; j > 0 && ws[j].Part < ws[j-1].Part; j-- {
-			ws[j], ws[j-1] = ws[j-1], ws[j]
-		}
-	}
 }
 
 // WriteJSON writes v as a JSON answer.

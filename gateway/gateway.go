@@ -9,7 +9,8 @@
 //	load shedding (adaptive concurrency limit)          → 503 + Retry-After
 //	security headers, CORS (preflights answered here)
 //	header limits (Authorization, total size)           → 401 / 431
-//	route match (longest prefix, or a local handler)    → 404
+//	route match (longest prefix on whole segments, or a
+//	handler route's more specific pattern)              → 404
 //	authentication (none, optional, required, admin)    → 401 / 403
 //	rate limit per principal and route                  → 429 + Retry-After, RateLimit-*
 //	body limit                                          → 413
@@ -143,10 +144,10 @@ type Config struct {
 
 // Gateway is an http.Handler; put it behind telemetry.Middleware.
 type Gateway struct {
-	cfg     Config
-	prefix  []*route // longest prefix first
-	local   *http.ServeMux
-	localRt map[string]*route // by pattern
+	cfg Config
+	// mux matches every route: a prefix route as its exact path and its subtree, a
+	// handler route as its pattern, which is more specific and so wins.
+	mux     *http.ServeMux
 	shed    *shedder
 	pw      problem.Writer
 	metrics *metrics
@@ -172,22 +173,44 @@ func New(cfg Config) (*Gateway, error) {
 	if cfg.MaxHeaderBytes <= 0 {
 		cfg.MaxHeaderBytes = 32 << 10
 	}
-	g := &Gateway{cfg: cfg, local: http.NewServeMux(), localRt: map[string]*route{},
+	g := &Gateway{cfg: cfg, mux: http.NewServeMux(),
 		pw:      problem.Writer{Log: cfg.Logger, RequestID: telemetry.RequestID},
 		metrics: newMetrics(cfg.Metrics)}
+	patterns := map[string]bool{}
+	handle := func(pattern string, h http.Handler) error {
+		if patterns[pattern] {
+			return errors.New("gateway: two routes for " + pattern)
+		}
+		patterns[pattern] = true
+		g.mux.Handle(pattern, h)
+		return nil
+	}
 	for i := range cfg.Routes {
 		rt := &route{Route: cfg.Routes[i]}
 		if err := g.prepare(rt); err != nil {
 			return nil, err
 		}
-		if rt.Pattern != "" {
-			g.localRt[rt.Pattern] = rt
-			g.local.Handle(rt.Pattern, rt.Handler)
-			continue
+		h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { g.serveRoute(w, r, rt) })
+		var err error
+		switch {
+		case rt.Pattern != "":
+			err = handle(rt.Pattern, h)
+		case rt.Prefix == "":
+			err = handle("/", h)
+		default:
+			if err = handle(rt.Prefix, h); err == nil {
+				err = handle(rt.Prefix+"/", h)
+			}
 		}
-		g.prefix = append(g.prefix, rt)
+		if err != nil {
+			return nil, err
+		}
 	}
-	sortLongestFirst(g.prefix)
+	if !patterns["/"] {
+		g.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+			g.reject(w, r, "no_route", problem.New(problem.NotFound, "no route for %s", r.URL.Path), 0)
+		})
+	}
 	if cfg.Shedding.MaxLimit > 0 {
 		g.shed = newShedder(cfg.Shedding, g.metrics)
 	}
@@ -197,8 +220,8 @@ func New(cfg Config) (*Gateway, error) {
 func (g *Gateway) prepare(rt *route) error {
 	name := rt.Prefix + rt.Pattern
 	switch {
-	case rt.Pattern == "" && !strings.HasPrefix(rt.Prefix, "/"):
-		return errors.New("gateway: route prefix " + strconv.Quote(rt.Prefix) + " does not start with /")
+	case rt.Pattern == "" && (!strings.HasPrefix(rt.Prefix, "/") || strings.ContainsAny(rt.Prefix, "{} \t")):
+		return errors.New("gateway: route prefix " + strconv.Quote(rt.Prefix) + " is not a path (it starts with /, without braces or spaces)")
 	case rt.Pattern != "" && rt.Handler == nil:
 		return errors.New("gateway: route " + name + " has a pattern but no handler")
 	case rt.Handler == nil && rt.Upstream.Transport == nil:
@@ -227,30 +250,6 @@ func (g *Gateway) prepare(rt *route) error {
 	return nil
 }
 
-func sortLongestFirst(rs []*route) {
-	for i := 1; i < len(rs); i++ {
-		for j := i; j > 0 && len(rs[j].Prefix) > len(rs[j-1].Prefix); j-- {
-			rs[j], rs[j-1] = rs[j-1], rs[j]
-		}
-	}
-}
-
-// match finds the route of path.
-func (g *Gateway) match(r *http.Request) *route {
-	if len(g.localRt) > 0 {
-		if _, pattern := g.local.Handler(r); pattern != "" {
-			return g.localRt[pattern]
-		}
-	}
-	p := r.URL.Path
-	for _, rt := range g.prefix {
-		if strings.HasPrefix(p, rt.Prefix) && (len(p) == len(rt.Prefix) || p[len(rt.Prefix)] == '/') {
-			return rt
-		}
-	}
-	return nil
-}
-
 // ServeHTTP implements http.Handler.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	secure(w.Header())
@@ -265,15 +264,13 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.reject(w, r, "headers", &problem.Error{Kind: problem.TooLarge, Detail: "the request headers are too large"}, http.StatusRequestHeaderFieldsTooLarge)
 		return
 	}
-	rt := g.match(r)
-	if rt == nil {
-		g.reject(w, r, "no_route", problem.New(problem.NotFound, "no route for %s", r.URL.Path), 0)
-		return
-	}
-	if rt.Pattern != "" {
-		r.Pattern = rt.Pattern
-	} else {
-		r.Pattern = rt.Prefix
+	g.mux.ServeHTTP(w, r)
+}
+
+// serveRoute serves a request the mux matched to rt.
+func (g *Gateway) serveRoute(w http.ResponseWriter, r *http.Request, rt *route) {
+	if rt.Pattern == "" {
+		r.Pattern = rt.Prefix // one name per route in spans and metrics, not two
 	}
 	if g.shed != nil && !rt.Streaming && !isLongPoll(r) {
 		permit, ok := g.shed.acquire()
@@ -328,10 +325,6 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	r = r.WithContext(ctx)
 	if rt.Handler != nil {
-		if rt.Pattern != "" {
-			g.local.ServeHTTP(w, r) // sets the pattern's path values
-			return
-		}
 		rt.Handler.ServeHTTP(w, r)
 		return
 	}
