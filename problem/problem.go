@@ -59,6 +59,21 @@ var kinds = [...]struct {
 	Canceled:        {499, "canceled", "Request canceled"},
 }
 
+// KindForStatus is the kind whose status is status: how a problem answer from
+// another service is read back. Unknown 4xx statuses read as Invalid, unknown 5xx
+// as Unavailable.
+func KindForStatus(status int) Kind {
+	for k, v := range kinds {
+		if v.status == status {
+			return Kind(k)
+		}
+	}
+	if status >= 500 {
+		return Unavailable
+	}
+	return Invalid
+}
+
 // Status is the HTTP status of k.
 func (k Kind) Status() int { return kinds[k].status }
 

@@ -84,3 +84,18 @@ func TestInvalidFieldListsTheField(t *testing.T) {
 		t.Errorf("got %+v", d)
 	}
 }
+
+func TestKindForStatusReadsProblemAnswersBack(t *testing.T) {
+	for _, k := range []problem.Kind{problem.Invalid, problem.Unauthenticated, problem.Forbidden, problem.NotFound,
+		problem.Conflict, problem.TooLarge, problem.RateLimited, problem.Unavailable, problem.Timeout, problem.Internal} {
+		if got := problem.KindForStatus(k.Status()); got != k {
+			t.Errorf("KindForStatus(%d) = %v, want %v", k.Status(), got, k)
+		}
+	}
+	if got := problem.KindForStatus(418); got != problem.Invalid {
+		t.Errorf("an unknown 4xx reads as %v, want invalid-request", got)
+	}
+	if got := problem.KindForStatus(502); got != problem.Unavailable {
+		t.Errorf("an unknown 5xx reads as %v, want unavailable", got)
+	}
+}

@@ -1,11 +1,13 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 
 	"connectrpc.com/connect"
 	"github.com/goccy/go-yaml"
@@ -20,7 +22,6 @@ import (
 	"github.com/switchyard/switchyard/internal/shop/edge"
 	"github.com/switchyard/switchyard/problem"
 	"github.com/switchyard/switchyard/rpc"
-	"github.com/switchyard/switchyard/server"
 	"github.com/switchyard/switchyard/telemetry"
 )
 
@@ -31,16 +32,15 @@ import (
 func buildGateway(ctx context.Context, p *process) (*component, error) {
 	g := p.cfg.Gateway
 	wire := &gateway.Wire{}
-	clients := map[string]*rpc.Client{}
+	clients := map[string]*rpc.Client{} // one per service, shared by its routes; canary halves are their own
 	client := func(name string, opts clientOptions) (*rpc.Client, error) {
-		key := name + "|" + fmt.Sprint(opts.keep != nil)
-		if c, ok := clients[key]; ok && opts.keep == nil {
+		if c, ok := clients[name]; ok && opts.keep == nil {
 			return c, nil
 		}
 		opts.transport = wire
 		c, err := p.clientWith(ctx, name, opts)
 		if err == nil && opts.keep == nil {
-			clients[key] = c
+			clients[name] = c
 		}
 		return c, err
 	}
@@ -58,7 +58,7 @@ func buildGateway(ctx context.Context, p *process) (*component, error) {
 	var routes []gateway.Route
 	for i, r := range g.Routes {
 		route := gateway.Route{Prefix: r.Prefix, Path: r.Path, Auth: gateway.Auth(r.Auth), Timeout: r.Timeout.Std(),
-			MaxBody: cmp(r.MaxBodyBytes, g.MaxBodyBytes), Streaming: r.Streaming}
+			MaxBody: cmp.Or(r.MaxBodyBytes, g.MaxBodyBytes), Streaming: r.Streaming}
 		if rl := r.RateLimit; rl != nil {
 			route.RateLimit = gateway.Limit{Rate: rl.Requests, Per: rl.Per.Std(), Burst: rl.Burst, FailOpen: rl.OnRedisError != "closed"}
 		}
@@ -151,23 +151,17 @@ func buildGateway(ctx context.Context, p *process) (*component, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &component{handler: gw, checks: map[string]server.Check{}, maxHeaderBytes: 256 << 10}, nil
-}
-
-func cmp(v, fallback int64) int64 {
-	if v > 0 {
-		return v
-	}
-	return fallback
+	return &component{handler: gw, maxHeaderBytes: 256 << 10}, nil
 }
 
 // fixedUpstream is the client of a route to a fixed URL: the same stack, over a
 // one-instance static resolver.
 func fixedUpstream(ctx context.Context, p *process, i int, raw string, wire *gateway.Wire) (gateway.Upstream, error) {
-	host := raw[len("http://"):]
-	if j := len(host) - 1; j >= 0 && host[j] == '/' {
-		host = host[:j]
+	u, err := url.Parse(raw) // validated with the configuration: http://host:port
+	if err != nil {
+		return gateway.Upstream{}, err
 	}
+	host := u.Host
 	name := fmt.Sprintf("upstream-%d", i)
 	c, err := rpc.NewClient(ctx, rpc.ClientConfig{
 		Service:   name,

@@ -20,6 +20,7 @@ import (
 	"github.com/switchyard/switchyard/authn"
 	"github.com/switchyard/switchyard/gateway"
 	"github.com/switchyard/switchyard/problem"
+	"github.com/switchyard/switchyard/rpc"
 )
 
 // SummaryPattern is the summary's route.
@@ -103,7 +104,7 @@ func (s *Summary) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		gateway.Part{Name: "payment", Timeout: timeout, Fetch: func(ctx context.Context) (any, error) {
 			res, err := s.Payments.GetPayment(ctx, connect.NewRequest(&paymentsv1.GetPaymentRequest{OrderId: id}))
 			if err != nil {
-				return nil, err
+				return nil, rpc.FromConnect(err)
 			}
 			pay := res.Msg.GetPayment()
 			return &Payment{Status: strings.TrimPrefix(pay.GetStatus().String(), "PAYMENT_STATUS_"),
@@ -206,21 +207,12 @@ func (s *Summary) getJSON(ctx context.Context, c *http.Client, u, token string, 
 func problemOf(status int, body []byte) error {
 	var d problem.Details
 	_ = json.Unmarshal(body, &d)
-	kind := problem.Unavailable
-	switch status {
-	case http.StatusNotFound:
-		kind = problem.NotFound
-	case http.StatusUnauthorized:
-		kind = problem.Unauthenticated
-	case http.StatusForbidden:
-		kind = problem.Forbidden
-	case http.StatusBadRequest:
-		kind = problem.Invalid
-	case http.StatusGatewayTimeout:
-		kind = problem.Timeout
-	}
 	if d.Detail == "" {
 		d.Detail = http.StatusText(status)
+	}
+	kind := problem.KindForStatus(status)
+	if status >= 500 {
+		kind = problem.Unavailable // whatever broke there, the summary's source is unavailable
 	}
 	return &problem.Error{Kind: kind, Detail: d.Detail}
 }
