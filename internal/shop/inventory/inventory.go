@@ -411,26 +411,33 @@ func (s *Service) CommitReservation(ctx context.Context, req *connect.Request[in
 		case r.state != "held":
 			return problem.New(problem.Conflict, "order %s's reservation is %s and cannot be committed", orderID, r.state)
 		}
-		for _, it := range r.items {
-			l, _, err := s.adjust(ctx, tx, "reserved = reserved - $1, sold = sold + $1", "", it.Quantity, it.ProductID)
-			if err != nil {
-				return err
-			}
-			if err := s.changed(ctx, tx, l, "committed", orderID); err != nil {
-				return err
-			}
-		}
-		r.state = "committed"
 		out = r
-		if err := s.save(ctx, tx, r, false); err != nil {
-			return err
-		}
-		return s.announce(ctx, tx, EventStockCommitted, r)
+		return s.settle(ctx, tx, r, "reserved = reserved - $1, sold = sold + $1", "committed", EventStockCommitted)
 	})
 	if err != nil {
 		return nil, err
 	}
 	return connect.NewResponse(&inventoryv1.CommitReservationResponse{Reservation: out.proto()}), nil
+}
+
+// settle ends a held reservation: each line's quantity moves out of reserved as set
+// says (to sold, or back to available), each product's change is recorded, and the
+// reservation, now in state, is saved and announced as eventType.
+func (s *Service) settle(ctx context.Context, tx *sql.Tx, r *reservation, set, state, eventType string) error {
+	for _, it := range r.items {
+		l, _, err := s.adjust(ctx, tx, set, "", it.Quantity, it.ProductID)
+		if err != nil {
+			return err
+		}
+		if err := s.changed(ctx, tx, l, state, r.orderID); err != nil {
+			return err
+		}
+	}
+	r.state = state
+	if err := s.save(ctx, tx, r, false); err != nil {
+		return err
+	}
+	return s.announce(ctx, tx, eventType, r)
 }
 
 // ReleaseReservation implements inventoryv1connect.InventoryServiceHandler.
@@ -457,21 +464,8 @@ func (s *Service) ReleaseReservation(ctx context.Context, req *connect.Request[i
 		case r.state == "committed":
 			return problem.New(problem.Conflict, "order %s's reservation is committed and cannot be released", orderID)
 		}
-		for _, it := range r.items {
-			l, _, err := s.adjust(ctx, tx, "reserved = reserved - $1, available = available + $1", "", it.Quantity, it.ProductID)
-			if err != nil {
-				return err
-			}
-			if err := s.changed(ctx, tx, l, "released", orderID); err != nil {
-				return err
-			}
-		}
-		r.state = "released"
 		out = r
-		if err := s.save(ctx, tx, r, false); err != nil {
-			return err
-		}
-		return s.announce(ctx, tx, EventStockReleased, r)
+		return s.settle(ctx, tx, r, "reserved = reserved - $1, available = available + $1", "released", EventStockReleased)
 	})
 	if err != nil {
 		return nil, err
