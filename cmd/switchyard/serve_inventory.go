@@ -2,14 +2,10 @@ package main
 
 import (
 	"context"
-	"net/http"
 
 	"github.com/switchyard/switchyard/api/gen/switchyard/inventory/v1/inventoryv1connect"
 	"github.com/switchyard/switchyard/internal/shop/inventory"
-	"github.com/switchyard/switchyard/problem"
 	"github.com/switchyard/switchyard/rpc"
-	"github.com/switchyard/switchyard/server"
-	"github.com/switchyard/switchyard/telemetry"
 )
 
 // buildInventory is the inventory service's composition root: a gRPC service on the
@@ -35,15 +31,6 @@ func buildInventory(ctx context.Context, p *process) (*component, error) {
 	if err != nil {
 		return nil, err
 	}
-	problems := problem.Writer{Log: p.log, RequestID: telemetry.RequestID}
-	mux := http.NewServeMux()
 	path, handler := inventoryv1connect.NewInventoryServiceHandler(svc, rpc.HandlerOptions()...)
-	fail := rpc.WriteError(problems)
-	health := rpc.MountGRPC(mux, func(h http.Handler) http.Handler { return services.RequireService(fail, h) },
-		rpc.GRPCService{Name: inventoryv1connect.InventoryServiceName, Path: path, Handler: handler})
-	return &component{
-		handler: mux,
-		checks:  map[string]server.Check{"database": db.PingContext},
-		onDrain: func() { health.SetServing(false) },
-	}, nil
+	return p.grpcComponent(services, db, rpc.GRPCService{Name: inventoryv1connect.InventoryServiceName, Path: path, Handler: handler}), nil
 }

@@ -2,14 +2,10 @@ package main
 
 import (
 	"context"
-	"net/http"
 
 	"github.com/switchyard/switchyard/api/gen/switchyard/payments/v1/paymentsv1connect"
 	"github.com/switchyard/switchyard/internal/shop/payments"
-	"github.com/switchyard/switchyard/problem"
 	"github.com/switchyard/switchyard/rpc"
-	"github.com/switchyard/switchyard/server"
-	"github.com/switchyard/switchyard/telemetry"
 )
 
 // buildPayments is the payments service's composition root: a gRPC service on the
@@ -37,14 +33,6 @@ func buildPayments(ctx context.Context, p *process) (*component, error) {
 		return nil, err
 	}
 	p.log.Info("simulated payment provider", "decline_rate", settings.DeclineRate, "failure_rate", settings.FailureRate, "latency", settings.Latency.Std())
-	problems := problem.Writer{Log: p.log, RequestID: telemetry.RequestID}
-	mux := http.NewServeMux()
 	path, handler := paymentsv1connect.NewPaymentServiceHandler(svc, rpc.HandlerOptions()...)
-	health := rpc.MountGRPC(mux, func(h http.Handler) http.Handler { return services.RequireService(rpc.WriteError(problems), h) },
-		rpc.GRPCService{Name: paymentsv1connect.PaymentServiceName, Path: path, Handler: handler})
-	return &component{
-		handler: mux,
-		checks:  map[string]server.Check{"database": db.PingContext},
-		onDrain: func() { health.SetServing(false) },
-	}, nil
+	return p.grpcComponent(services, db, rpc.GRPCService{Name: paymentsv1connect.PaymentServiceName, Path: path, Handler: handler}), nil
 }

@@ -17,8 +17,12 @@ import (
 	"github.com/switchyard/switchyard/balancer"
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/discovery"
+	"github.com/switchyard/switchyard/problem"
 	"github.com/switchyard/switchyard/resilience"
 	"github.com/switchyard/switchyard/rpc"
+	"github.com/switchyard/switchyard/server"
+	"github.com/switchyard/switchyard/store"
+	"github.com/switchyard/switchyard/telemetry"
 )
 
 // Environment variables through which a service process receives its identity.
@@ -264,5 +268,19 @@ func policyConfig(p config.Policy) resilience.Config {
 		MaxWait:             p.Bulkhead.MaxWait.Std(),
 		HedgeDelay:          p.Hedge.Delay.Std(),
 		MaxHedges:           p.Hedge.Max,
+	}
+}
+
+// grpcComponent serves a gRPC service (with reflection and health) on the process's
+// own port, open only to the callers verified by services; readiness follows its
+// database, and health turns to NOT_SERVING when draining begins.
+func (p *process) grpcComponent(services *authn.ServiceVerifier, db *store.DB, svc rpc.GRPCService) *component {
+	fail := rpc.WriteError(problem.Writer{Log: p.log, RequestID: telemetry.RequestID})
+	mux := http.NewServeMux()
+	health := rpc.MountGRPC(mux, func(h http.Handler) http.Handler { return services.RequireService(fail, h) }, svc)
+	return &component{
+		handler: mux,
+		checks:  map[string]server.Check{"database": db.PingContext},
+		onDrain: func() { health.SetServing(false) },
 	}
 }
