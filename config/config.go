@@ -100,6 +100,16 @@ type Telemetry struct {
 	// SampleRatio is the share of new traces recorded, 0 to 1. Default 1. A request
 	// arriving with a sampled parent is always recorded.
 	SampleRatio *float64 `yaml:"sample_ratio"`
+
+	// DatabaseSpans records a span per SQL statement run inside a traced request, so
+	// traces and diagrams show the databases. Default: on under `switchyard up`, off
+	// otherwise.
+	DatabaseSpans *bool `yaml:"database_spans"`
+
+	// Hub is where `switchyard up` receives every service's spans and log lines
+	// (OTLP/HTTP on /v1/traces) and answers `switchyard logs` and `diagram` and the
+	// dashboard. Default 127.0.0.1:4319 (never 4318, a collector's port).
+	Hub string `yaml:"hub"`
 }
 
 // Discovery configures how instances are announced and found.

@@ -165,6 +165,9 @@ func (c *Config) applyDefaults() {
 	if c.Discovery.DNS.Port == 0 {
 		c.Discovery.DNS.Port = 8080
 	}
+	if c.Telemetry.Hub == "" {
+		c.Telemetry.Hub = "127.0.0.1:4319"
+	}
 	if c.Telemetry.LogLevel == "" {
 		c.Telemetry.LogLevel = "info"
 	}

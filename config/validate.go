@@ -62,6 +62,9 @@ func (c *Config) validate() Errors {
 			bad("telemetry.otlp_endpoint", "%v", err)
 		}
 	}
+	if _, _, err := splitHostPort(c.Telemetry.Hub); err != nil {
+		bad("telemetry.hub", "%v", err)
+	}
 	if r := c.Telemetry.SampleRatio; r != nil && (*r < 0 || *r > 1) {
 		bad("telemetry.sample_ratio", "want a number from 0 to 1, got %v", *r)
 	}

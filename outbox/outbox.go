@@ -32,6 +32,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 
@@ -132,11 +133,11 @@ func (o *Outbox) Add(ctx context.Context, tx *sql.Tx, events ...event.Event) err
 			values.WriteByte(',')
 		}
 		n := len(args)
-		fmt.Fprintf(&values, "($%d, $%d, $%d, $%d, $%d)", n+1, n+2, n+3, n+4, n+5)
-		args = append(args, e.ID, e.Type, e.Subject, string(payload), now)
+		fmt.Fprintf(&values, "($%d, $%d, $%d, $%d, $%d, $%d)", n+1, n+2, n+3, n+4, n+5, n+6)
+		args = append(args, e.ID, e.Type, e.Subject, string(payload), now, e.TraceParent)
 	}
 	// One statement for the whole call: one round trip however many events.
-	_, err := tx.ExecContext(ctx, `INSERT INTO outbox (event_id, type, subject, payload, created_at) VALUES `+values.String(), args...)
+	_, err := tx.ExecContext(ctx, `INSERT INTO outbox (event_id, type, subject, payload, created_at, traceparent) VALUES `+values.String(), args...)
 	endSpans(err)
 	if err != nil {
 		return fmt.Errorf("outbox: add: %w", err)
@@ -341,29 +342,58 @@ func (r *Relay) lead(ctx context.Context) error {
 }
 
 // unsent reads the oldest unsent events, as stored: validated and encoded by Add.
-func (r *Relay) unsent(ctx context.Context) (seqs []int64, events []bus.Encoded, err error) {
-	rows, err := r.o.db.QueryContext(ctx, `SELECT seq, event_id, type, subject, payload FROM outbox WHERE sent_at IS NULL ORDER BY seq LIMIT $1`, r.cfg.Batch)
+func (r *Relay) unsent(ctx context.Context) (seqs []int64, events []bus.Encoded, parents []string, err error) {
+	rows, err := r.o.db.QueryContext(ctx, `SELECT seq, event_id, type, subject, payload, traceparent FROM outbox WHERE sent_at IS NULL ORDER BY seq LIMIT $1`, r.cfg.Batch)
 	if err != nil {
-		return nil, nil, fmt.Errorf("outbox: read: %w", err)
+		return nil, nil, nil, fmt.Errorf("outbox: read: %w", err)
 	}
 	defer rows.Close()
 	for rows.Next() {
 		var (
-			seq     int64
-			e       bus.Encoded
-			payload string
+			seq             int64
+			e               bus.Encoded
+			payload, parent string
 		)
-		if err := rows.Scan(&seq, &e.ID, &e.Type, &e.Subject, &payload); err != nil {
-			return nil, nil, fmt.Errorf("outbox: read: %w", err)
+		if err := rows.Scan(&seq, &e.ID, &e.Type, &e.Subject, &payload, &parent); err != nil {
+			return nil, nil, nil, fmt.Errorf("outbox: read: %w", err)
 		}
 		e.Payload = []byte(payload)
 		seqs = append(seqs, seq)
 		events = append(events, e)
+		parents = append(parents, parent)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, nil, fmt.Errorf("outbox: read: %w", err)
+		return nil, nil, nil, fmt.Errorf("outbox: read: %w", err)
 	}
-	return seqs, events, nil
+	return seqs, events, parents, nil
+}
+
+// sendSpans continues each event's own trace (the request that wrote it) with a
+// span for its sending: a trace then shows when its events left, not only when
+// they were written. (A span for the batch as a whole would start a trace of its
+// own for every poll that finds work.)
+func (r *Relay) sendSpans(events []bus.Encoded, parents []string) []trace.Span {
+	spans := make([]trace.Span, 0, len(events))
+	for i, e := range events {
+		if parents[i] == "" {
+			continue
+		}
+		parent := propagation.TraceContext{}.Extract(context.Background(), propagation.MapCarrier{"traceparent": parents[i]})
+		if !trace.SpanContextFromContext(parent).IsValid() {
+			continue
+		}
+		_, s := r.cfg.Tracer.Start(parent, "send "+e.Type, trace.WithSpanKind(trace.SpanKindProducer),
+			trace.WithAttributes(
+				attribute.String("messaging.operation.type", "send"),
+				attribute.String("messaging.message.id", e.ID),
+				attribute.String("cloudevents.event_type", e.Type),
+				attribute.String("cloudevents.event_subject", e.Subject),
+				attribute.String("outbox", r.o.cfg.Name),
+				attribute.Int("messaging.batch.message_count", len(events)),
+			))
+		spans = append(spans, s)
+	}
+	return spans
 }
 
 // encodedPublisher is a bus that publishes stored events as they are, without
@@ -389,22 +419,24 @@ func (r *Relay) publish(ctx context.Context, events []bus.Encoded) error {
 
 // publishBatch publishes the oldest unsent events and marks them sent.
 func (r *Relay) publishBatch(ctx context.Context) (int, error) {
-	seqs, events, err := r.unsent(ctx)
+	seqs, events, parents, err := r.unsent(ctx)
 	if err != nil {
 		return 0, err
 	}
 	if len(events) == 0 {
 		return 0, nil
 	}
-	pctx, span := r.cfg.Tracer.Start(ctx, "outbox relay", trace.WithSpanKind(trace.SpanKindProducer),
-		trace.WithAttributes(attribute.String("outbox", r.o.cfg.Name), attribute.Int("messaging.batch.message_count", len(events))))
-	err = r.publish(pctx, events)
+	sends := r.sendSpans(events, parents)
+	err = r.publish(ctx, events)
+	for _, s := range sends {
+		if err != nil {
+			s.SetStatus(codes.Error, err.Error())
+		}
+		s.End()
+	}
 	if err != nil {
-		span.SetStatus(codes.Error, err.Error())
-		span.End()
 		return 0, err
 	}
-	span.End()
 	// Mark exactly the rows published (a row committed meanwhile waits its turn).
 	args := make([]any, 0, len(seqs)+1)
 	args = append(args, store.Millis(time.Now()))

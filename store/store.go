@@ -17,6 +17,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -27,11 +28,15 @@ import (
 	"strings"
 	"time"
 
+	"github.com/XSAM/otelsql"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
+	"go.opentelemetry.io/otel/attribute"
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
+	"go.opentelemetry.io/otel/trace"
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 )
@@ -61,6 +66,12 @@ type Config struct {
 
 	// Logger receives one line per applied migration. Nil means silent.
 	Logger *slog.Logger
+
+	// Tracing, when set, records a client span for each statement run inside a
+	// traced request (statements with no span in their context are not traced:
+	// pollers would flood the traces). Spans carry db.system.name, db.namespace
+	// and the statement's operation; statement text and arguments are left out.
+	Tracing trace.TracerProvider
 }
 
 // DB is an open, migrated database. It embeds *sql.DB; use $N placeholders.
@@ -166,7 +177,7 @@ func openSQLite(cfg Config) (*DB, error) {
 		"_pragma=foreign_keys(ON)",
 		"_txlock=immediate",
 	}, "&")
-	sqldb := sql.OpenDB(sqliteConnector{dsn: dsn})
+	sqldb := openDB(sqliteConnector{dsn: dsn}, cfg.Tracing, "sqlite", filepath.Base(path))
 	n := cfg.MaxOpenConns
 	if n <= 0 {
 		n = 8
@@ -174,6 +185,64 @@ func openSQLite(cfg Config) (*DB, error) {
 	sqldb.SetMaxOpenConns(n)
 	sqldb.SetMaxIdleConns(n)
 	return &DB{DB: sqldb, dialect: SQLite, target: "sqlite:" + path, path: path}, nil
+}
+
+// openDB opens the pool, through otelsql's driver wrapper when tracing.
+func openDB(c driver.Connector, tp trace.TracerProvider, system, namespace string) *sql.DB {
+	if tp == nil {
+		return sql.OpenDB(c)
+	}
+	return otelsql.OpenDB(c,
+		otelsql.WithTracerProvider(tp),
+		otelsql.WithMeterProvider(metricnoop.NewMeterProvider()),
+		otelsql.WithAttributes(attribute.String("db.system.name", system), attribute.String("db.namespace", namespace)),
+		otelsql.WithSpanNameFormatter(func(_ context.Context, method otelsql.Method, query string) string {
+			if op := operation(query); op != "" {
+				return op
+			}
+			return string(method)
+		}),
+		otelsql.WithSpanOptions(otelsql.SpanOptions{
+			DisableQuery:         true,
+			OmitConnResetSession: true,
+			OmitConnPrepare:      true,
+			OmitRows:             true,
+			OmitConnectorConnect: true,
+			DisableErrSkip:       true,
+			SpanFilter: func(ctx context.Context, _ otelsql.Method, _ string, _ []driver.NamedValue) bool {
+				return trace.SpanContextFromContext(ctx).IsValid()
+			},
+		}),
+	)
+}
+
+// operation names a statement by its verb and first table ("INSERT orders"), the
+// low-cardinality span name OpenTelemetry's database conventions ask for.
+func operation(query string) string {
+	f := strings.Fields(query)
+	if len(f) == 0 {
+		return ""
+	}
+	verb := strings.ToUpper(f[0])
+	word := map[string]string{"SELECT": "FROM", "DELETE": "FROM", "INSERT": "INTO", "UPDATE": "", "BEGIN": "-", "COMMIT": "-", "ROLLBACK": "-"}
+	after, ok := word[verb]
+	switch {
+	case !ok:
+		return verb
+	case after == "-":
+		return verb
+	case after == "":
+		if len(f) > 1 {
+			return verb + " " + strings.Trim(f[1], `"(`)
+		}
+		return verb
+	}
+	for i := 1; i+1 < len(f); i++ {
+		if strings.EqualFold(f[i], after) {
+			return verb + " " + strings.Trim(f[i+1], `"(`)
+		}
+	}
+	return verb
 }
 
 func openPostgres(ctx context.Context, cfg Config) (*DB, error) {
@@ -185,7 +254,7 @@ func openPostgres(ctx context.Context, cfg Config) (*DB, error) {
 	if err := ensurePostgresDatabase(ctx, pcfg); err != nil {
 		return nil, fmt.Errorf("open database %s: %w", target, err)
 	}
-	sqldb := stdlib.OpenDB(*pcfg)
+	sqldb := openDB(stdlib.GetConnector(*pcfg), cfg.Tracing, "postgresql", pcfg.Database)
 	n := cfg.MaxOpenConns
 	if n <= 0 {
 		n = 16

@@ -83,6 +83,9 @@ type Config struct {
 	// Format, when set, rewrites each child line before it is prefixed (e.g. to
 	// render JSON logs for a human). It must not retain the slice.
 	Format func(line []byte) []byte
+	// Tap, when set, receives each child line as the child wrote it, before Format
+	// (e.g. to collect every service's log centrally). It must not retain the slice.
+	Tap func(name string, line []byte)
 	// Logger receives the supervisor's own messages.
 	Logger *slog.Logger
 	// ReadyTimeout bounds a child's start until /readyz answers 200 [60s].
@@ -405,6 +408,9 @@ func (s *Supervisor) copyLines(name string, r io.Reader) {
 		line, err := br.ReadBytes('\n')
 		if len(line) > 0 {
 			line = []byte(strings.TrimRight(string(line), "\r\n"))
+			if s.cfg.Tap != nil {
+				s.cfg.Tap(name, line)
+			}
 			if s.cfg.Format != nil {
 				line = s.cfg.Format(line)
 			}

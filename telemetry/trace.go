@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
@@ -30,6 +31,12 @@ type TraceConfig struct {
 	// SampleRatio of new root traces to record, 0 to 1 [1]. Children follow their
 	// parent's decision.
 	SampleRatio float64
+	// Hub is a second OTLP/HTTP base URL spans go to: the local trace store of
+	// `switchyard up`, alongside any external collector.
+	Hub string
+	// Propagators lists the propagators, as OTEL_PROPAGATORS does: tracecontext,
+	// baggage, or none [tracecontext,baggage].
+	Propagators string
 	// Exporters receive every finished span besides OTLP (a test recorder, a local
 	// trace store). Each is batched.
 	Exporters []sdktrace.SpanExporter
@@ -67,17 +74,47 @@ func NewTracing(ctx context.Context, cfg TraceConfig) (*Tracing, error) {
 		sdktrace.WithResource(res),
 		sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(ratio))),
 	}
-	if cfg.Endpoint != "" {
-		exp, err := otlptracehttp.New(ctx, otlptracehttp.WithEndpointURL(cfg.Endpoint+"/v1/traces"))
+	prop, err := ParsePropagators(cfg.Propagators)
+	if err != nil {
+		return nil, err
+	}
+	for _, endpoint := range []string{cfg.Endpoint, cfg.Hub} {
+		if endpoint == "" {
+			continue
+		}
+		exp, err := otlptracehttp.New(ctx, otlptracehttp.WithEndpointURL(endpoint+"/v1/traces"))
 		if err != nil {
-			return nil, fmt.Errorf("tracing: OTLP exporter for %s: %w", cfg.Endpoint, err)
+			return nil, fmt.Errorf("tracing: OTLP exporter for %s: %w", endpoint, err)
 		}
 		opts = append(opts, sdktrace.WithBatcher(exp, sdktrace.WithBatchTimeout(time.Second)))
 	}
 	for _, exp := range cfg.Exporters {
 		opts = append(opts, sdktrace.WithBatcher(exp, sdktrace.WithBatchTimeout(time.Second)))
 	}
-	return &Tracing{Provider: sdktrace.NewTracerProvider(opts...), Propagator: Propagator()}, nil
+	return &Tracing{Provider: sdktrace.NewTracerProvider(opts...), Propagator: prop}, nil
+}
+
+// ParsePropagators builds the propagator a comma-separated list names, in the
+// values OTEL_PROPAGATORS takes: tracecontext, baggage, none. Empty means
+// tracecontext,baggage. "none" alone turns propagation off: the process neither
+// reads a caller's trace context nor passes its own on.
+func ParsePropagators(list string) (propagation.TextMapPropagator, error) {
+	if strings.TrimSpace(list) == "" {
+		return Propagator(), nil
+	}
+	var props []propagation.TextMapPropagator
+	for _, name := range strings.Split(list, ",") {
+		switch strings.TrimSpace(name) {
+		case "tracecontext":
+			props = append(props, propagation.TraceContext{})
+		case "baggage":
+			props = append(props, propagation.Baggage{})
+		case "none":
+		default:
+			return nil, fmt.Errorf("tracing: unknown propagator %q (want tracecontext, baggage or none)", strings.TrimSpace(name))
+		}
+	}
+	return propagation.NewCompositeTextMapPropagator(props...), nil
 }
 
 // Tracer returns a named tracer of the provider.

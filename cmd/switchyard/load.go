@@ -18,6 +18,7 @@ func cmdLoad(ctx context.Context, e *env, args []string) error {
 	customers := fs.Int("customers", 20, "how many customers place them")
 	declines := fs.Float64("declines", 0.1, "`share` of orders paid with a card that declines")
 	maxInFlight := fs.Int("max-in-flight", 1000, "orders in flight at most; beyond, an order is counted as not sent")
+	viaGateway := fs.Bool("gateway", false, "go through the gateway's public API, as customers' apps do, instead of to each service")
 	settle := fs.Duration("settle", 30*time.Second, "how `long` to wait after the last order for orders to finish")
 	seed := fs.Uint64("seed", 0, "seed of the choices, to repeat a run (default random)")
 	record := fs.String("record", "", "`file` the accepted order ids are appended to, for switchyard check (default <data dir>/accepted-orders.txt; - for none)")
@@ -45,6 +46,19 @@ func cmdLoad(ctx context.Context, e *env, args []string) error {
 	urls, err := serviceURLs(cfg, "users", "catalog", "orders")
 	if err != nil {
 		return err
+	}
+	if *viaGateway {
+		if cfg.Gateway == nil {
+			return usageErrorf("--gateway: %s declares no gateway", cfg.Source)
+		}
+		gw, err := serviceURLs(cfg, "gateway")
+		if err != nil {
+			return err
+		}
+		// The public paths are the services' own under /api.
+		for _, s := range []string{"users", "catalog", "orders"} {
+			urls[s] = gw["gateway"] + "/api"
+		}
 	}
 	lc := loadgen.Config{
 		UsersURL: urls["users"], CatalogURL: urls["catalog"], OrdersURL: urls["orders"],
@@ -90,6 +104,9 @@ func serviceURLs(cfg *config.Config, names ...string) (map[string]string, error)
 			continue
 		}
 		svc := cfg.Service(n)
+		if n == "gateway" {
+			svc = gatewayService(cfg)
+		}
 		if svc == nil {
 			return nil, fmt.Errorf("the platform has no %s service", n)
 		}

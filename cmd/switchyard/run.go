@@ -57,6 +57,16 @@ func commands() map[string]command {
 			usage:   "load [--rate 100] [--duration 60s] [--customers 20] [--declines 0.1] [--config path]",
 			run:     cmdLoad,
 		},
+		"logs": {
+			summary: "print the log lines every service of the local stack wrote, by service, level or trace",
+			usage:   "logs [--service S] [--level L] [--trace ID] [--follow] [-n 200] [--json]",
+			run:     cmdLogs,
+		},
+		"diagram": {
+			summary: "draw how the services talked, from their traces: interactions (text, Mermaid) with drift, or one trace's sequence",
+			usage:   "diagram [--since 15m] [--format text|mermaid|json] [--trace ID [--format mermaid|svg|json]] [--jaeger URL --service S | --file otlp.json] [--save file]",
+			run:     cmdDiagram,
+		},
 		"token": {
 			summary: "mint a service token from the local identities, e.g. for grpcurl",
 			usage:   "token --as <caller> --for <callee> [--ttl 5m]",

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -79,7 +80,11 @@ type process struct {
 
 // openStore opens the service's own database and migrates it.
 func (p *process) openStore(ctx context.Context, migrations fs.FS) (*store.DB, error) {
-	db, err := store.Open(ctx, store.Config{URL: p.cfg.DatabaseURL(p.name), Migrations: migrations, Logger: p.log})
+	cfg := store.Config{URL: p.cfg.DatabaseURL(p.name), Migrations: migrations, Logger: p.log}
+	if on := p.cfg.Telemetry.DatabaseSpans; on != nil && *on || on == nil && p.getenv(envTraceHub) != "" {
+		cfg.Tracing = p.tracing.Provider
+	}
+	db, err := store.Open(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -145,8 +150,10 @@ func cmdServe(ctx context.Context, e *env, args []string) error {
 		ratio = *cfg.Telemetry.SampleRatio
 	}
 	version, _ := switchyard.Version()
+	hub := e.getenv(envTraceHub)
 	tracing, err := telemetry.NewTracing(ctx, telemetry.TraceConfig{
-		Service: name, Version: version, Instance: addr, Endpoint: cfg.Telemetry.OTLPEndpoint, SampleRatio: ratio,
+		Service: name, Version: version, Instance: addr, Endpoint: cfg.Telemetry.OTLPEndpoint, Hub: hub, SampleRatio: ratio,
+		Propagators: cmp.Or(e.getenv(strings.ToUpper(name)+"_OTEL_PROPAGATORS"), e.getenv("OTEL_PROPAGATORS")),
 	})
 	if err != nil {
 		return err
@@ -169,7 +176,7 @@ func cmdServe(ctx context.Context, e *env, args []string) error {
 		return fmt.Errorf("start %s: %w", name, err)
 	}
 	handler := telemetry.Middleware(telemetry.HTTPConfig{
-		Logger: log, Tracer: tracing.Tracer("switchyard/" + name), Metrics: p.metrics,
+		Logger: log, Tracer: tracing.Tracer("switchyard/" + name), Propagator: tracing.Propagator, Metrics: p.metrics,
 	})(comp.handler)
 	srv := server.New(server.Config{Addr: addr, DrainDelay: *drainDelay, MaxHeaderBytes: comp.maxHeaderBytes, Profiling: e.getenv("SWITCHYARD_PPROF") == "1"}, handler, p.metrics.Handler(), log)
 	for check, fn := range comp.checks {

@@ -164,12 +164,13 @@ func fixedUpstream(ctx context.Context, p *process, i int, raw string, wire *gat
 	host := u.Host
 	name := fmt.Sprintf("upstream-%d", i)
 	c, err := rpc.NewClient(ctx, rpc.ClientConfig{
-		Service:   name,
-		Resolver:  discovery.NewStatic(discovery.Instance{Service: name, ID: "fixed", Addr: host}),
-		Policy:    policyConfig(p.cfg.Gateway.Policy),
-		Transport: wire,
-		Tracer:    p.tracing.Tracer("switchyard/rpc"),
-		Logger:    p.log,
+		Service:    name,
+		Resolver:   discovery.NewStatic(discovery.Instance{Service: name, ID: "fixed", Addr: host}),
+		Policy:     policyConfig(p.cfg.Gateway.Policy),
+		Transport:  wire,
+		Tracer:     p.tracing.Tracer("switchyard/rpc"),
+		Propagator: p.tracing.Propagator,
+		Logger:     p.log,
 	})
 	if err != nil {
 		return gateway.Upstream{}, err

@@ -16,13 +16,15 @@ import (
 // stackFile is <data dir>/stack.json: how the operator commands find a running local
 // stack. It holds the broker's credentials, so it is written owner-only.
 type stackFile struct {
-	Path      string         `json:"-"`
-	PID       int            `json:"pid"`
-	StartedAt time.Time      `json:"started_at"`
-	Config    string         `json:"config,omitempty"`
-	DataDir   string         `json:"data_dir"`
-	Broker    stackBroker    `json:"broker"`
-	Services  []stackService `json:"services"`
+	Path      string      `json:"-"`
+	PID       int         `json:"pid"`
+	StartedAt time.Time   `json:"started_at"`
+	Config    string      `json:"config,omitempty"`
+	DataDir   string      `json:"data_dir"`
+	Broker    stackBroker `json:"broker"`
+	// Hub is the URL of the trace and log hub.
+	Hub      string         `json:"hub,omitempty"`
+	Services []stackService `json:"services"`
 }
 
 type stackBroker struct {

@@ -3,6 +3,9 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -13,6 +16,7 @@ import (
 
 	"github.com/switchyard/switchyard/authn"
 	"github.com/switchyard/switchyard/broker"
+	"github.com/switchyard/switchyard/observe"
 	"github.com/switchyard/switchyard/supervisor"
 	"github.com/switchyard/switchyard/telemetry"
 )
@@ -89,7 +93,11 @@ func cmdUp(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	childEnv := []string{"SWITCHYARD_DATA_DIR=" + dataDir, envTrustBundle + "=" + bundle}
+	hub, hubURL, err := startHub(ctx, cfg.Telemetry.Hub, log)
+	if err != nil {
+		return err
+	}
+	childEnv := []string{"SWITCHYARD_DATA_DIR=" + dataDir, envTrustBundle + "=" + bundle, envTraceHub + "=" + hubURL}
 	if natsURL != "" {
 		childEnv = append(childEnv, "NATS_URL="+natsURL)
 	}
@@ -118,6 +126,7 @@ func cmdUp(ctx context.Context, e *env, args []string) error {
 		Config:    cfgFile,
 		DataDir:   dataDir,
 		Broker:    stackBroker{URL: natsURL, Embedded: embedded, Kind: cfg.Broker.Kind},
+		Hub:       hubURL,
 	}
 	var format func([]byte) []byte
 	if isTerminal(e.stdout) {
@@ -127,6 +136,7 @@ func cmdUp(ctx context.Context, e *env, args []string) error {
 		Children: children,
 		Output:   e.stdout,
 		Format:   format,
+		Tap:      hub.Log,
 		Logger:   log,
 		OnChange: func(st []supervisor.Status) {
 			if err := stack.write(st); err != nil {
@@ -143,14 +153,14 @@ func cmdUp(ctx context.Context, e *env, args []string) error {
 	go func() { done <- sup.Run(ctx) }()
 	select {
 	case <-sup.Ready():
-		printReady(e, sup.Status(), natsURL, embedded, dataDir, stack.Path)
+		printReady(e, sup.Status(), natsURL, embedded, dataDir, stack.Path, hubURL)
 	case err := <-done:
 		return err
 	}
 	return <-done
 }
 
-func printReady(e *env, status []supervisor.Status, brokerURL string, embedded bool, dataDir, stackPath string) {
+func printReady(e *env, status []supervisor.Status, brokerURL string, embedded bool, dataDir, stackPath, hubURL string) {
 	w := tabwriter.NewWriter(e.stdout, 0, 4, 3, ' ', 0)
 	fmt.Fprintln(w)
 	fmt.Fprintf(w, "switchyard is up: %d services\n\n", len(status))
@@ -166,7 +176,23 @@ func printReady(e *env, status []supervisor.Status, brokerURL string, embedded b
 	if brokerURL != "" {
 		fmt.Fprintf(e.stdout, "\n  broker  %s (%s)\n", redactURL(brokerURL), kind)
 	}
+	fmt.Fprintf(e.stdout, "  traces  %s (switchyard logs, switchyard diagram)\n", hubURL)
 	fmt.Fprintf(e.stdout, "  data    %s\n  stack   %s\n\n  Ctrl-C stops everything.\n\n", dataDir, stackPath)
+}
+
+// startHub serves the trace and log hub on addr until ctx ends: the OTLP/HTTP
+// receiver and query API of observe.Hub, plus the diagrams drawn from it.
+func startHub(ctx context.Context, addr string, log *slog.Logger) (*observe.Hub, string, error) {
+	hub := observe.NewHub(observe.HubConfig{Logger: log.With("component", "hub")})
+	mountDiagrams(hub)
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, "", fmt.Errorf("trace hub on %s (telemetry.hub): %w", addr, err)
+	}
+	srv := &http.Server{Handler: hub, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: time.Minute}
+	go func() { _ = srv.Serve(ln) }()
+	context.AfterFunc(ctx, func() { _ = srv.Close() })
+	return hub, "http://" + ln.Addr().String(), nil
 }
 
 // redactURL hides the credentials of a URL (or of each URL in a list) for display.

@@ -30,6 +30,7 @@ const (
 	envServiceKey  = "SWITCHYARD_SERVICE_KEY"  // path of the service's PEM Ed25519 key
 	envTrustBundle = "SWITCHYARD_TRUST_BUNDLE" // path of the bundle of every service's public key
 	envAdvertise   = "SWITCHYARD_ADVERTISE_ADDR"
+	envTraceHub    = "SWITCHYARD_TRACE_HUB" // base URL of up's trace and log hub
 )
 
 // nats returns the process's NATS connection, connecting on first use.
