@@ -83,8 +83,8 @@ func LoadFile(path string, getenv func(string) string) (*Config, error) {
 // the environment overrides read through getenv, and validates the result.
 //
 // Overrides: NATS_URL → broker.url; REDIS_URL → redis.url;
-// OTEL_EXPORTER_OTLP_ENDPOINT → telemetry.otlp_endpoint; SWITCHYARD_DATA_DIR →
-// data_dir; <NAME>_DATABASE_URL → services.<name>.database (name upper-cased, dashes
+// OTEL_EXPORTER_OTLP_ENDPOINT → telemetry.otlp_endpoint; SWITCHYARD_HUB → telemetry.hub;
+// SWITCHYARD_DATA_DIR → data_dir; <NAME>_DATABASE_URL → services.<name>.database (name upper-cased, dashes
 // as underscores); DATABASE_URL → every other service's database: a PostgreSQL URL
 // whose database name gets the suffix _<name> (postgres://h/shop → shop_users), so
 // each service keeps a database of its own on one server.
@@ -212,6 +212,12 @@ func (c *Config) applyEnv(getenv func(string) string) Errors {
 			bad("OTEL_EXPORTER_OTLP_ENDPOINT", err.Error())
 		}
 		c.Telemetry.OTLPEndpoint = v
+	}
+	if v := getenv("SWITCHYARD_HUB"); v != "" {
+		if _, _, err := splitHostPort(v); err != nil {
+			bad("SWITCHYARD_HUB", err.Error())
+		}
+		c.Telemetry.Hub = v
 	}
 	shared := getenv("DATABASE_URL")
 	if shared != "" {

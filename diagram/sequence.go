@@ -88,7 +88,7 @@ func SequenceOf(t observe.Trace) Sequence {
 			if caller == s.Service {
 				continue
 			}
-			msgs = append(msgs, Message{At: s.Start, From: caller, To: s.Service, Text: s.Name, Arrow: Call})
+			msgs = append(msgs, Message{At: s.Start, From: caller, To: s.Service, Text: operationOf(s), Arrow: Call})
 			reply, arrow := s.Attr("http.response.status_code"), Reply
 			if s.Error {
 				arrow = Failed
@@ -133,6 +133,18 @@ func SequenceOf(t observe.Trace) Sequence {
 	}
 	slices.SortStableFunc(msgs, func(a, b Message) int { return a.At.Compare(b.At) })
 	return Sequence{TraceID: t.ID, Participants: participants(msgs), Messages: fold(msgs)}
+}
+
+// operationOf names a server span's operation: its name, unless that names a
+// subtree route (a gRPC service mounted at its prefix), when the method's full path
+// says more.
+func operationOf(s observe.Span) string {
+	if strings.HasSuffix(s.Name, "/") {
+		if p := s.Attr("url.path"); p != "" {
+			return s.Attr("http.request.method") + " " + p
+		}
+	}
+	return s.Name
 }
 
 // fold merges identical messages in a row into one with a count.

@@ -200,6 +200,14 @@ func openDB(c driver.Connector, tp trace.TracerProvider, system, namespace strin
 			if op := operation(query); op != "" {
 				return op
 			}
+			switch method {
+			case otelsql.MethodConnBeginTx:
+				return "BEGIN"
+			case otelsql.MethodTxCommit:
+				return "COMMIT"
+			case otelsql.MethodTxRollback:
+				return "ROLLBACK"
+			}
 			return string(method)
 		}),
 		otelsql.WithSpanOptions(otelsql.SpanOptions{

@@ -87,7 +87,7 @@ func startUp(t *testing.T, platform string, extraEnv ...string) *stack {
 	out := &lockedBuffer{}
 	cmd := exec.Command(binary, "up")
 	cmd.Dir = dir
-	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir}, extraEnv...)
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "SWITCHYARD_HUB=127.0.0.1:0"}, extraEnv...)
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -129,6 +129,7 @@ type stackJSON struct {
 	Broker struct {
 		URL string `json:"url"`
 	} `json:"broker"`
+	Hub string `json:"hub"`
 }
 
 func (s *stack) read() stackJSON {
