@@ -1,0 +1,206 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"github.com/switchyard/switchyard/diagram"
+)
+
+// metricEdges is the ground truth the diagram is checked against, from a source
+// that owes nothing to tracing: every process's own counters. A call edge is a
+// dependency its rpc client called (rpc_client_calls_total); an event edge is a
+// type its bus published (bus_published_total) or its consumer group handled
+// (bus_consumed_total). Counts are the counters' values.
+func metricEdges(t *testing.T, s *stack, cfg protocolOf) map[string]int {
+	t.Helper()
+	out := map[string]int{}
+	for _, svc := range s.read().Services {
+		resp, err := http.Get(svc.URL + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		parser := expfmt.NewTextParser(model.UTF8Validation)
+		families, err := parser.TextToMetricFamilies(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatalf("%s /metrics: %v", svc.Name, err)
+		}
+		for name, f := range families {
+			for _, m := range f.GetMetric() {
+				labels := map[string]string{}
+				for _, l := range m.GetLabel() {
+					labels[l.GetName()] = l.GetValue()
+				}
+				n := int(m.GetCounter().GetValue())
+				if n == 0 {
+					continue
+				}
+				switch name {
+				case "rpc_client_calls_total":
+					dep := labels["dependency"]
+					out[fmt.Sprintf("%s --%s--> %s", svc.Name, cfg(svc.Name, dep), dep)] += n
+				case "bus_published_total":
+					out[fmt.Sprintf("%s --event--> bus %s", svc.Name, labels["type"])] += n
+				case "bus_consumed_total":
+					out[fmt.Sprintf("bus --event--> %s %s", labels["group"], labels["type"])] += n
+				}
+			}
+		}
+	}
+	return out
+}
+
+type protocolOf func(from, to string) diagram.Protocol
+
+// After `switchyard load` on a fresh stack, `switchyard diagram` draws exactly the
+// edges the processes' own counters say were used — each with the counters' count —
+// and no other; its text names every one; and its Mermaid outputs (the flowchart
+// and an order's sequence) are saved for the syntax check by the mermaid package.
+func TestDiagramDrawsEveryRealEdgeAndNoInventedOne(t *testing.T) {
+	s := startUp(t, fullPlatform)
+	cfg := builtinConfig(t)
+	declared := map[string]diagram.Protocol{}
+	for _, e := range declaredEdges(cfg) {
+		declared[e.From+">"+e.To] = e.Protocol
+	}
+	protocol := func(from, to string) diagram.Protocol { return declared[from+">"+to] }
+
+	load := execInEnv(s.dir, []string{"SWITCHYARD_HUB=127.0.0.1:0"}, "load", "--gateway", "--rate", "20", "--duration", "3s", "--customers", "4", "--settle", "20s")
+	if out, err := load.CombinedOutput(); err != nil {
+		t.Fatalf("switchyard load: %v\n%s", err, out)
+	}
+	// Counters and spans settle: wait until two readings a few seconds apart agree.
+	var graph diagram.Graph
+	var truth map[string]int
+	waitUntil(t, "the diagram to match the counters", 30*time.Second, func() bool {
+		time.Sleep(1500 * time.Millisecond) // past the exporters' 1 s batching
+		out := runDiagram(t, s, "--format", "json")
+		graph = diagram.Graph{}
+		if err := json.Unmarshal([]byte(out), &graph); err != nil {
+			t.Fatalf("diagram --format json: %v\n%s", err, out)
+		}
+		truth = metricEdges(t, s, protocol)
+		return edgeList(drawn(graph)) == edgeList(truth)
+	})
+	got := drawn(graph)
+	for edge, n := range truth {
+		if got[edge] != n {
+			t.Errorf("counters say %s ×%d; the diagram says ×%d", edge, n, got[edge])
+		}
+	}
+	for edge := range got {
+		if _, ok := truth[edge]; !ok {
+			t.Errorf("the diagram invents %s", edge)
+		}
+	}
+	// Every service with a database wrote to it within a trace; the gateway has none.
+	for _, name := range cfg.ServiceNames() {
+		if !slices.ContainsFunc(graph.Edges, func(e diagram.Edge) bool { return e.From == name && e.To == diagram.DatabaseOf(name) }) {
+			t.Errorf("no %s --SQL--> %s edge", name, diagram.DatabaseOf(name))
+		}
+	}
+	if slices.ContainsFunc(graph.Edges, func(e diagram.Edge) bool { return e.To == "gateway-db" }) {
+		t.Error("the diagram invents a gateway database")
+	}
+
+	text := runDiagram(t, s)
+	for _, line := range []string{"client", "gateway", "--gRPC-->   inventory", "--event-->  bus --> notifications", "--SQL-->    orders-db", "Drift against"} {
+		if !strings.Contains(text, line) {
+			t.Errorf("the text diagram lacks %q:\n%s", line, text)
+		}
+	}
+	if !strings.Contains(text, "declared, not seen:  payments --event--> bus  payments.payment.refunded.v1") {
+		t.Errorf("the drift report does not list refunds, which the load never makes:\n%s", text)
+	}
+	t.Logf("switchyard diagram:\n%s", text)
+
+	// Mermaid: the flowchart and the sequence of one order, for the syntax check.
+	dir := artifacts(t)
+	flow := runDiagram(t, s, "--format", "mermaid")
+	if !strings.HasPrefix(flow, "flowchart LR\n") {
+		t.Fatalf("flowchart:\n%s", flow)
+	}
+	var list struct {
+		Traces []struct {
+			ID string `json:"trace_id"`
+		} `json:"traces"`
+	}
+	getJSON(t, s.read().Hub+"/api/traces?service=payments&limit=1", &list)
+	if len(list.Traces) == 0 {
+		t.Fatal("no trace reached payments")
+	}
+	seq := runDiagram(t, s, "--trace", list.Traces[0].ID, "--format", "mermaid")
+	for _, want := range []string{"sequenceDiagram", "actor n_client", "n_orders->>n_inventory", "-)n_bus", "n_bus-)n_notifications", "-->>n_client"} {
+		if !strings.Contains(seq, want) {
+			t.Errorf("the sequence lacks %q:\n%s", want, seq)
+		}
+	}
+	for name, src := range map[string]string{"flowchart.mmd": flow, "sequence.mmd": seq} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(src), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mermaidParses(t, filepath.Join(dir, "flowchart.mmd"), filepath.Join(dir, "sequence.mmd"))
+}
+
+// drawn is the diagram's call and event edges in metricEdges' terms.
+func drawn(g diagram.Graph) map[string]int {
+	out := map[string]int{}
+	for _, e := range g.Edges {
+		switch {
+		case e.Protocol == diagram.SQL || e.From == diagram.Client:
+		case e.Protocol == diagram.Event && e.To == diagram.Bus:
+			out[fmt.Sprintf("%s --event--> bus %s", e.From, e.Label)] += e.Calls
+		case e.Protocol == diagram.Event:
+			out[fmt.Sprintf("bus --event--> %s %s", e.To, e.Label)] += e.Calls - e.Retries
+		default:
+			out[fmt.Sprintf("%s --%s--> %s", e.From, e.Protocol, e.To)] += e.Calls
+		}
+	}
+	return out
+}
+
+func edgeList(m map[string]int) string {
+	keys := make([]string, 0, len(m))
+	for k, v := range m {
+		keys = append(keys, fmt.Sprintf("%s=%d", k, v))
+	}
+	slices.Sort(keys)
+	return strings.Join(keys, "\n")
+}
+
+func runDiagram(t *testing.T, s *stack, args ...string) string {
+	t.Helper()
+	cmd := execIn(s.dir, append([]string{"diagram"}, args...)...)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("switchyard diagram %v: %v\n%s", args, err, out)
+	}
+	return string(out)
+}
+
+func getJSON(t *testing.T, url string, v any) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET %s: %s", url, resp.Status)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		t.Fatal(err)
+	}
+}
