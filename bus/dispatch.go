@@ -196,6 +196,15 @@ type Metrics struct {
 	consumed    *prometheus.CounterVec
 	duration    *prometheus.HistogramVec
 	deadLetters *prometheus.CounterVec
+	lag         *prometheus.GaugeVec
+}
+
+// SetLag records how many events wait for a consumer group on the broker, not yet
+// delivered to it. Safe on a nil Metrics.
+func (m *Metrics) SetLag(group string, n int) {
+	if m != nil {
+		m.lag.WithLabelValues(group).Set(float64(n))
+	}
 }
 
 // NewMetrics registers the bus metrics on reg.
@@ -207,8 +216,9 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "bus_handler_duration_seconds", Help: "Time an event handler took.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 5}}, []string{"group", "type"}),
 		deadLetters: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "bus_dead_letters_total", Help: "Events a consumer group gave up on."}, []string{"group"}),
+		lag:         prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "bus_consumer_lag", Help: "Events on the broker not yet delivered to a consumer group."}, []string{"group"}),
 	}
-	for _, c := range []prometheus.Collector{m.published, m.consumed, m.duration, m.deadLetters} {
+	for _, c := range []prometheus.Collector{m.published, m.consumed, m.duration, m.deadLetters, m.lag} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

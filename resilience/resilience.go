@@ -104,6 +104,13 @@ type Config struct {
 	Metrics *Metrics
 }
 
+// WithDefaults returns c with every zero field set to its default: the policy a
+// Policy built from c applies.
+func (c Config) WithDefaults() Config {
+	c.defaults()
+	return c
+}
+
 func (c *Config) defaults() {
 	def := func(d *time.Duration, v time.Duration) {
 		if *d <= 0 {

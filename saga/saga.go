@@ -110,6 +110,8 @@ type Step[T any] struct {
 	Undo func(ctx context.Context, data *T) error
 	// Pivot marks the step from which the saga only goes forward.
 	Pivot bool
+	// About and UndoAbout say what Do and Undo do, for the design document.
+	About, UndoAbout string
 	// Unrecorded skips the transaction recording this step's completion: it is
 	// recorded with the next step's, in one transaction. A crash in between repeats
 	// the step, so it must be cheap to repeat. Allowed only from the pivot on,
@@ -124,6 +126,22 @@ type Definition[T any] struct {
 	Steps []Step[T]
 	// Deadline bounds a saga from its start to its pivot [30s].
 	Deadline time.Duration
+}
+
+// StepInfo describes a step of a saga kind, for documentation.
+type StepInfo struct {
+	Name, About, UndoAbout string
+	// Compensated says whether the step has an Undo.
+	Compensated, Pivot bool
+}
+
+// Describe lists the kind's steps in order.
+func (d Definition[T]) Describe() []StepInfo {
+	out := make([]StepInfo, len(d.Steps))
+	for i, s := range d.Steps {
+		out[i] = StepInfo{Name: s.Name, About: s.About, UndoAbout: s.UndoAbout, Compensated: s.Undo != nil, Pivot: s.Pivot}
+	}
+	return out
 }
 
 // Change is what happened to a saga in a transition.

@@ -276,6 +276,37 @@ func sanitize(s string) string {
 	}, s)
 }
 
+// watchLag reports the group's lag (events not yet delivered, over its consumers)
+// every few seconds until ctx ends.
+func (b *Bus) watchLag(ctx context.Context, group string, consumers []jetstream.Consumer) {
+	if b.dispatch.Metrics == nil {
+		return
+	}
+	t := time.NewTicker(5 * time.Second)
+	defer t.Stop()
+	for {
+		lag, known := 0, true
+		for _, c := range consumers {
+			ictx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			info, err := c.Info(ictx)
+			cancel()
+			if err != nil {
+				known = false
+				break
+			}
+			lag += int(info.NumPending) //nolint:gosec // a stream holds fewer than 2^63 messages
+		}
+		if known {
+			b.dispatch.Metrics.SetLag(group, lag)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
 // Subscribe implements bus.Bus.
 func (b *Bus) Subscribe(ctx context.Context, sub bus.Subscription, h bus.Handler) error {
 	if err := sub.Validate(); err != nil {
@@ -311,6 +342,8 @@ func (b *Bus) Subscribe(ctx context.Context, sub bus.Subscription, h bus.Handler
 		}
 		consumers = append(consumers, c)
 	}
+
+	go b.watchLag(ctx, sub.Group, consumers)
 
 	slots := make(chan struct{}, sub.Concurrency)
 	var inflight sync.WaitGroup

@@ -152,6 +152,8 @@ func (s spanSource) get(ctx context.Context, u string) ([]byte, error) {
 	return body, nil
 }
 
+func httpClient(timeout time.Duration) *http.Client { return &http.Client{Timeout: timeout} }
+
 // localHub is the hub of the stack running from cfg's data directory.
 func localHub(cfg *config.Config) (string, error) {
 	st, err := readStack(cfg.DataDir)
@@ -270,14 +272,7 @@ func edgeText(e diagram.Edge) string {
 // the gateway's) dependencies, what each publishes and what each consumes.
 func declaredEdges(cfg *config.Config) []diagram.Edge {
 	var out []diagram.Edge
-	var services []*config.Service
-	for _, name := range cfg.ServiceNames() {
-		services = append(services, cfg.Service(name))
-	}
-	if gw := gatewayService(cfg); gw != nil {
-		services = append(services, gw)
-	}
-	for _, s := range services {
+	for _, s := range platformServices(cfg) {
 		for dep, d := range s.Dependencies {
 			p := diagram.HTTP
 			if d.Protocol == "grpc" {

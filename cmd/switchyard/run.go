@@ -67,6 +67,16 @@ func commands() map[string]command {
 			usage:   "diagram [--since 15m] [--format text|mermaid|json] [--trace ID [--format mermaid|svg|json]] [--jaeger URL --service S | --file otlp.json] [--save file]",
 			run:     cmdDiagram,
 		},
+		"design": {
+			summary: "render the communication design document from switchyard.yaml, the contracts in api/ and, optionally, observed traffic",
+			usage:   "design [--observed [--since 15m] | --file otlp.json] [-o file]",
+			run:     cmdDesign,
+		},
+		"deploy": {
+			summary: "render deployment artefacts from switchyard.yaml: monitoring (Prometheus rules, Grafana dashboard)",
+			usage:   "deploy monitoring [--out deploy]",
+			run:     cmdDeploy,
+		},
 		"token": {
 			summary: "mint a service token from the local identities, e.g. for grpcurl",
 			usage:   "token --as <caller> --for <callee> [--ttl 5m]",

@@ -45,12 +45,23 @@ func (s *Service) flow() saga.Definition[Flow] {
 		Name:     "order",
 		Deadline: s.cfg.Settings.SagaDeadline.Std(),
 		Steps: []saga.Step[Flow]{
-			{Name: stepReserve, Do: s.reserve, Undo: s.release},
-			{Name: stepAuthorize, Do: s.authorize, Undo: s.void},
-			{Name: stepCapture, Do: s.capture, Pivot: true, Unrecorded: true},
-			{Name: stepCommit, Do: s.commit},
+			{Name: stepReserve, Do: s.reserve, Undo: s.release,
+				About: "inventory.ReserveStock holds every line's stock (all or none)", UndoAbout: "inventory.ReleaseReservation gives it back"},
+			{Name: stepAuthorize, Do: s.authorize, Undo: s.void,
+				About: "payments.Authorize puts a hold on the card; a decline fails the order", UndoAbout: "payments.Void lifts the hold"},
+			{Name: stepCapture, Do: s.capture, Pivot: true, Unrecorded: true,
+				About: "payments.Capture takes the money; from here the order only goes forward"},
+			{Name: stepCommit, Do: s.commit,
+				About: "inventory.CommitReservation turns the hold into a sale; the order is CONFIRMED"},
 		},
 	}
+}
+
+// Saga describes the order saga (its name, deadline and steps) for the design
+// document, with the settings' deadline.
+func Saga(settings Settings) (name string, deadline time.Duration, steps []saga.StepInfo) {
+	d := (&Service{cfg: Config{Settings: settings}}).flow()
+	return d.Name, d.Deadline, d.Describe()
 }
 
 // idempotent marks a gRPC request as safe to retry: every call the saga makes is

@@ -1,0 +1,169 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/goccy/go-yaml"
+
+	"github.com/switchyard/switchyard/api/events"
+	"github.com/switchyard/switchyard/api/gen/switchyard/inventory/v1/inventoryv1connect"
+	"github.com/switchyard/switchyard/api/gen/switchyard/payments/v1/paymentsv1connect"
+	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/design"
+	"github.com/switchyard/switchyard/diagram"
+	"github.com/switchyard/switchyard/internal/shop/orders"
+	"github.com/switchyard/switchyard/monitoring"
+	"github.com/switchyard/switchyard/resilience"
+)
+
+// platformServices lists the services of cfg and the gateway (as a service whose
+// dependencies are the services its routes lead to).
+func platformServices(cfg *config.Config) []*config.Service {
+	var out []*config.Service
+	for _, name := range cfg.ServiceNames() {
+		out = append(out, cfg.Service(name))
+	}
+	if gw := gatewayService(cfg); gw != nil {
+		out = append(out, gw)
+	}
+	return out
+}
+
+// monitoringInput is what the alert rules and dashboard are drawn from: the
+// platform's services, and the sagas the shop's orders service runs.
+func monitoringInput(cfg *config.Config) (monitoring.Input, []design.Saga, error) {
+	in := monitoring.Input{Services: platformServices(cfg), Sagas: map[string]time.Duration{}}
+	var sagas []design.Saga
+	if svc := cfg.Service("orders"); svc != nil {
+		settings, err := orders.DecodeSettings(svc.Settings)
+		if err != nil {
+			return in, nil, err
+		}
+		name, deadline, steps := orders.Saga(settings)
+		in.Sagas["orders"] = deadline
+		sagas = append(sagas, design.Saga{Service: "orders", Name: name, Deadline: deadline, Steps: steps})
+	}
+	return in, sagas, nil
+}
+
+// contracts names each shop service's API contract in api/.
+var contracts = map[string][]string{
+	"users":         {"api/openapi/users.yaml"},
+	"catalog":       {"api/openapi/catalog.yaml"},
+	"gateway":       {"api/openapi/gateway.yaml (the public API)"},
+	"orders":        {"api/openapi/gateway.yaml (/api/v1/orders, /api/v2/orders)"},
+	"inventory":     {"api/proto/switchyard/inventory/v1/inventory.proto (gRPC " + inventoryv1connect.InventoryServiceName + ")"},
+	"payments":      {"api/proto/switchyard/payments/v1/payments.proto (gRPC " + paymentsv1connect.PaymentServiceName + ")"},
+	"notifications": {"api/openapi/gateway.yaml (/api/v1/notifications: WebSocket and history)"},
+}
+
+func cmdDesign(ctx context.Context, e *env, args []string) error {
+	fs := newFlags(e, "design")
+	configPath := configFlag(fs)
+	observed := fs.Bool("observed", false, "also draw the traffic of the running local stack over --since, with its drift")
+	since := fs.Duration("since", 15*time.Minute, "with --observed: the `window` of traffic")
+	file := fs.String("file", "", "draw the traffic of the spans in this OTLP JSON `file` (see diagram --save)")
+	out := fs.String("o", "", "write the document to this `file` instead of stdout")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageErrorf("design takes no arguments, got %q", fs.Arg(0))
+	}
+	cfg, _, err := loadConfig(e, *configPath)
+	if err != nil {
+		return err
+	}
+	mon, sagas, err := monitoringInput(cfg)
+	if err != nil {
+		return err
+	}
+	in := design.Input{Config: cfg, Services: mon.Services, Declared: declaredEdges(cfg), Contracts: contracts,
+		Policy: func(p config.Policy) resilience.Config { return policyConfig(p).WithDefaults() },
+		Schemas: events.Schemas, Sagas: sagas, Rules: monitoring.Rules(mon)}
+	if *observed || *file != "" {
+		src := spanSource{file: *file, since: *since, client: httpClient(30 * time.Second)}
+		if *file == "" {
+			if src.hub, err = localHub(cfg); err != nil {
+				return err
+			}
+		}
+		spans, err := src.spans(ctx, "")
+		if err != nil {
+			return err
+		}
+		g := diagram.Interactions(spans)
+		in.Observed = &g
+		in.ObservedFrom = fmt.Sprintf("%d traces over the last %s of the local stack", g.Traces, *since)
+		if *file != "" {
+			in.ObservedFrom = fmt.Sprintf("%d traces from %s", g.Traces, filepath.Base(*file))
+		}
+	}
+	var b bytes.Buffer
+	if err := design.Render(&b, in); err != nil {
+		return err
+	}
+	if *out != "" {
+		return os.WriteFile(*out, b.Bytes(), 0o644) //nolint:gosec // a document meant to be read
+	}
+	_, err = e.stdout.Write(b.Bytes())
+	return err
+}
+
+// cmdDeploy renders deployment artefacts from switchyard.yaml.
+func cmdDeploy(_ context.Context, e *env, args []string) error {
+	if len(args) == 0 || args[0] != "monitoring" {
+		return usageErrorf("deploy needs a target: monitoring")
+	}
+	fs := newFlags(e, "deploy monitoring")
+	configPath := configFlag(fs)
+	dir := fs.String("out", "deploy", "the `directory` to write prometheus/rules.yml and grafana/switchyard.json under")
+	if err := parse(fs, args[1:]); err != nil {
+		return err
+	}
+	cfg, _, err := loadConfig(e, *configPath)
+	if err != nil {
+		return err
+	}
+	files, err := monitoringFiles(cfg)
+	if err != nil {
+		return err
+	}
+	for name, data := range files {
+		path := filepath.Join(*dir, name)
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil { //nolint:gosec // a directory of the repository
+			return err
+		}
+		if err := os.WriteFile(path, data, 0o644); err != nil { //nolint:gosec // committed, readable files
+			return err
+		}
+		fmt.Fprintf(e.stdout, "wrote %s\n", path)
+	}
+	return nil
+}
+
+// monitoringFiles are the rendered rule file and dashboard, by path under deploy/.
+func monitoringFiles(cfg *config.Config) (map[string][]byte, error) {
+	mon, _, err := monitoringInput(cfg)
+	if err != nil {
+		return nil, err
+	}
+	rules, err := yaml.Marshal(monitoring.Rules(mon))
+	if err != nil {
+		return nil, err
+	}
+	dash, err := monitoring.Dashboard(mon)
+	if err != nil {
+		return nil, err
+	}
+	header := []byte("# Generated by `switchyard deploy monitoring` from " + cfg.Source + ": do not edit.\n")
+	return map[string][]byte{
+		"prometheus/rules.yml":    append(header, rules...),
+		"grafana/switchyard.json": append(dash, '\n'),
+	}, nil
+}
