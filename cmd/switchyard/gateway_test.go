@@ -146,6 +146,7 @@ func TestGatewayServesThePublicAPIAsDocumented(t *testing.T) {
 	// Administrators only: a customer is refused; an operator grants the role, and
 	// with a fresh token the dead-letter routes answer.
 	expect("GET", "/api/v1/admin/dead-letters", ann, "", nil, 403)
+	expect("GET", "/api/v1/admin/sagas", ann, "", nil, 403)
 	if out, err := execIn(s.dir, "grant", "ann@example.com", "admin").CombinedOutput(); err != nil {
 		t.Fatalf("switchyard grant: %v\n%s", err, out)
 	}
@@ -154,6 +155,10 @@ func TestGatewayServesThePublicAPIAsDocumented(t *testing.T) {
 	expect("GET", "/api/v1/admin/dead-letters?limit=0", admin, "", nil, 400)
 	expect("GET", "/api/v1/admin/dead-letters/no-such-letter", admin, "", nil, 404)
 	expect("POST", "/api/v1/admin/dead-letters/no-such-letter/replay", admin, "", nil, 404)
+	if sagas := expect("GET", "/api/v1/admin/sagas?state=all", admin, "", nil, 200)["sagas"].([]any); len(sagas) == 0 {
+		t.Error("no saga listed after an order was placed")
+	}
+	expect("GET", "/api/v1/admin/sagas?state=stuck", admin, "", nil, 400)
 
 	// A route the gateway does not have (so, not in the document either).
 	if code, m := call(t, "GET", gw+"/api/v3/orders", ann, ""); code != 404 || m["type"] != "urn:switchyard:problem:not-found" {

@@ -22,12 +22,14 @@
 package orders
 
 import (
+	"cmp"
 	"context"
 	"embed"
 	"errors"
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -40,6 +42,7 @@ import (
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/outbox"
 	"github.com/switchyard/switchyard/problem"
+	"github.com/switchyard/switchyard/rest"
 	"github.com/switchyard/switchyard/saga"
 	"github.com/switchyard/switchyard/store"
 	"github.com/switchyard/switchyard/telemetry"
@@ -218,6 +221,36 @@ func New(cfg Config, deps Deps) (*Service, error) {
 // Run takes over unfinished sagas and keeps this instance's leases until ctx ends.
 func (s *Service) Run(ctx context.Context) error { return s.saga.Run(ctx) }
 
+// sagas lists order sagas for administrators: ?state=unfinished (default) or all,
+// ?limit=1..200 [50].
+func (s *Service) sagas(w http.ResponseWriter, r *http.Request) {
+	if p, _ := authn.PrincipalFrom(r.Context()); p == nil || !p.HasRole("admin") {
+		s.problems.Write(w, r, problem.New(problem.Forbidden, "listing sagas is for administrators"))
+		return
+	}
+	q := r.URL.Query()
+	state := cmp.Or(q.Get("state"), "unfinished")
+	if state != "unfinished" && state != "all" {
+		s.problems.Write(w, r, problem.InvalidField("state", "want unfinished or all, got %q", state))
+		return
+	}
+	limit := 50
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 200 {
+			s.problems.Write(w, r, problem.InvalidField("limit", "want 1 to 200, got %q", v))
+			return
+		}
+		limit = n
+	}
+	list, err := s.saga.List(r.Context(), state == "unfinished", limit)
+	if err != nil {
+		s.problems.Write(w, r, err)
+		return
+	}
+	rest.Write(w, http.StatusOK, map[string]any{"sagas": list})
+}
+
 // Handler serves the orders API.
 func (s *Service) Handler() http.Handler {
 	mux := http.NewServeMux()
@@ -228,6 +261,7 @@ func (s *Service) Handler() http.Handler {
 		mux.Handle("GET "+prefix, auth(func(w http.ResponseWriter, r *http.Request) { s.list(w, r, v) }))
 		mux.Handle("GET "+prefix+"/{id}", auth(func(w http.ResponseWriter, r *http.Request) { s.get(w, r, v) }))
 	}
+	mux.Handle("GET /v1/admin/sagas", auth(s.sagas))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.problems.Write(w, r, problem.New(problem.NotFound, "no route %s %s", r.Method, r.URL.Path))
 	})
