@@ -37,6 +37,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"net/http/httputil"
 	"strconv"
 	"strings"
@@ -267,6 +268,12 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	g.mux.ServeHTTP(w, r)
 }
 
+// sameOrigin reports whether origin (scheme://host[:port]) names host.
+func sameOrigin(origin, host string) bool {
+	u, err := url.Parse(origin)
+	return err == nil && u.Host != "" && strings.EqualFold(u.Host, host)
+}
+
 // serveRoute serves a request the mux matched to rt.
 func (g *Gateway) serveRoute(w http.ResponseWriter, r *http.Request, rt *route) {
 	if rt.Pattern == "" {
@@ -281,6 +288,18 @@ func (g *Gateway) serveRoute(w http.ResponseWriter, r *http.Request, rt *route) 
 		sw := &statusWriter{ResponseWriter: w}
 		w = sw
 		defer g.shed.release(permit, sw)
+	}
+
+	// A WebSocket handshake from a browser page of another site rides on the
+	// user's token (cross-site WebSocket hijacking): only the gateway's own pages
+	// and the CORS origins may open one. The services behind see no Origin, since
+	// the Host they see is not the one the browser named.
+	if origin := r.Header.Get("Origin"); origin != "" && r.Header.Get("Upgrade") != "" {
+		if !sameOrigin(origin, r.Host) && !g.cfg.CORS.allows(origin) {
+			g.reject(w, r, "forbidden", problem.New(problem.Forbidden, "a WebSocket from %s is not allowed", origin), 0)
+			return
+		}
+		r.Header.Del("Origin")
 	}
 
 	// Identity headers come from the gateway only.

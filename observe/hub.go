@@ -35,7 +35,7 @@ type HubConfig struct {
 // them:
 //
 //	POST /v1/traces            OTLP/HTTP export (protobuf or JSON, optionally gzip)
-//	GET  /api/traces           recent traces, newest first (?service= &since=5m &limit=)
+//	GET  /api/traces           recent traces, newest first (?service= &since=5m &limit= &value=<an attribute value>)
 //	GET  /api/traces/{id}      one trace's spans
 //	GET  /api/spans            every span of the traces of a window (?since=5m &service=)
 //	GET  /api/logs             log lines (?service= &level= &trace= &after= &limit= &wait=30s)
@@ -136,7 +136,7 @@ func (h *Hub) export(w http.ResponseWriter, r *http.Request) {
 // query reads the common parameters: service, since (a duration back from now),
 // limit.
 func query(r *http.Request) (TraceQuery, error) {
-	q := TraceQuery{Service: r.URL.Query().Get("service")}
+	q := TraceQuery{Service: r.URL.Query().Get("service"), Value: r.URL.Query().Get("value")}
 	if s := r.URL.Query().Get("since"); s != "" {
 		d, err := time.ParseDuration(s)
 		if err != nil || d <= 0 {

@@ -92,6 +92,9 @@ type TraceQuery struct {
 	Since time.Time
 	// Limit is the most traces returned, newest first [50].
 	Limit int
+	// Value, when set, keeps traces with a span carrying it as an attribute value
+	// (an order id, a saga id, a user id).
+	Value string
 }
 
 // List summarizes the newest traces matching q.
@@ -117,11 +120,19 @@ func (s *Traces) List(q TraceQuery) []Summary {
 }
 
 func matches(t *Trace, q TraceQuery) bool {
-	service, recent := q.Service == "", q.Since.IsZero()
+	service, recent, value := q.Service == "", q.Since.IsZero(), q.Value == ""
 	for _, sp := range t.Spans {
 		service = service || sp.Service == q.Service
 		recent = recent || !sp.End.Before(q.Since)
-		if service && recent {
+		if !value {
+			for _, v := range sp.Attributes {
+				if v == q.Value {
+					value = true
+					break
+				}
+			}
+		}
+		if service && recent && value {
 			return true
 		}
 	}

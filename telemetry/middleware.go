@@ -48,6 +48,9 @@ type HTTPConfig struct {
 	Propagator propagation.TextMapPropagator
 	// Metrics records RED metrics per route.
 	Metrics *Metrics
+	// Untraced, when set, names requests served without a span (still logged and
+	// counted): a dashboard's own polling, static files.
+	Untraced func(*http.Request) bool
 }
 
 // Middleware wraps next — normally an *http.ServeMux, whose matched pattern names
@@ -79,7 +82,7 @@ func Middleware(cfg HTTPConfig) func(http.Handler) http.Handler {
 			ctx := cfg.Propagator.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
 			ctx = WithRequestID(ctx, id)
 			var span trace.Span
-			if cfg.Tracer != nil {
+			if cfg.Tracer != nil && (cfg.Untraced == nil || !cfg.Untraced(r)) {
 				ctx, span = cfg.Tracer.Start(ctx, r.Method, trace.WithSpanKind(trace.SpanKindServer),
 					trace.WithAttributes(
 						attribute.String("http.request.method", r.Method),

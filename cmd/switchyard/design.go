@@ -84,7 +84,7 @@ func cmdDesign(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	in := design.Input{Config: cfg, Services: mon.Services, Declared: declaredEdges(cfg), Contracts: contracts,
-		Policy: func(p config.Policy) resilience.Config { return policyConfig(p).WithDefaults() },
+		Policy:  func(p config.Policy) resilience.Config { return policyConfig(p).WithDefaults() },
 		Schemas: events.Schemas, Sagas: sagas, Rules: monitoring.Rules(mon)}
 	if *observed || *file != "" {
 		src := spanSource{file: *file, since: *since, client: httpClient(30 * time.Second)}

@@ -44,6 +44,8 @@ type component struct {
 	// maxHeaderBytes, when set, replaces the server's header limit (the gateway reads
 	// oversize headers itself, to answer a 100 KB Authorization with 401).
 	maxHeaderBytes int
+	// untraced, when set, names requests served without a span.
+	untraced func(*http.Request) bool
 }
 
 // process holds what every service process shares: its slice of the configuration,
@@ -176,7 +178,7 @@ func cmdServe(ctx context.Context, e *env, args []string) error {
 		return fmt.Errorf("start %s: %w", name, err)
 	}
 	handler := telemetry.Middleware(telemetry.HTTPConfig{
-		Logger: log, Tracer: tracing.Tracer("switchyard/" + name), Propagator: tracing.Propagator, Metrics: p.metrics,
+		Logger: log, Tracer: tracing.Tracer("switchyard/" + name), Propagator: tracing.Propagator, Metrics: p.metrics, Untraced: comp.untraced,
 	})(comp.handler)
 	srv := server.New(server.Config{Addr: addr, DrainDelay: *drainDelay, MaxHeaderBytes: comp.maxHeaderBytes, Profiling: e.getenv("SWITCHYARD_PPROF") == "1"}, handler, p.metrics.Handler(), log)
 	for check, fn := range comp.checks {

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
+	"time"
 
 	"connectrpc.com/connect"
 	"github.com/goccy/go-yaml"
@@ -23,6 +25,7 @@ import (
 	"github.com/switchyard/switchyard/problem"
 	"github.com/switchyard/switchyard/rpc"
 	"github.com/switchyard/switchyard/telemetry"
+	"github.com/switchyard/switchyard/web"
 )
 
 // buildGateway composes the gateway: a route per switchyard.yaml route, each to its
@@ -128,6 +131,22 @@ func buildGateway(ctx context.Context, p *process) (*component, error) {
 			_, _ = w.Write(doc)
 		})})
 
+	// The storefront and the dashboard, and the dashboard's data: the trace hub of
+	// `switchyard up`, behind an administrators-only route.
+	for pattern, h := range web.Routes() {
+		routes = append(routes, gateway.Route{Pattern: pattern, Auth: gateway.AuthNone, Handler: h})
+	}
+	if hub := p.getenv(envTraceHub); hub != "" {
+		u, err := url.Parse(hub)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", envTraceHub, err)
+		}
+		routes = append(routes, gateway.Route{Prefix: "/ui/api", Path: "/api", Auth: gateway.AuthAdmin, Timeout: 30 * time.Second,
+			// No rpc client, hence no client span: the dashboard's reads are not part
+			// of the traffic it draws.
+			Upstream: gateway.Upstream{Name: "hub", Host: u.Host, Transport: http.DefaultTransport}})
+	}
+
 	var limiter gateway.Limiter = gateway.NewLocal()
 	if p.cfg.Redis.URL != "" {
 		opts, err := redis.ParseURL(p.cfg.Redis.URL)
@@ -151,7 +170,12 @@ func buildGateway(ctx context.Context, p *process) (*component, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &component{handler: gw, maxHeaderBytes: 256 << 10}, nil
+	// The pages, their files and the dashboard's reads are not traced: a trace is a
+	// call of the API, and the dashboard must not draw itself.
+	untraced := func(r *http.Request) bool {
+		return !strings.HasPrefix(r.URL.Path, "/api/") && !strings.HasPrefix(r.URL.Path, "/.well-known/")
+	}
+	return &component{handler: gw, maxHeaderBytes: 256 << 10, untraced: untraced}, nil
 }
 
 // fixedUpstream is the client of a route to a fixed URL: the same stack, over a

@@ -14,9 +14,14 @@ import (
 	"text/tabwriter"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
 	"github.com/switchyard/switchyard/authn"
 	"github.com/switchyard/switchyard/broker"
 	"github.com/switchyard/switchyard/observe"
+	"github.com/switchyard/switchyard/rest"
 	"github.com/switchyard/switchyard/supervisor"
 	"github.com/switchyard/switchyard/telemetry"
 )
@@ -93,10 +98,11 @@ func cmdUp(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	hub, hubURL, err := startHub(ctx, cfg.Telemetry.Hub, log)
+	hub, hubURL, stopHub, err := startHub(cfg.Telemetry.Hub, log)
 	if err != nil {
 		return err
 	}
+	defer stopHub() // after the children: their last spans still arrive
 	childEnv := []string{"SWITCHYARD_DATA_DIR=" + dataDir, envTrustBundle + "=" + bundle, envTraceHub + "=" + hubURL}
 	if natsURL != "" {
 		childEnv = append(childEnv, "NATS_URL="+natsURL)
@@ -148,6 +154,7 @@ func cmdUp(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer func() { _ = os.Remove(stack.Path) }() // a stopped stack leaves no stack.json
+	hub.Handle("GET /api/breakers", breakers(sup))
 
 	done := make(chan error, 1)
 	go func() { done <- sup.Run(ctx) }()
@@ -180,19 +187,66 @@ func printReady(e *env, status []supervisor.Status, brokerURL string, embedded b
 	fmt.Fprintf(e.stdout, "  data    %s\n  stack   %s\n\n  Ctrl-C stops everything.\n\n", dataDir, stackPath)
 }
 
-// startHub serves the trace and log hub on addr until ctx ends: the OTLP/HTTP
+// startHub serves the trace and log hub on addr until stopped: the OTLP/HTTP
 // receiver and query API of observe.Hub, plus the diagrams drawn from it.
-func startHub(ctx context.Context, addr string, log *slog.Logger) (*observe.Hub, string, error) {
-	hub := observe.NewHub(observe.HubConfig{Logger: log.With("component", "hub")})
+func startHub(addr string, log *slog.Logger) (hub *observe.Hub, url string, stop func(), err error) {
+	hub = observe.NewHub(observe.HubConfig{Logger: log.With("component", "hub")})
 	mountDiagrams(hub)
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, "", fmt.Errorf("trace hub on %s (telemetry.hub): %w", addr, err)
+		return nil, "", nil, fmt.Errorf("trace hub on %s (telemetry.hub): %w", addr, err)
 	}
 	srv := &http.Server{Handler: hub, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: time.Minute}
 	go func() { _ = srv.Serve(ln) }()
-	context.AfterFunc(ctx, func() { _ = srv.Close() })
-	return hub, "http://" + ln.Addr().String(), nil
+	return hub, "http://" + ln.Addr().String(), func() { _ = srv.Close() }, nil
+}
+
+// breakers answers the circuit breaker state of every dependency of every running
+// child, read from the children's own /metrics.
+func breakers(sup *supervisor.Supervisor) http.Handler {
+	client := &http.Client{Timeout: 2 * time.Second}
+	names := map[float64]string{0: "closed", 1: "half-open", 2: "open"}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		type breaker struct {
+			Service    string `json:"service"`
+			Dependency string `json:"dependency"`
+			State      string `json:"state"`
+		}
+		out := []breaker{}
+		for _, st := range sup.Status() {
+			if st.Addr == "" {
+				continue
+			}
+			families, err := scrape(r.Context(), client, "http://"+st.Addr+"/metrics")
+			if err != nil {
+				continue // a child restarting has no breakers to show
+			}
+			for _, m := range families["rpc_client_breaker_state"].GetMetric() {
+				for _, l := range m.GetLabel() {
+					if l.GetName() == "dependency" {
+						out = append(out, breaker{Service: st.Name, Dependency: l.GetValue(), State: names[m.GetGauge().GetValue()]})
+					}
+				}
+			}
+		}
+		rest.Write(w, http.StatusOK, map[string]any{"breakers": out})
+	})
+}
+
+// scrape reads a Prometheus text endpoint.
+func scrape(ctx context.Context, client *http.Client, url string) (map[string]*dto.MetricFamily, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Accept", "text/plain")
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	return parser.TextToMetricFamilies(resp.Body)
 }
 
 // redactURL hides the credentials of a URL (or of each URL in a list) for display.

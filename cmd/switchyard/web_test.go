@@ -1,10 +1,15 @@
 package main
 
 import (
+	"encoding/json"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
+	"time"
 )
 
 // The browser checks (headless Chromium through playwright-core, and the mermaid
@@ -68,4 +73,61 @@ func mermaidParses(t *testing.T, files ...string) {
 		return
 	}
 	t.Logf("mermaid:\n%s", node(t, dir, "mermaid-check.mjs", nil, files...))
+}
+
+// In headless Chromium: a customer orders in the storefront and sees CONFIRMED
+// arrive; an administrator finds that order's trace in the dashboard and sees its
+// sequence diagram — the client, the gateway, orders, inventory, payments and the
+// bus — with its log lines, and the order among the sagas. Screenshots are kept.
+func TestStorefrontAndDashboardInABrowser(t *testing.T) {
+	dir, on := webTests(t)
+	if !on {
+		return
+	}
+	s := startUp(t, fullPlatform)
+	gw, _ := s.service("gateway")
+	client := &http.Client{Timeout: 10 * time.Second}
+	exchange(t, client, "POST", gw+"/api/v1/auth/register", "", `{"email":"ada@example.com","password":"correct-horse-battery","name":"Ada"}`, nil)
+	if out, err := execIn(s.dir, "grant", "ada@example.com", "admin").CombinedOutput(); err != nil {
+		t.Fatalf("grant: %v\n%s", err, out)
+	}
+	shots := artifacts(t)
+	out := node(t, dir, "shop-and-dashboard.mjs", []string{"GATEWAY=" + gw, "ARTIFACTS=" + shots,
+		"ADMIN_EMAIL=ada@example.com", "ADMIN_PASSWORD=correct-horse-battery"})
+	var found struct {
+		Order        string   `json:"order"`
+		Events       []string `json:"events"`
+		Topology     []string `json:"topology"`
+		Trace        string   `json:"trace"`
+		Participants []string `json:"participants"`
+		Messages     int      `json:"messages"`
+		LogLines     int      `json:"logLines"`
+		Sagas        []string `json:"sagas"`
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &found); err != nil {
+		t.Fatalf("browser findings: %v\n%s", err, out)
+	}
+	t.Logf("browser: %+v (screenshots in %s)", found, shots)
+	for _, p := range []string{"client", "gateway", "orders", "inventory", "payments", "bus", "orders-db"} {
+		if !slices.Contains(found.Participants, p) {
+			t.Errorf("the order's sequence diagram lacks %s: %v", p, found.Participants)
+		}
+	}
+	for _, n := range []string{"gateway", "orders", "inventory", "payments", "bus"} {
+		if !slices.Contains(found.Topology, n) {
+			t.Errorf("the topology lacks %s: %v", n, found.Topology)
+		}
+	}
+	if !slices.Contains(found.Sagas, found.Order) {
+		t.Errorf("the sagas tab does not list order %s: %v", found.Order, found.Sagas)
+	}
+	if found.Messages < 10 || found.LogLines < 2 {
+		t.Errorf("the sequence has %d messages and %d log lines; want a whole order's", found.Messages, found.LogLines)
+	}
+	for _, shot := range []string{"storefront-confirmed.png", "dashboard-topology.png", "dashboard-sequence.png", "dashboard-sagas.png"} {
+		if fi, err := os.Stat(filepath.Join(shots, shot)); err != nil || fi.Size() < 5000 {
+			t.Errorf("screenshot %s missing or empty: %v", shot, err)
+		}
+	}
 }

@@ -1,0 +1,57 @@
+// Package web holds the platform's two browser applications, embedded in the
+// binary so that `go run` serves them with no Node toolchain and no CDN: the
+// storefront (at /) — sign in, browse, order, and watch the order's status arrive
+// over the WebSocket — and the operators' dashboard (at /ui/) — live topology with
+// rates, errors and breaker states, traces drawn as sequence diagrams with their
+// log lines, dead letters with replay, and sagas in flight.
+//
+// Both are plain HTML, CSS and JavaScript modules: there is nothing to build. They
+// talk only to the gateway's public API (and, for the dashboard, to the trace hub
+// behind the gateway's admin-only /ui/api/ route).
+package web
+
+import (
+	"embed"
+	"io/fs"
+	"net/http"
+)
+
+//go:embed assets
+var assets embed.FS
+
+// contentSecurityPolicy lets the pages load only their own scripts, styles and
+// images, and talk only to their own origin (WebSocket included).
+const contentSecurityPolicy = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
+	"connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+
+// Routes maps ServeMux patterns to the handlers serving the applications:
+//
+//	GET /{$}       the storefront
+//	GET /ui/{$}    the dashboard
+//	GET /static/   their scripts and styles
+func Routes() map[string]http.Handler {
+	static, _ := fs.Sub(assets, "assets/static")
+	page := func(name string) http.Handler {
+		body, err := assets.ReadFile("assets/" + name)
+		if err != nil {
+			panic("web: missing embedded page " + name) //nolint:forbidigo // the embed directive guarantees it; a build without it is broken
+		}
+		return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			h := w.Header()
+			h.Set("Content-Type", "text/html; charset=utf-8")
+			h.Set("Content-Security-Policy", contentSecurityPolicy)
+			h.Set("Cache-Control", "no-cache")
+			_, _ = w.Write(body)
+		})
+	}
+	files := http.StripPrefix("/static/", http.FileServerFS(static))
+	return map[string]http.Handler{
+		"GET /{$}":    page("index.html"),
+		"GET /ui/{$}": page("ui.html"),
+		"GET /static/": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Security-Policy", contentSecurityPolicy)
+			w.Header().Set("Cache-Control", "no-cache")
+			files.ServeHTTP(w, r)
+		}),
+	}
+}
