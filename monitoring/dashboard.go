@@ -30,8 +30,8 @@ func Dashboard(in Input) ([]byte, error) {
 		}
 		panels = append(panels, map[string]any{
 			"id": id, "type": "timeseries", "title": title,
-			"datasource": map[string]string{"type": "prometheus", "uid": "${datasource}"},
-			"gridPos":    map[string]int{"h": 7, "w": w, "x": x, "y": y},
+			"datasource":  map[string]string{"type": "prometheus", "uid": "${datasource}"},
+			"gridPos":     map[string]int{"h": 7, "w": w, "x": x, "y": y},
 			"fieldConfig": map[string]any{"defaults": map[string]any{"unit": unit}, "overrides": []any{}},
 			"options":     map[string]any{"legend": map[string]any{"displayMode": "list", "placement": "bottom", "showLegend": true}},
 			"targets":     ts,

@@ -136,4 +136,3 @@ func Rules(in Input) RuleFile {
 	}
 	return f
 }
-
