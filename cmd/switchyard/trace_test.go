@@ -150,6 +150,34 @@ func TestOneOrderIsOneTraceAcrossEveryHop(t *testing.T) {
 		services[sp.Service] = true
 	}
 	t.Logf("trace %s: %d spans from %v", id, len(spans), services)
+
+	// switchyard logs --trace tells the order's story across the services.
+	out, err := execIn(s.dir, "logs", "--trace", id).Output()
+	if err != nil {
+		t.Fatalf("switchyard logs --trace: %v", err)
+	}
+	for _, svc := range []string{"gateway", "orders", "inventory", "payments"} {
+		if !strings.Contains(string(out), fmt.Sprintf("%-13s| ", svc)) {
+			t.Errorf("no %s line in logs --trace:\n%s", svc, out)
+		}
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		if !strings.Contains(line, id) {
+			t.Errorf("a line of another trace: %s", line)
+		}
+	}
+	// --service and --level narrow it; bad flags are refused, naming the flag.
+	out, _ = execIn(s.dir, "logs", "--service", "orders", "--level", "info", "-n", "3").Output()
+	if n := strings.Count(string(out), "orders       | "); n != 3 {
+		t.Errorf("logs --service orders -n 3 printed %d orders lines:\n%s", n, out)
+	}
+	for _, bad := range [][]string{{"--level", "loud"}, {"--trace", "xyz"}, {"-n", "0"}} {
+		cmd := execIn(s.dir, append([]string{"logs"}, bad...)...)
+		msg, err := cmd.CombinedOutput()
+		if cmd.ProcessState.ExitCode() != 2 || !strings.Contains(string(msg), bad[0]) {
+			t.Errorf("logs %v: %v %s; want exit 2 naming %s", bad, err, msg, bad[0])
+		}
+	}
 }
 
 // The same order with one hop — inventory — neither reading nor passing on trace
