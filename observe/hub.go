@@ -88,7 +88,7 @@ func (h *Hub) export(w http.ResponseWriter, r *http.Request) {
 			h.pw.Write(w, r, problem.New(problem.Invalid, "the body is not gzip: %v", err))
 			return
 		}
-		defer zr.Close()
+		defer func() { _ = zr.Close() }()
 		body = zr
 	}
 	data, err := io.ReadAll(io.LimitReader(body, h.cfg.MaxExportBytes+1))

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -327,10 +328,10 @@ func cmdLogs(ctx context.Context, e *env, args []string) error {
 	q := url.Values{"service": {*service}, "level": {*level}, "trace": {strings.ToLower(*traceID)}, "limit": {fmt.Sprint(*limit)}}
 	for {
 		body, err := src.get(ctx, hub+"/api/logs?"+q.Encode())
+		if err != nil && ctx.Err() != nil {
+			return nil //nolint:nilerr // Ctrl-C ends --follow: not a failure
+		}
 		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
 			return err
 		}
 		var page struct {
@@ -364,13 +365,6 @@ func renderLine(l observe.Line) string {
 }
 
 func validHex(s string, n int) bool {
-	if len(s) != n {
-		return false
-	}
-	for _, c := range s {
-		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
-			return false
-		}
-	}
-	return true
+	_, err := hex.DecodeString(s)
+	return len(s) == n && err == nil
 }
