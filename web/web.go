@@ -14,6 +14,9 @@ import (
 	"embed"
 	"io/fs"
 	"net/http"
+	"strings"
+
+	"github.com/switchyard/switchyard/problem"
 )
 
 //go:embed assets
@@ -45,10 +48,16 @@ func Routes() map[string]http.Handler {
 		})
 	}
 	files := http.StripPrefix("/static/", http.FileServerFS(static))
+	pw := problem.Writer{}
 	return map[string]http.Handler{
 		"GET /{$}":    page("index.html"),
 		"GET /ui/{$}": page("ui.html"),
 		"GET /static/": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			name := strings.TrimPrefix(r.URL.Path, "/static/")
+			if f, err := fs.Stat(static, name); err != nil || f.IsDir() {
+				pw.Write(w, r, problem.New(problem.NotFound, "no file %s", r.URL.Path))
+				return
+			}
 			w.Header().Set("Content-Security-Policy", contentSecurityPolicy)
 			w.Header().Set("Cache-Control", "no-cache")
 			files.ServeHTTP(w, r)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -10,9 +11,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 
 	"github.com/switchyard/switchyard/diagram"
 )
@@ -25,14 +23,9 @@ import (
 func metricEdges(t *testing.T, s *stack, cfg protocolOf) map[string]int {
 	t.Helper()
 	out := map[string]int{}
+	client := &http.Client{Timeout: 5 * time.Second}
 	for _, svc := range s.read().Services {
-		resp, err := http.Get(svc.URL + "/metrics")
-		if err != nil {
-			t.Fatal(err)
-		}
-		parser := expfmt.NewTextParser(model.UTF8Validation)
-		families, err := parser.TextToMetricFamilies(resp.Body)
-		resp.Body.Close()
+		families, err := scrape(context.Background(), client, svc.URL+"/metrics")
 		if err != nil {
 			t.Fatalf("%s /metrics: %v", svc.Name, err)
 		}
@@ -152,6 +145,28 @@ func TestDiagramDrawsEveryRealEdgeAndNoInventedOne(t *testing.T) {
 		}
 	}
 	mermaidParses(t, filepath.Join(dir, "flowchart.mmd"), filepath.Join(dir, "sequence.mmd"))
+
+	// Saved spans draw the same diagram later, with no stack (an OTLP JSON file).
+	saved := filepath.Join(dir, "spans.json")
+	fromHub := runDiagram(t, s, "--format", "json", "--since", "1h", "--save", saved)
+	fromFile := runDiagram(t, s, "--format", "json", "--file", saved)
+	var a, b diagram.Graph
+	_ = json.Unmarshal([]byte(fromHub), &a)
+	_ = json.Unmarshal([]byte(fromFile), &b)
+	if edgeList(drawn(a)) != edgeList(drawn(b)) || len(a.Edges) != len(b.Edges) {
+		t.Errorf("the saved spans draw another diagram:\n%s\n---\n%s", fromHub, fromFile)
+	}
+	// The design document draws the observed traffic and its drift too.
+	design := execIn(s.dir, "design", "--observed")
+	doc, err := design.Output()
+	if err != nil {
+		t.Fatalf("design --observed: %v", err)
+	}
+	for _, want := range []string{"As observed in traces", "```mermaid\nflowchart LR", "declared, not seen: payments --event--> bus payments.payment.refunded.v1"} {
+		if !strings.Contains(string(doc), want) {
+			t.Errorf("design --observed lacks %q", want)
+		}
+	}
 }
 
 // drawn is the diagram's call and event edges in metricEdges' terms.
