@@ -9,11 +9,14 @@
 #
 #   bench/orders.sh                      RATES="100 200 300" DURATION=20s
 #   SYNC=2m bench/orders.sh              the broker's fsync relaxed (see RESULTS.md)
+#   TRACES=nodb bench/orders.sh          no database spans; TRACES=off: no spans at all
+#                                        (default: what `up` does — every hop and statement)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RATES=${RATES:-"100 200 300"}
 DURATION=${DURATION:-20s}
 SYNC=${SYNC:-always}
+TRACES=${TRACES:-full}
 mkdir -p bench/out
 out=bench/out/orders-$(date +%Y%m%d-%H%M%S).txt
 bin=$(mktemp -d)/switchyard
@@ -29,11 +32,13 @@ run() { # engine rate
 	dir=$(mktemp -d)
 	sed -e 's/^    sync: always/    sync: '"$SYNC"'/' switchyard.yaml >"$dir/switchyard.yaml"
 	# Stock that lasts the run.
-	python3 - "$dir/switchyard.yaml" <<-'PY'
+	python3 - "$dir/switchyard.yaml" "$TRACES" <<-'PY'
 	import sys, re
 	p = sys.argv[1]; s = open(p).read()
 	s = s.replace("    description: Stock per product and the reservations orders hold, over gRPC.\n",
 	              "    description: Stock per product and the reservations orders hold, over gRPC.\n    settings: {seed_quantity: 10000000}\n", 1)
+	traces = {"full": "", "nodb": "  database_spans: false\n", "off": "  sample_ratio: 0\n"}[sys.argv[2]]
+	s = s.replace("telemetry:\n  log_level: info\n", "telemetry:\n  log_level: info\n" + traces, 1)
 	open(p, "w").write(s)
 	PY
 	local env=()
@@ -47,7 +52,7 @@ run() { # engine rate
 	grep -q "switchyard is up" "$dir/up.log" || { cat "$dir/up.log"; echo "up did not start" >&2; exit 1; }
 	local pids
 	pids=$(pgrep -P $up | tr '\n' ' ')
-	echo "== $engine, $rate orders/s for $DURATION (broker sync $SYNC)" | tee -a "$out"
+	echo "== $engine, $rate orders/s for $DURATION (broker sync $SYNC, traces $TRACES)" | tee -a "$out"
 	(cd "$dir" && env "${env[@]}" "$bin" load --rate "$rate" --duration "$DURATION" --customers 100 --settle 60s --record - \
 		>"$dir/load.out" 2>"$dir/load.err") &
 	local load=$!
