@@ -287,7 +287,7 @@ func (d *doc) tracing(cfg *config.Config) {
 	}
 	d.f("## Distributed tracing\n\n")
 	d.f("- Propagation: W3C `traceparent`/`tracestate` and baggage on every HTTP and gRPC call; in each event's CloudEvents extensions, so the consumer continues the writer's trace.\n")
-	d.f("- Spans: the gateway's and every service's server span; a client span per call (with each failed attempt as an event); a producer span when an event is written and another when the relay sends it; a consumer span per delivery; a span per saga step and compensation; a span per SQL statement inside a request when database spans are on (`telemetry.database_spans`; on under `switchyard up`).\n")
+	d.f("- Spans: the gateway's and every service's server span; a client span per call (with each failed attempt as an event); a producer span when an event is written, another when the relay sends it and another when a dead letter is replayed; a consumer span per delivery; a span per saga step and compensation; a span per SQL statement inside a request when database spans are on (`telemetry.database_spans`; on under `switchyard up`).\n")
 	d.f("- Sampling: %g of new traces, children following their parent.\n", ratio)
 	export := "none configured"
 	if cfg.Telemetry.OTLPEndpoint != "" {

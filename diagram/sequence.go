@@ -50,8 +50,8 @@ type Sequence struct {
 //   - each failed attempt a client span records is a failed call; a client span that
 //     failed with no server span below it is one too (the callee never answered);
 //   - an event is an asynchronous message from its sender to the bus (when the relay
-//     sent it, else when it was written) and from the bus to each consumer — a
-//     failed one when the handler failed;
+//     sent it, else when it was written; again when a dead letter is replayed) and
+//     from the bus to each consumer — a failed one when the handler failed;
 //   - a statement is a call to the service's database (repeats in a row folded);
 //   - a saga step is a note over its service.
 func SequenceOf(t observe.Trace) Sequence {
@@ -107,15 +107,18 @@ func SequenceOf(t observe.Trace) Sequence {
 				msgs = append(msgs, Message{At: s.End, From: s.Service, To: peer, Text: s.Name + ": " + cmp.Or(s.Status, "failed"), Arrow: Failed})
 			}
 		case s.Kind == observe.Producer && eventType != "":
-			relayed := s.Attr("outbox") != ""
-			if !relayed && sent[s.Attr("messaging.message.id")] {
+			relayed, replayed := s.Attr("outbox") != "", s.Attr("dead_letter.id") != ""
+			if !relayed && !replayed && sent[s.Attr("messaging.message.id")] {
 				continue // drawn when the relay sent it
 			}
-			arrow := Async
+			text, arrow := eventType, Async
+			if replayed {
+				text = "replay " + eventType + " (dead letter " + s.Attr("dead_letter.id") + ")"
+			}
 			if s.Error {
 				arrow = Failed
 			}
-			msgs = append(msgs, Message{At: s.Start, From: s.Service, To: Bus, Text: eventType, Arrow: arrow})
+			msgs = append(msgs, Message{At: s.Start, From: s.Service, To: Bus, Text: text, Arrow: arrow})
 		case s.Kind == observe.Consumer && eventType != "":
 			text, arrow := eventType, Async
 			if a := s.Attr("messaging.delivery.attempt"); a != "" && a != "1" {

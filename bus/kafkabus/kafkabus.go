@@ -33,6 +33,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/switchyard/switchyard/bus"
@@ -495,7 +496,10 @@ func (b *Bus) Replay(ctx context.Context, id string) error {
 	if dl.Event.ID == "" {
 		return fmt.Errorf("kafkabus: dead letter %s holds no event to replay", id)
 	}
-	if err := b.Publish(event.TraceContext(ctx, &dl.Event), dl.Event); err != nil {
+	pctx, span := bus.ReplaySpan(ctx, b.cfg.Tracer, &dl)
+	defer span.End()
+	if err := b.Publish(pctx, dl.Event); err != nil {
+		span.SetStatus(codes.Error, err.Error())
 		return err
 	}
 	return b.tombstone(ctx, id)

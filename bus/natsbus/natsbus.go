@@ -29,6 +29,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/switchyard/switchyard/bus"
@@ -572,12 +573,15 @@ func (b *Bus) Replay(ctx context.Context, id string) error {
 	if err != nil {
 		return fmt.Errorf("natsbus: %w", err)
 	}
-	msg, err := message(&encoded[0], relayHeader(event.TraceContext(ctx, &dl.Event)))
+	pctx, span := bus.ReplaySpan(ctx, b.cfg.Tracer, &dl)
+	defer span.End()
+	msg, err := message(&encoded[0], relayHeader(pctx))
 	if err != nil {
 		return err
 	}
 	msg.Header.Set(jetstream.MsgIDHeader, dl.Event.ID+"/replay/"+id)
 	if _, err := b.js.PublishMsg(ctx, msg); err != nil {
+		span.SetStatus(codes.Error, err.Error())
 		return fmt.Errorf("natsbus: replay %s: %w", id, err)
 	}
 	s, err := b.deadLetterStream(ctx)
