@@ -35,7 +35,8 @@ func order() observe.Trace {
 		"cloudevents.event_type", "orders.order.placed.v1", "messaging.delivery.attempt", "1")
 	failed.Error, failed.Status = true, "database is locked"
 	return observe.Trace{ID: strings.Repeat("a", 32), Spans: []observe.Span{
-		sp("s1", "", "gateway", "POST /api/v1/orders", observe.Server, 0, 30, "http.response.status_code", "201"),
+		// The client sent its own traceparent: its span is not among these.
+		sp("s1", "browser", "gateway", "POST /api/v1/orders", observe.Server, 0, 30, "http.response.status_code", "201"),
 		sp("c1", "s1", "gateway", "orders POST", observe.Client, 1, 29, "peer.service", "orders", "rpc.system", "http"),
 		sp("s2", "c1", "orders", "POST /v1/orders", observe.Server, 2, 28, "http.response.status_code", "201"),
 		grpc,

@@ -88,7 +88,7 @@ type Graph struct {
 //
 //   - a client span to a peer service is a call (HTTP or gRPC by rpc.system), failed
 //     when the span failed, with a retry for each failed attempt it records;
-//   - a server span with no parent is a call from outside (client);
+//   - a server span with no parent among the spans is a call from outside (client);
 //   - a span carrying an event type is a publication (producer; counted once per
 //     message) or a delivery (consumer; a redelivery counts as a retry);
 //   - a span carrying db.system.name is a statement on the service's database.
@@ -122,7 +122,9 @@ func Interactions(spans []observe.Span) Graph {
 			add(Edge{From: s.Service, To: DatabaseOf(s.Service), Protocol: SQL}, s.Error, 0)
 		case s.Kind == observe.Client && s.Attr("peer.service") != "":
 			add(Edge{From: s.Service, To: s.Attr("peer.service"), Protocol: protocolOf(s)}, s.Error, failedAttempts(s))
-		case s.Kind == observe.Server && s.ParentID == "":
+		case s.Kind == observe.Server && byID[s.ParentID] == nil:
+			// No parent, or one outside the spans (a client that sends its own
+			// traceparent): a call from outside.
 			add(Edge{From: Client, To: s.Service, Protocol: protocolOf(s)}, s.Error, 0)
 		case s.Kind == observe.Producer && eventType != "":
 			id := s.Attr("messaging.message.id")

@@ -79,11 +79,9 @@ func SequenceOf(t observe.Trace) Sequence {
 			}
 			msgs = append(msgs, Message{At: s.Start, From: s.Service, To: DatabaseOf(s.Service), Text: s.Name, Arrow: arrow})
 		case s.Kind == observe.Server:
-			caller := Client
+			caller := Client // no parent among the spans: a call from outside
 			if p := byID[s.ParentID]; p != nil {
 				caller = p.Service
-			} else if s.ParentID != "" {
-				caller = "?" // a caller whose span is not here
 			}
 			if caller == s.Service {
 				continue
