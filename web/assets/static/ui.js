@@ -49,6 +49,8 @@ async function open(tab) {
 // --- Topology: the interaction graph of the last minutes, breaker states on the edges.
 
 const columns = { client: 0, gateway: 1, bus: 4 };
+const windowSeconds = 300;
+const rate = (e) => `${(e.calls / windowSeconds).toFixed(2)}/s`;
 
 async function topology() {
   const [graph, breakers] = await Promise.all([
@@ -63,7 +65,7 @@ async function topology() {
   for (const e of edges) {
     const b = state.get(`${e.from}>${e.to}`) || '';
     body.append(el('tr', { class: b === 'open' ? 'bad' : '' }, el('td', {}, e.from), el('td', {}, e.to),
-      el('td', {}, e.protocol + (e.label ? ' ' + e.label : '')), el('td', {}, e.calls),
+      el('td', {}, e.protocol + (e.label ? ' ' + e.label : '')), el('td', {}, e.calls), el('td', {}, rate(e)),
       el('td', {}, e.errors ? `${e.errors} (${(100 * e.errors / e.calls).toFixed(1)}%)` : '0'),
       el('td', {}, e.retries || 0), el('td', {}, b)));
   }
@@ -113,6 +115,10 @@ function drawGraph(edges, state) {
     const broken = state.get(`${e.from}>${e.to}`) === 'open' || e.errors > 0;
     add('line', { x1: a.x + 130, y1: a.y + 16, x2: b.x, y2: b.y + 16,
       class: `edge ${e.protocol === 'event' ? 'async' : ''} ${broken ? 'failing' : ''}` });
+    if (e.protocol !== 'event') {
+      add('text', { x: (a.x + 130 + b.x) / 2, y: (a.y + b.y) / 2 + 12, class: 'rate', 'text-anchor': 'middle' },
+        rate(e) + (e.errors ? ` ${(100 * e.errors / e.calls).toFixed(1)}% err` : ''));
+    }
   }
   for (const [n, p] of pos) {
     const g = add('g', { class: 'node', 'data-name': n });
