@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -217,5 +218,37 @@ func getJSON(t *testing.T, url string, v any) {
 	}
 	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// The interactions of a Jaeger query API's answer, and one of its traces.
+func TestDiagramReadsJaeger(t *testing.T) {
+	doc := `{"data":[{"traceID":"00000000000000000000000000000abc","spans":[
+	  {"traceID":"abc","spanID":"1","operationName":"POST /v1/orders","references":[],"startTime":1700000000000000,"duration":9000,
+	   "tags":[{"key":"span.kind","value":"server"},{"key":"http.response.status_code","value":201}],"processID":"p1"},
+	  {"traceID":"abc","spanID":"2","operationName":"inventory POST","references":[{"refType":"CHILD_OF","spanID":"1"}],
+	   "startTime":1700000000001000,"duration":3000,"tags":[{"key":"span.kind","value":"client"},{"key":"peer.service","value":"inventory"},{"key":"rpc.system","value":"grpc"}],"processID":"p1"},
+	  {"traceID":"abc","spanID":"3","operationName":"POST /switchyard.inventory.v1.InventoryService/","references":[{"refType":"CHILD_OF","spanID":"2"}],
+	   "startTime":1700000000001500,"duration":2000,"tags":[{"key":"span.kind","value":"server"},{"key":"http.response.status_code","value":200}],"processID":"p2"}],
+	 "processes":{"p1":{"serviceName":"orders"},"p2":{"serviceName":"inventory"}}}]}`
+	var asked []string
+	jaeger := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		asked = append(asked, r.URL.String())
+		_, _ = w.Write([]byte(doc))
+	}))
+	defer jaeger.Close()
+	out := runInProcess(t, "", "diagram", "--jaeger", jaeger.URL, "--service", "orders", "--since", "1h", "--drift=false")
+	for _, want := range []string{"client  --HTTP-->  orders     1 calls", "orders  --gRPC-->  inventory  1 calls"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("diagram lacks %q:\n%s", want, out)
+		}
+	}
+	seq := runInProcess(t, "", "diagram", "--jaeger", jaeger.URL, "--trace", "00000000000000000000000000000abc", "--format", "mermaid")
+	if !strings.Contains(seq, "n_orders->>n_inventory: POST") || !strings.Contains(seq, "n_inventory-->>n_orders: 200") {
+		t.Errorf("sequence:\n%s", seq)
+	}
+	if len(asked) != 2 || !strings.HasPrefix(asked[0], "/api/traces?") || !strings.Contains(asked[0], "service=orders") ||
+		asked[1] != "/api/traces/00000000000000000000000000000abc" {
+		t.Errorf("asked Jaeger %v", asked)
 	}
 }

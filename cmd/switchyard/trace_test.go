@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
@@ -140,10 +141,17 @@ func builtinConfig(t *testing.T) *config.Config {
 // One order placed through the gateway is one trace: gateway, orders, users,
 // inventory, payments, each relay and every consumer continue the same trace.
 func TestOneOrderIsOneTraceAcrossEveryHop(t *testing.T) {
-	s := startUp(t, fullPlatform)
+	// An external OTLP/HTTP collector, named the standard way, gets every span too.
+	collector := observe.NewHub(observe.HubConfig{})
+	srv := httptest.NewServer(collector)
+	defer srv.Close()
+	s := startUp(t, fullPlatform, "OTEL_EXPORTER_OTLP_ENDPOINT="+srv.URL)
 	id, spans := s.orderTrace(t)
 	if err := continuity(builtinConfig(t), spans); err != nil {
 		t.Fatalf("trace %s (%d spans): %v", id, len(spans), err)
+	}
+	if external, err := collector.Trace(id); err != nil || len(external.Spans) != len(spans) {
+		t.Errorf("the external collector has %d of the trace's %d spans (%v)", len(external.Spans), len(spans), err)
 	}
 	services := map[string]bool{}
 	for _, sp := range spans {
