@@ -7,8 +7,11 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -202,4 +205,39 @@ func TestATraceIsBrokenWhereAHopDropsTheContext(t *testing.T) {
 		t.Fatalf("the check failed, but not at inventory: %v", err)
 	}
 	t.Logf("as expected: %v", err)
+}
+
+// logs --follow prints the lines of a running stack as they arrive, filtered, until
+// it is stopped.
+func TestLogsFollow(t *testing.T) {
+	hub := observe.NewHub(observe.HubConfig{})
+	srv := httptest.NewServer(hub)
+	defer srv.Close()
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, ".switchyard"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	stack := fmt.Sprintf(`{"pid":1,"data_dir":%q,"hub":%q,"broker":{"kind":"nats"},"services":[]}`, filepath.Join(dir, ".switchyard"), srv.URL)
+	if err := os.WriteFile(filepath.Join(dir, ".switchyard", "stack.json"), []byte(stack), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	hub.Log("orders", []byte(`{"level":"INFO","msg":"before"}`))
+	out := &lockedBuffer{}
+	cmd := execIn(dir, "logs", "--follow", "--service", "orders", "--level", "warn")
+	cmd.Stdout = out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	time.Sleep(300 * time.Millisecond)
+	hub.Log("orders", []byte(`{"level":"INFO","msg":"too quiet"}`))
+	hub.Log("payments", []byte(`{"level":"ERROR","msg":"another service"}`))
+	hub.Log("orders", []byte(`{"level":"WARN","msg":"breaker opened"}`))
+	waitUntil(t, "the followed line", 5*time.Second, func() bool { return strings.Contains(out.String(), "breaker opened") })
+	for _, not := range []string{"before", "too quiet", "another service"} {
+		if strings.Contains(out.String(), not) {
+			t.Errorf("logs --follow printed %q:\n%s", not, out.String())
+		}
+	}
+	_ = cmd.Process.Signal(syscall.SIGINT)
 }
