@@ -2,12 +2,14 @@ package bus
 
 import (
 	"context"
+	"fmt"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/switchyard/switchyard/event"
+	"github.com/switchyard/switchyard/problem"
 )
 
 // ReplaySpan starts the producer span of a dead letter's replay: it continues the
@@ -34,4 +36,13 @@ func ReplaySpan(ctx context.Context, tracer trace.Tracer, dl *DeadLetter) (conte
 	// Under the event's trace context (ctx's own when the event carries none), with
 	// ctx's cancellation.
 	return tracer.Start(event.TraceContext(ctx, &dl.Event), "replay "+dl.Event.Type, opts...)
+}
+
+// CheckReplay refuses to replay a dead letter whose event would be refused again
+// as it is (it breaks its schema): Unprocessable, naming the dead letter and why.
+func CheckReplay(reg *event.Registry, dl *DeadLetter) error {
+	if err := reg.Validate(&dl.Event); err != nil {
+		return &problem.Error{Kind: problem.Unprocessable, Detail: fmt.Sprintf("dead letter %s cannot be replayed: %v", dl.ID, err), Err: err}
+	}
+	return nil
 }

@@ -496,6 +496,9 @@ func (b *Bus) Replay(ctx context.Context, id string) error {
 	if dl.Event.ID == "" {
 		return fmt.Errorf("kafkabus: dead letter %s holds no event to replay", id)
 	}
+	if err := bus.CheckReplay(b.cfg.Registry, &dl); err != nil {
+		return err
+	}
 	pctx, span := bus.ReplaySpan(ctx, b.cfg.Tracer, &dl)
 	defer span.End()
 	if err := b.Publish(pctx, dl.Event); err != nil {

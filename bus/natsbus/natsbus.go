@@ -566,6 +566,9 @@ func (b *Bus) Replay(ctx context.Context, id string) error {
 	if dl.Event.ID == "" {
 		return fmt.Errorf("natsbus: dead letter %s holds no event to replay", id)
 	}
+	if err := bus.CheckReplay(b.cfg.Registry, &dl); err != nil {
+		return err
+	}
 	if _, err := b.stream(ctx, dl.Event.Domain()); err != nil {
 		return err
 	}

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
 )
 
 // The browser checks (headless Chromium through playwright-core, and the mermaid
@@ -91,6 +93,18 @@ func TestStorefrontAndDashboardInABrowser(t *testing.T) {
 	if out, err := execIn(s.dir, "grant", "ada@example.com", "admin").CombinedOutput(); err != nil {
 		t.Fatalf("grant: %v\n%s", err, out)
 	}
+	// A poison event (stock below zero) that catalog dead-letters, for the dashboard.
+	nc, err := nats.Connect(s.read().Broker.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	poison := `{"specversion":"1.0","id":"01a20000-0000-7000-8000-0000000000b1","type":"inventory.stock.changed.v1",` +
+		`"source":"/intruder","subject":"prod-kbd-001","time":"2026-11-22T00:00:00Z","datacontenttype":"application/json",` +
+		`"data":{"product_id":"prod-kbd-001","available":-5,"reserved":0,"sold":0,"reason":"stolen"}}`
+	if err := nc.Publish("events.inventory.stock.changed", []byte(poison)); err != nil {
+		t.Fatal(err)
+	}
 	shots := artifacts(t)
 	out := node(t, dir, "shop-and-dashboard.mjs", []string{"GATEWAY=" + gw, "ARTIFACTS=" + shots,
 		"ADMIN_EMAIL=ada@example.com", "ADMIN_PASSWORD=correct-horse-battery"})
@@ -103,6 +117,8 @@ func TestStorefrontAndDashboardInABrowser(t *testing.T) {
 		Messages     int      `json:"messages"`
 		LogLines     int      `json:"logLines"`
 		Sagas        []string `json:"sagas"`
+		DeadLetters  []string `json:"deadLetters"`
+		Replay       string   `json:"replay"`
 	}
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &found); err != nil {
@@ -121,6 +137,10 @@ func TestStorefrontAndDashboardInABrowser(t *testing.T) {
 	}
 	if !slices.Contains(found.Sagas, found.Order) {
 		t.Errorf("the sagas tab does not list order %s: %v", found.Order, found.Sagas)
+	}
+	if len(found.DeadLetters) != 1 || !strings.Contains(found.DeadLetters[0], "catalog | inventory.stock.changed.v1") ||
+		!strings.Contains(found.Replay, "minimum: got -5, want 0") {
+		t.Errorf("dead letters %q, replay %q; want the poison event listed and its replay refused with the reason", found.DeadLetters, found.Replay)
 	}
 	if found.Messages < 10 || found.LogLines < 2 {
 		t.Errorf("the sequence has %d messages and %d log lines; want a whole order's", found.Messages, found.LogLines)

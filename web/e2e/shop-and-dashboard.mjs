@@ -4,8 +4,8 @@
 //      orders it, and sees CONFIRMED arrive over the WebSocket;
 //   2. an administrator opens the dashboard, sees the topology, finds that order's
 //      trace by its id and sees its sequence diagram (client, gateway, orders,
-//      inventory, payments, the bus) and its log lines; then the dead letters and
-//      the sagas.
+//      inventory, payments, the bus) and its log lines; then a dead letter, whose
+//      replay is refused with the reason; then the sagas.
 //
 // Environment: GATEWAY (http://127.0.0.1:port), ADMIN_EMAIL, ADMIN_PASSWORD,
 // ARTIFACTS (a directory for the screenshots). Prints one JSON line of findings.
@@ -21,9 +21,14 @@ const errors = [];
 const findings = {};
 try {
   const context = await browser.newContext({ viewport: { width: 1400, height: 1000 } });
+  // Script errors and server errors fail the run. A 4xx is an answer the pages
+  // handle (the refused replay below), which the browser also logs to the console.
   const watch = (page, name) => {
     page.on('pageerror', (e) => errors.push(`${name}: ${e.message}`));
-    page.on('console', (m) => { if (m.type() === 'error') errors.push(`${name} console: ${m.text()}`); });
+    page.on('console', (m) => {
+      if (m.type() === 'error' && !/status of 4\d\d/.test(m.text())) errors.push(`${name} console: ${m.text()}`);
+    });
+    page.on('response', (r) => { if (r.status() >= 500) errors.push(`${name}: ${r.status()} from ${r.url()}`); });
   };
 
   // 1. The storefront.
@@ -76,8 +81,13 @@ try {
   findings.logLines = (await ui.textContent('#trace-logs')).split('\n').length;
   await ui.screenshot({ path: join(artifacts, 'dashboard-sequence.png'), fullPage: true });
 
+  // The test dead-lettered an event that breaks its schema: it is listed, and its
+  // replay is refused with the reason.
   await ui.click('#tabs button[data-tab=deadletters]');
-  await ui.waitForSelector('#dl-note, #dl tbody tr', { timeout: 10000 });
+  await ui.waitForSelector('#dl tbody tr button[data-replay]', { timeout: 15000 });
+  findings.deadLetters = await ui.$$eval('#dl tbody tr', (rs) => rs.map((r) => [...r.cells].map((c) => c.textContent).join(' | ')));
+  await ui.click('#dl tbody tr button[data-replay] >> nth=0');
+  findings.replay = await (await ui.waitForSelector('[data-refused]', { timeout: 10000 })).textContent();
   await ui.screenshot({ path: join(artifacts, 'dashboard-dead-letters.png'), fullPage: true });
   await ui.click('#tabs button[data-tab=sagas]');
   await ui.check('#all-sagas');

@@ -188,10 +188,16 @@ async function deadletters() {
   for (const d of items) {
     body.append(el('tr', {}, el('td', {}, d.id), el('td', {}, d.group), el('td', {}, d.event.type),
       el('td', {}, d.attempts), el('td', {}, d.last_error),
-      el('td', {}, el('button', { onclick: async (ev) => {
-        ev.target.disabled = true;
-        await api.call('POST', `/api/v1/admin/dead-letters/${encodeURIComponent(d.id)}/replay`);
-        ev.target.textContent = 'Replayed';
+      el('td', {}, el('button', { 'data-replay': d.id, onclick: async (ev) => {
+        const button = ev.target;
+        button.disabled = true;
+        try {
+          await api.call('POST', `/api/v1/admin/dead-letters/${encodeURIComponent(d.id)}/replay`);
+          button.textContent = 'Replayed';
+        } catch (e) {
+          // A replay the bus refuses (an event that breaks its schema) says why.
+          button.replaceWith(el('span', { class: 'error', 'data-refused': d.id }, 'Refused: ' + e.message));
+        }
       } }, 'Replay'))));
   }
 }
