@@ -10,8 +10,8 @@
 //     weight 10 beside one at 90 gets a tenth); PickFor makes the choice sticky per
 //     key (a user id) with weighted rendezvous hashing.
 //
-// Passive health: an instance that fails EjectAfter calls in a row (connection
-// errors or 5xx, as the caller reports them) is ejected for EjectBase × the number of
+// Passive health: an instance that refuses a connection, or fails EjectAfter calls
+// in a row (connection errors or 5xx, as the caller reports them), is ejected for EjectBase × the number of
 // times it has been ejected, capped at EjectMax; it returns by itself when the
 // interval ends. Never more than MaxEjectedPercent of the instances (half, by default)
 // are ejected at once, so a bad deploy of one version cannot empty the pool.
@@ -303,6 +303,9 @@ const (
 	Failure
 	// Canceled: the caller gave up; says nothing about the instance.
 	Canceled
+	// Unreachable: the instance refused the connection — nothing listens there (a
+	// crashed process whose registration has not expired yet). Ejected at once.
+	Unreachable
 )
 
 // Done ends a call begun with Pick, recording its latency and outcome.
@@ -320,7 +323,7 @@ func (b *Balancer) Done(e *Endpoint, latency time.Duration, outcome Outcome) {
 		}
 		return
 	}
-	if int(e.failures.Add(1)) >= b.cfg.EjectAfter {
+	if int(e.failures.Add(1)) >= b.cfg.EjectAfter || outcome == Unreachable {
 		b.eject(e, now)
 	}
 }

@@ -170,6 +170,23 @@ func TestRepeatedFailuresEjectForAGrowingIntervalThenReturn(t *testing.T) {
 	}
 }
 
+// An instance that refuses the connection is gone: ejected at the first refusal,
+// not after EjectAfter of them (a dead instance answers fastest of all, and would
+// otherwise draw the most calls until its registration expires).
+func TestARefusedConnectionEjectsAtOnce(t *testing.T) {
+	t.Parallel()
+	b := balancer.New(balancer.Config{EjectAfter: 5, EjectBase: time.Second})
+	b.Update(instances(3))
+	dead := b.Endpoints()[1]
+	b.Done(dead, time.Millisecond, balancer.Unreachable)
+	if !b.Ejected(dead) {
+		t.Fatal("not ejected after a refused connection")
+	}
+	if counts := pickN(t, b, 100); counts[dead.Instance.ID] != 0 {
+		t.Errorf("a refusing instance picked %d times", counts[dead.Instance.ID])
+	}
+}
+
 func TestNeverMoreThanHalfAreEjected(t *testing.T) {
 	t.Parallel()
 	for _, n := range []int{1, 2, 4, 5} {

@@ -37,8 +37,18 @@ type Config struct {
 	Name string
 	// MaxStore caps JetStream file storage in bytes [10 GiB].
 	MaxStore int64
+	// Cluster, when set, makes the server one node of a JetStream cluster.
+	Cluster *Cluster
 	// Logger receives the server's notices and errors. Nil means silent.
 	Logger *slog.Logger
+}
+
+// Cluster makes a server a node of a cluster: every node has the same Name, listens
+// for routes on its own Listen, and lists the others' route addresses in Routes.
+type Cluster struct {
+	Name   string
+	Listen string   // host:port
+	Routes []string // host:port of the other nodes
 }
 
 // Broker is a running embedded NATS server.
@@ -91,6 +101,19 @@ func Start(cfg Config) (*Broker, error) {
 		Authorization:     cfg.Token,
 		NoSigs:            true,
 		MaxPayload:        1 << 20,
+	}
+	if c := cfg.Cluster; c != nil {
+		chost, cport, err := net.SplitHostPort(c.Listen)
+		if err != nil {
+			return nil, fmt.Errorf("broker: cluster listen %q: %w", c.Listen, err)
+		}
+		opts.Cluster = server.ClusterOpts{Name: c.Name, Host: chost}
+		if opts.Cluster.Port, err = strconv.Atoi(cport); err != nil {
+			return nil, fmt.Errorf("broker: cluster listen %q: bad port", c.Listen)
+		}
+		for _, r := range c.Routes {
+			opts.Routes = append(opts.Routes, &url.URL{Scheme: "nats-route", Host: r})
+		}
 	}
 	srv, err := server.NewServer(opts)
 	if err != nil {

@@ -69,6 +69,11 @@ type Broker struct {
 
 	// Embedded configures the NATS server `up` runs when URL is empty.
 	Embedded EmbeddedBroker `yaml:"embedded"`
+
+	// Replicas is how many copies a JetStream cluster keeps of each stream and of
+	// the discovery bucket: 1 (the default) on one server, 3 on a three-node cluster
+	// so that losing a node loses nothing. NATS_REPLICAS overrides it.
+	Replicas int `yaml:"replicas"`
 }
 
 // EmbeddedBroker configures the NATS JetStream server embedded by `up`.

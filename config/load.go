@@ -82,7 +82,7 @@ func LoadFile(path string, getenv func(string) string) (*Config, error) {
 // Load parses a configuration named source (for messages), fills defaults, applies
 // the environment overrides read through getenv, and validates the result.
 //
-// Overrides: NATS_URL → broker.url; REDIS_URL → redis.url;
+// Overrides: NATS_URL → broker.url; NATS_REPLICAS → broker.replicas; REDIS_URL → redis.url;
 // OTEL_EXPORTER_OTLP_ENDPOINT → telemetry.otlp_endpoint; SWITCHYARD_HUB → telemetry.hub;
 // SWITCHYARD_DATA_DIR → data_dir; <NAME>_DATABASE_URL → services.<name>.database (name upper-cased, dashes
 // as underscores); DATABASE_URL → every other service's database: a PostgreSQL URL
@@ -200,6 +200,13 @@ func (c *Config) applyEnv(getenv func(string) string) Errors {
 			bad("NATS_URL", err.Error())
 		}
 		c.Broker.URL = v
+	}
+	if v := getenv("NATS_REPLICAS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			bad("NATS_REPLICAS", fmt.Sprintf("want 1 to 5, got %q", v))
+		}
+		c.Broker.Replicas = n
 	}
 	if v := getenv("REDIS_URL"); v != "" {
 		if err := checkURL(v, "redis", "rediss"); err != nil {

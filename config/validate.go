@@ -44,6 +44,9 @@ func (c *Config) validate() Errors {
 	} else if port == 4222 {
 		bad("broker.embedded.listen", "port 4222 is left to a NATS server you may run yourself; pick another (0 = any free port)")
 	}
+	if r := c.Broker.Replicas; r < 0 || r > 5 {
+		bad("broker.replicas", "want 1 to 5 (JetStream keeps at most five copies), got %d", r)
+	}
 	if s := c.Broker.Embedded.Sync; s != "always" {
 		if d, err := time.ParseDuration(s); err != nil || d <= 0 {
 			bad("broker.embedded.sync", "want \"always\" or a positive duration, got %q", s)

@@ -3,6 +3,7 @@ package discovery
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync/atomic"
@@ -153,6 +154,11 @@ func (k *KV) expiry(e jetstream.KeyValueEntry) time.Time {
 // each entry expires exactly three heartbeats after its last write (a crashed
 // instance announces nothing). While this process is disconnected from NATS nothing
 // expires: a broker outage must not empty every client's view.
+//
+// A watch that falls silent while instances are known is started over: every
+// instance writes each heartbeat, so two heartbeats without a word mean the
+// watcher's consumer was lost (its server left the cluster) rather than that every
+// instance died. The new watch's snapshot then replaces what was known.
 func (k *KV) Watch(ctx context.Context, service string) (<-chan []Instance, error) {
 	w, err := k.kv.Watch(ctx, service+".*")
 	if err != nil {
@@ -161,67 +167,111 @@ func (k *KV) Watch(ctx context.Context, service string) (<-chan []Instance, erro
 	out := make(chan []Instance, 1)
 	go func() {
 		defer close(out)
-		defer func() { _ = w.Stop() }()
-		type live struct {
-			inst    Instance
-			expires time.Time
-		}
-		entries := map[string]live{}
 		var last []Instance
-		ready := false
-		timer := time.NewTimer(time.Hour)
-		defer timer.Stop()
-		emit := func() {
-			now := time.Now()
-			next := now.Add(time.Hour)
-			list := make([]Instance, 0, len(entries))
-			connected := k.js.Conn().IsConnected()
-			for key, e := range entries {
-				if connected && !e.expires.After(now) {
-					delete(entries, key)
-					continue
-				}
-				list = append(list, e.inst)
-				if e.expires.Before(next) {
-					next = e.expires
-				}
-			}
-			if !connected {
-				next = now.Add(k.cfg.Heartbeat)
-			}
-			timer.Reset(max(time.Until(next), time.Millisecond))
-			sortInstances(list)
-			if last == nil || !equalSets(list, last) {
-				last = list
-				send(out, list)
-			}
-		}
+		entries := map[string]kvEntry{}
 		for {
-			select {
-			case <-ctx.Done():
+			stale := k.follow(ctx, w, service, entries, &last, out)
+			_ = w.Stop()
+			if !stale || ctx.Err() != nil {
 				return
-			case e, ok := <-w.Updates():
-				if !ok {
+			}
+			k.cfg.Logger.Warn("discovery: the watch fell silent; watching again", "dependency", service)
+			for {
+				if w, err = k.kv.Watch(ctx, service+".*"); err == nil {
+					break
+				}
+				select {
+				case <-ctx.Done():
 					return
-				}
-				if e == nil {
-					ready = true
-				} else if inst, ok := decode(e, service); ok && e.Operation() == jetstream.KeyValuePut {
-					entries[e.Key()] = live{inst: inst, expires: k.expiry(e)}
-				} else {
-					delete(entries, e.Key())
-				}
-				if ready {
-					emit()
-				}
-			case <-timer.C:
-				if ready {
-					emit()
+				case <-time.After(k.cfg.Heartbeat):
 				}
 			}
 		}
 	}()
 	return out, nil
+}
+
+type kvEntry struct {
+	inst    Instance
+	expires time.Time
+}
+
+// follow applies w's updates to entries and sends each new set of instances, until
+// ctx ends or the watcher closes (false), or it stays silent for two heartbeats
+// while instances are known (true). After a restart, entries the new watcher's
+// snapshot does not hold are dropped once the snapshot is complete.
+func (k *KV) follow(ctx context.Context, w jetstream.KeyWatcher, service string, entries map[string]kvEntry, last *[]Instance, out chan []Instance) bool {
+	ready := false
+	seen := map[string]bool{} // keys of the current watcher's snapshot
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	silence := time.NewTicker(k.cfg.Heartbeat)
+	defer silence.Stop()
+	heard := time.Now()
+	emit := func() {
+		now := time.Now()
+		next := now.Add(time.Hour)
+		list := make([]Instance, 0, len(entries))
+		connected := k.js.Conn().IsConnected()
+		for key, e := range entries {
+			if connected && !e.expires.After(now) {
+				delete(entries, key)
+				continue
+			}
+			list = append(list, e.inst)
+			if e.expires.Before(next) {
+				next = e.expires
+			}
+		}
+		if !connected {
+			next = now.Add(k.cfg.Heartbeat)
+		}
+		timer.Reset(max(time.Until(next), time.Millisecond))
+		sortInstances(list)
+		if *last == nil || !equalSets(list, *last) {
+			*last = list
+			send(out, list)
+		}
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return false
+		case e, ok := <-w.Updates():
+			if !ok {
+				return false
+			}
+			heard = time.Now()
+			if e == nil {
+				if !ready {
+					for key := range entries { // gone while the previous watch was silent
+						if !seen[key] {
+							delete(entries, key)
+						}
+					}
+				}
+				ready = true
+			} else {
+				seen[e.Key()] = true
+				if inst, ok := decode(e, service); ok && e.Operation() == jetstream.KeyValuePut {
+					entries[e.Key()] = kvEntry{inst: inst, expires: k.expiry(e)}
+				} else {
+					delete(entries, e.Key())
+				}
+			}
+			if ready {
+				emit()
+			}
+		case <-timer.C:
+			if ready {
+				emit()
+			}
+		case <-silence.C:
+			if len(entries) > 0 && k.js.Conn().IsConnected() && time.Since(heard) > 2*k.cfg.Heartbeat {
+				return true
+			}
+		}
+	}
 }
 
 // measureSkew estimates how far the server's clock is ahead of ours, by writing a key
@@ -233,7 +283,21 @@ func (k *KV) measureSkew(ctx context.Context) error {
 		return err
 	}
 	after := time.Now()
-	e, err := k.kv.Get(ctx, key)
+	// In a cluster, any replica answers a read (a direct get), and a follower may not
+	// hold the write yet: read again, briefly, until it does.
+	var e jetstream.KeyValueEntry
+	var err error
+	for wait := 10 * time.Millisecond; ; wait *= 2 {
+		e, err = k.kv.Get(ctx, key)
+		if !errors.Is(err, jetstream.ErrKeyNotFound) || wait > time.Second {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+	}
 	if err != nil {
 		return err
 	}

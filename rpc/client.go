@@ -27,6 +27,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"syscall"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -289,11 +290,13 @@ func (c *Client) attempt(r *http.Request) (*http.Response, error) {
 	switch {
 	case err != nil && errors.Is(r.Context().Err(), context.Canceled):
 		outcome = balancer.Canceled
+	case err != nil && errors.Is(err, syscall.ECONNREFUSED):
+		outcome = balancer.Unreachable
 	case err != nil, resp.StatusCode >= 500:
 		outcome = balancer.Failure
 	}
 	c.bal.Done(ep, time.Since(start), outcome)
-	if outcome == balancer.Failure {
+	if outcome == balancer.Failure || outcome == balancer.Unreachable {
 		detail := "transport error"
 		if resp != nil {
 			detail = resp.Status

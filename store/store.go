@@ -25,6 +25,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -254,6 +255,24 @@ func operation(query string) string {
 }
 
 func openPostgres(ctx context.Context, cfg Config) (*DB, error) {
+	// pool_max_conns (as pgxpool names it) caps the pool from the URL, so that
+	// replicas sharing one server stay within its max_connections. PostgreSQL would
+	// refuse it as a run-time parameter, so it is taken out.
+	u, err := url.Parse(cfg.URL)
+	if err != nil {
+		return nil, fmt.Errorf("open database %s: %w", redactURL(cfg.URL), err)
+	}
+	q := u.Query()
+	if v := q.Get("pool_max_conns"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("open database %s: pool_max_conns must be a positive number, got %q", redactURL(cfg.URL), v)
+		}
+		cfg.MaxOpenConns = n
+		q.Del("pool_max_conns")
+		u.RawQuery = q.Encode()
+		cfg.URL = u.String()
+	}
 	pcfg, err := pgx.ParseConfig(cfg.URL)
 	if err != nil {
 		return nil, fmt.Errorf("open database %s: %w", redactURL(cfg.URL), err)

@@ -224,3 +224,28 @@ func ExampleOpen() {
 	fmt.Println(db.Dialect())
 	// Output: sqlite
 }
+
+// pool_max_conns in a PostgreSQL URL caps the pool (and is not sent to the server);
+// a bad value is refused, naming it.
+func TestPoolSizeFromTheURL(t *testing.T) {
+	server := os.Getenv(storetest.PostgresEnv)
+	if server == "" {
+		t.Skip("needs " + storetest.PostgresEnv)
+	}
+	base := storetest.PostgresDatabase(t, server)
+	sep := "?"
+	if strings.Contains(base, "?") {
+		sep = "&"
+	}
+	db, err := store.Open(context.Background(), store.Config{URL: base + sep + "pool_max_conns=3"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if got := db.Stats().MaxOpenConnections; got != 3 {
+		t.Errorf("pool of %d, want 3", got)
+	}
+	if _, err := store.Open(context.Background(), store.Config{URL: base + sep + "pool_max_conns=many"}); err == nil || !strings.Contains(err.Error(), "pool_max_conns") {
+		t.Errorf("a bad pool size: %v", err)
+	}
+}

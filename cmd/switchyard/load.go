@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/switchyard/switchyard/config"
@@ -19,6 +21,7 @@ func cmdLoad(ctx context.Context, e *env, args []string) error {
 	declines := fs.Float64("declines", 0.1, "`share` of orders paid with a card that declines")
 	maxInFlight := fs.Int("max-in-flight", 1000, "orders in flight at most; beyond, an order is counted as not sent")
 	viaGateway := fs.Bool("gateway", false, "go through the gateway's public API, as customers' apps do, instead of to each service")
+	target := fs.String("target", "", "the gateway's base `URL` (implies --gateway; default: the local stack's gateway)")
 	settle := fs.Duration("settle", 30*time.Second, "how `long` to wait after the last order for orders to finish")
 	seed := fs.Uint64("seed", 0, "seed of the choices, to repeat a run (default random)")
 	record := fs.String("record", "", "`file` the accepted order ids are appended to, for switchyard check (default <data dir>/accepted-orders.txt; - for none)")
@@ -47,17 +50,23 @@ func cmdLoad(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	if *viaGateway {
-		if cfg.Gateway == nil {
-			return usageErrorf("--gateway: %s declares no gateway", cfg.Source)
-		}
-		gw, err := serviceURLs(cfg, "gateway")
-		if err != nil {
-			return err
+	if *viaGateway || *target != "" {
+		base := strings.TrimSuffix(*target, "/")
+		if base == "" {
+			if cfg.Gateway == nil {
+				return usageErrorf("--gateway: %s declares no gateway", cfg.Source)
+			}
+			gw, err := serviceURLs(cfg, "gateway")
+			if err != nil {
+				return err
+			}
+			base = gw["gateway"]
+		} else if u, err := url.Parse(base); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return usageErrorf("--target: want http(s)://host:port, got %q", *target)
 		}
 		// The public paths are the services' own under /api.
 		for _, s := range []string{"users", "catalog", "orders"} {
-			urls[s] = gw["gateway"] + "/api"
+			urls[s] = base + "/api"
 		}
 	}
 	lc := loadgen.Config{

@@ -77,7 +77,7 @@ func (p *process) discovery(ctx context.Context) (discovery.Registry, discovery.
 		if err != nil {
 			return nil, nil, err
 		}
-		kv, err := discovery.NewKV(ctx, js, discovery.KVConfig{Heartbeat: d.Heartbeat.Std(), Logger: p.log})
+		kv, err := discovery.NewKV(ctx, js, discovery.KVConfig{Heartbeat: d.Heartbeat.Std(), Replicas: p.cfg.Broker.Replicas, Logger: p.log})
 		if err != nil {
 			return nil, nil, err
 		}

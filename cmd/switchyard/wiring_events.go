@@ -49,7 +49,7 @@ func (p *process) bus() (bus.Bus, error) {
 		if err != nil {
 			return nil, fmt.Errorf("event bus: %w", err)
 		}
-		b, err := natsbus.New(nc, natsbus.Config{Registry: reg, Tracer: p.tracing.Tracer("switchyard/bus"), Logger: p.log, Metrics: p.busMetrics})
+		b, err := natsbus.New(nc, natsbus.Config{Registry: reg, Replicas: p.cfg.Broker.Replicas, Tracer: p.tracing.Tracer("switchyard/bus"), Logger: p.log, Metrics: p.busMetrics})
 		if err != nil {
 			return nil, err
 		}

@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"slices"
@@ -66,6 +67,9 @@ type Summary struct {
 	Reasons  map[string]int
 	// Errors counts failed requests by what failed.
 	Errors map[string]int
+	// Waited counts answers that asked to come back later (429 or 503 with
+	// Retry-After) and were tried again, by status.
+	Waited map[string]int
 	// Confirmed per second of the run, and the time the last order took to finish.
 	ConfirmedPerSecond float64
 	Unfinished         int
@@ -85,6 +89,7 @@ type runner struct {
 	mu        sync.Mutex
 	latencies []time.Duration
 	errors    map[string]int
+	waited    map[string]int
 	orders    []acceptedOrder
 }
 
@@ -124,7 +129,7 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 		t.MaxIdleConns, t.MaxIdleConnsPerHost = cfg.MaxInFlight, cfg.MaxInFlight
 		cfg.Client = &http.Client{Transport: t, Timeout: 30 * time.Second}
 	}
-	r := &runner{cfg: cfg, client: cfg.Client, errors: map[string]int{}}
+	r := &runner{cfg: cfg, client: cfg.Client, errors: map[string]int{}, waited: map[string]int{}}
 	customers, err := r.signUp(ctx)
 	if err != nil {
 		return nil, err
@@ -156,8 +161,10 @@ func (r *runner) call(ctx context.Context, method, url, token string, body any, 
 		}
 		payload = b
 	}
-	// A rate limit (the gateway's) is honoured as a customer's app would: wait as
-	// told, a few times, then give up.
+	// "Come back later" — a rate limit (429) or a dependency briefly unavailable
+	// (503), with Retry-After — is honoured as a customer's app would: wait as told,
+	// a few times, then give up. Writes are safe to repeat: orders carry an
+	// Idempotency-Key, and a repeated registration answers 409 (see signUp).
 	var resp *http.Response
 	for try := 1; ; try++ {
 		var rd io.Reader
@@ -181,10 +188,14 @@ func (r *runner) call(ctx context.Context, method, url, token string, body any, 
 		if err != nil {
 			return 0, err
 		}
-		wait, _ := strconv.Atoi(resp.Header.Get("Retry-After"))
-		if resp.StatusCode != http.StatusTooManyRequests || try == 5 || wait < 0 || wait > 10 {
+		wait, err := strconv.Atoi(resp.Header.Get("Retry-After"))
+		later := resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable
+		if !later || err != nil || try == 5 || wait < 0 || wait > 10 {
 			break
 		}
+		r.mu.Lock()
+		r.waited[strconv.Itoa(resp.StatusCode)]++
+		r.mu.Unlock()
 		_, _ = io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
 		select {
@@ -226,8 +237,9 @@ func (r *runner) signUp(ctx context.Context) ([]customer, error) {
 			var reg struct {
 				ID string `json:"id"`
 			}
-			if _, err := r.call(ctx, "POST", r.cfg.UsersURL+"/v1/auth/register", "",
-				map[string]string{"email": c.email, "password": password, "name": fmt.Sprintf("Load %d", i)}, nil, &reg); err != nil {
+			// 409: a first try registered the customer but its answer was lost.
+			if code, err := r.call(ctx, "POST", r.cfg.UsersURL+"/v1/auth/register", "",
+				map[string]string{"email": c.email, "password": password, "name": fmt.Sprintf("Load %d", i)}, nil, &reg); err != nil && code != http.StatusConflict {
 				errs[i] = fmt.Errorf("register: %w", err)
 				return
 			}
@@ -456,7 +468,7 @@ func (r *runner) summary(elapsed time.Duration) *Summary {
 	s := &Summary{
 		Scheduled: int(r.started.Load()), Accepted: int(r.accepted.Load()), Refused: int(r.refused.Load()),
 		Failed: int(r.failed.Load()), NotSent: int(r.notSent.Load()), Elapsed: elapsed,
-		Errors: r.errors, Outcomes: map[string]int{}, Reasons: map[string]int{},
+		Errors: r.errors, Waited: maps.Clone(r.waited), Outcomes: map[string]int{}, Reasons: map[string]int{},
 	}
 	lat := slices.Clone(r.latencies)
 	slices.Sort(lat)
@@ -574,6 +586,9 @@ func (s *Summary) Write(w io.Writer) {
 	fmt.Fprintf(w, "confirmed        %.1f orders/s over the run\n", s.ConfirmedPerSecond)
 	if len(s.Errors) > 0 {
 		fmt.Fprintf(w, "errors           %s\n", tally(s.Errors))
+	}
+	if len(s.Waited) > 0 {
+		fmt.Fprintf(w, "told to wait     %s (tried again after Retry-After)\n", tally(s.Waited))
 	}
 }
 
