@@ -83,6 +83,7 @@ func LoadFile(path string, getenv func(string) string) (*Config, error) {
 // the environment overrides read through getenv, and validates the result.
 //
 // Overrides: NATS_URL → broker.url; NATS_REPLICAS → broker.replicas; REDIS_URL → redis.url;
+// SWITCHYARD_DISCOVERY → discovery.kind; SWITCHYARD_DISCOVERY_DNS_NAME → discovery.dns.name;
 // OTEL_EXPORTER_OTLP_ENDPOINT → telemetry.otlp_endpoint; SWITCHYARD_HUB → telemetry.hub;
 // SWITCHYARD_DATA_DIR → data_dir; <NAME>_DATABASE_URL → services.<name>.database (name upper-cased, dashes
 // as underscores); DATABASE_URL → every other service's database: a PostgreSQL URL
@@ -219,6 +220,12 @@ func (c *Config) applyEnv(getenv func(string) string) Errors {
 			bad("OTEL_EXPORTER_OTLP_ENDPOINT", err.Error())
 		}
 		c.Telemetry.OTLPEndpoint = v
+	}
+	if v := getenv("SWITCHYARD_DISCOVERY"); v != "" {
+		c.Discovery.Kind = v // validated with the file's own value below
+	}
+	if v := getenv("SWITCHYARD_DISCOVERY_DNS_NAME"); v != "" {
+		c.Discovery.DNS.Name = v
 	}
 	if v := getenv("SWITCHYARD_HUB"); v != "" {
 		if _, _, err := splitHostPort(v); err != nil {

@@ -4,19 +4,25 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/goccy/go-yaml"
 
+	"github.com/switchyard/switchyard"
 	"github.com/switchyard/switchyard/api/events"
 	"github.com/switchyard/switchyard/api/gen/switchyard/inventory/v1/inventoryv1connect"
 	"github.com/switchyard/switchyard/api/gen/switchyard/payments/v1/paymentsv1connect"
+	"github.com/switchyard/switchyard/authn"
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/design"
 	"github.com/switchyard/switchyard/diagram"
 	"github.com/switchyard/switchyard/internal/shop/orders"
+	"github.com/switchyard/switchyard/manifests"
 	"github.com/switchyard/switchyard/monitoring"
 	"github.com/switchyard/switchyard/resilience"
 )
@@ -117,24 +123,51 @@ func cmdDesign(ctx context.Context, e *env, args []string) error {
 
 // cmdDeploy renders deployment artefacts from switchyard.yaml.
 func cmdDeploy(_ context.Context, e *env, args []string) error {
-	if len(args) == 0 || args[0] != "monitoring" {
-		return usageErrorf("deploy needs a target: monitoring")
+	targets := map[string]string{
+		"monitoring": "deploy",            // prometheus/rules.yml, grafana/switchyard.json
+		"kubernetes": "deploy/kubernetes", // base/, overlays/dev, overlays/prod
+		"identities": "",                  // a key per service and the trust bundle
 	}
-	fs := newFlags(e, "deploy monitoring")
+	if len(args) == 0 {
+		return usageErrorf("deploy needs a target: monitoring, kubernetes or identities")
+	}
+	def, ok := targets[args[0]]
+	if !ok {
+		return usageErrorf("deploy: no target %q (monitoring, kubernetes, identities)", args[0])
+	}
+	fs := newFlags(e, "deploy "+args[0])
 	configPath := configFlag(fs)
-	dir := fs.String("out", "deploy", "the `directory` to write prometheus/rules.yml and grafana/switchyard.json under")
+	dir := fs.String("out", def, "the `directory` to write into")
 	if err := parse(fs, args[1:]); err != nil {
 		return err
 	}
-	cfg, _, err := loadConfig(e, *configPath)
+	if *dir == "" {
+		return usageErrorf("deploy identities needs --out: the directory for the keys (keep it secret)")
+	}
+	cfg, source, err := loadConfig(e, *configPath)
 	if err != nil {
 		return err
 	}
-	files, err := monitoringFiles(cfg)
+	var files map[string][]byte
+	switch args[0] {
+	case "monitoring":
+		files, err = monitoringFiles(cfg)
+	case "kubernetes":
+		files, err = kubernetesFiles(cfg, source)
+	case "identities":
+		names := append(cfg.ServiceNames(), "gateway")
+		bundle, err := authn.EnsureIdentities(*dir, names)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "keys for %s in %s (one per service: <name>.key); trust bundle %s\n", strings.Join(names, ", "), *dir, bundle)
+		return nil
+	}
 	if err != nil {
 		return err
 	}
-	for name, data := range files {
+	for _, name := range slices.Sorted(maps.Keys(files)) {
+		data := files[name]
 		path := filepath.Join(*dir, name)
 		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil { //nolint:gosec // a directory of the repository
 			return err
@@ -145,6 +178,27 @@ func cmdDeploy(_ context.Context, e *env, args []string) error {
 		fmt.Fprintf(e.stdout, "wrote %s\n", path)
 	}
 	return nil
+}
+
+// kubernetesFiles are the kustomize base and overlays, by path under
+// deploy/kubernetes. The configuration travels as the file it was read from (the
+// built-in one when there is none).
+func kubernetesFiles(cfg *config.Config, source string) (map[string][]byte, error) {
+	raw := switchyard.DefaultConfig
+	if source != "" {
+		b, err := os.ReadFile(source)
+		if err != nil {
+			return nil, err
+		}
+		raw = b
+	}
+	usesRedis := map[string]bool{"gateway": true, "catalog": true} // rate limits; the catalog's cache
+	var services []manifests.Service
+	for _, s := range platformServices(cfg) {
+		services = append(services, manifests.Service{Name: s.Name, Calls: slices.Sorted(maps.Keys(s.Dependencies)),
+			Database: s.Name != "gateway", Redis: usesRedis[s.Name], Public: s.Name == "gateway"})
+	}
+	return manifests.Render(manifests.Input{Services: services, Config: raw, Image: "ghcr.io/switchyard/switchyard"})
 }
 
 // monitoringFiles are the rendered rule file and dashboard, by path under deploy/.

@@ -73,8 +73,8 @@ func commands() map[string]command {
 			run:     cmdDesign,
 		},
 		"deploy": {
-			summary: "render deployment artefacts from switchyard.yaml: monitoring (Prometheus rules, Grafana dashboard)",
-			usage:   "deploy monitoring [--out deploy]",
+			summary: "render deployment artefacts from switchyard.yaml: monitoring (Prometheus rules, Grafana dashboard), kubernetes (kustomize base and overlays), identities (service keys)",
+			usage:   "deploy monitoring|kubernetes|identities [--out dir]",
 			run:     cmdDeploy,
 		},
 		"token": {
