@@ -65,7 +65,7 @@ var engines = map[string]struct {
 // are created by the operator (README "Running in production").
 const (
 	ConnectionsSecret = "switchyard-connections" // NATS_URL, DATABASE_URL, REDIS_URL, NATS_REPLICAS
-	TrustSecret       = "switchyard-trust"       // bundle.pem: every service's public key
+	TrustSecret       = "switchyard-trust"       // bundle.json: every service's public key
 	configMap         = "switchyard-config"
 )
 
@@ -193,7 +193,7 @@ func deployment(s Service, image string) *appsv1.Deployment {
 		{Name: "SWITCHYARD_DISCOVERY", Value: "dns"},
 		{Name: "SWITCHYARD_DISCOVERY_DNS_NAME", Value: "%s.$(POD_NAMESPACE).svc.cluster.local"},
 		{Name: "SWITCHYARD_SERVICE_KEY", Value: "/var/run/switchyard/identity/key.pem"},
-		{Name: "SWITCHYARD_TRUST_BUNDLE", Value: "/var/run/switchyard/trust/bundle.pem"},
+		{Name: "SWITCHYARD_TRUST_BUNDLE", Value: "/var/run/switchyard/trust/bundle.json"},
 	}
 	probe := func(path string, period int32) *corev1.Probe {
 		return &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: path, Port: intstr.FromString("http")}},
