@@ -48,7 +48,23 @@ func TestCommandLine(t *testing.T) {
 		{"up with an unknown service", []string{"up", "--services", "users,billing"}, 2, `--services: no service "billing"`},
 		{"broken platform file", []string{"up", "--config", broken}, 2, "broken.yaml:6:7: services.users.dependencies.payments: no service \"payments\" is declared"},
 		{"missing platform file", []string{"serve", "users", "--config", filepath.Join(dir, "nope.yaml")}, 2, "no such file"},
+		{"deploy without a target", []string{"deploy"}, 2, "deploy needs a target"},
+		{"deploy an unknown target", []string{"deploy", "helm"}, 2, `no target "helm"`},
+		{"deploy identities without --out", []string{"deploy", "identities"}, 2, "needs --out"},
+		{"deploy identities", []string{"deploy", "identities", "--out", filepath.Join(dir, "ids")}, 0, "bundle.json"},
+		{"diagram of a malformed trace id", []string{"diagram", "--trace", "xyz"}, 2, "32 hex digits"},
+		{"diagram from two sources", []string{"diagram", "--jaeger", "http://j", "--file", "f.json"}, 2, "pick one"},
+		{"diagram without a stack", []string{"diagram"}, 1, "no running stack"},
+		{"logs at a bad level", []string{"logs", "--level", "loud"}, 2, "--level"},
+		{"load to a bad target", []string{"load", "--target", "ftp://x"}, 2, "--target"},
 	}
+	defer func() {
+		for _, name := range []string{"users", "gateway"} {
+			if _, err := os.Stat(filepath.Join(dir, "ids", name+".key")); err != nil {
+				t.Errorf("deploy identities wrote no key for %s: %v", name, err)
+			}
+		}
+	}()
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			code, stdout, stderr := runCLI(t, dir, tc.args...)
