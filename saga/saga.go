@@ -51,6 +51,7 @@ import (
 	mrand "math/rand/v2"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -60,6 +61,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 
+	"github.com/switchyard/switchyard/problem"
 	"github.com/switchyard/switchyard/store"
 )
 
@@ -180,7 +182,9 @@ type Config[T any] struct {
 	Lease time.Duration
 	// Scan is how often sagas with expired leases are looked for [1s].
 	Scan time.Duration
-	// MaxConcurrent caps the sagas this orchestrator runs at once [256].
+	// MaxConcurrent caps the sagas this orchestrator runs at once [256]. Once as
+	// many again wait for a slot, Start refuses new sagas (Unavailable, retry in a
+	// second) rather than queue them past their deadlines.
 	MaxConcurrent int
 	// Backoff and MaxBackoff space the retries of a failing step or compensation
 	// (exponential, full jitter) [50ms, 2s].
@@ -228,6 +232,7 @@ type Orchestrator[T any] struct {
 	stopping bool
 	wg       sync.WaitGroup
 	slots    chan struct{}
+	waiting  atomic.Int64 // launched sagas waiting for a slot
 
 	metrics metrics
 }
@@ -306,6 +311,11 @@ var propagator = propagation.TraceContext{}
 // The saga continues the trace of ctx. When the orchestrator is stopping the saga
 // is recorded but left for the next one to take over.
 func (o *Orchestrator[T]) Start(ctx context.Context, id string, data T, with func(*sql.Tx) error) error {
+	if o.waiting.Load() >= int64(o.cfg.MaxConcurrent) {
+		o.metrics.refused.Inc()
+		return &problem.Error{Kind: problem.Unavailable, RetryAfter: time.Second,
+			Detail: fmt.Sprintf("too many %ss in progress here; try again shortly", o.def.Name)}
+	}
 	raw, err := json.Marshal(&data)
 	if err != nil {
 		return fmt.Errorf("saga %s: encode data: %w", o.def.Name, err)
@@ -541,9 +551,11 @@ func (o *Orchestrator[T]) launch(ctx context.Context, inst *Instance[T]) {
 	o.running[inst.ID] = true
 	o.wg.Add(1)
 	o.mu.Unlock()
+	o.waiting.Add(1)
 	go func() {
 		defer o.wg.Done()
 		o.slots <- struct{}{}
+		o.waiting.Add(-1)
 		defer func() { <-o.slots }()
 		o.metrics.active.Inc()
 		defer o.metrics.active.Dec()
@@ -762,6 +774,7 @@ func (o *Orchestrator[T]) traced(ctx context.Context, inst *Instance[T], step, a
 type metrics struct {
 	started   prometheus.Counter
 	recovered prometheus.Counter
+	refused   prometheus.Counter
 	active    prometheus.Gauge
 	finished  *prometheus.CounterVec
 	duration  *prometheus.HistogramVec
@@ -772,6 +785,7 @@ func (m *metrics) register(reg prometheus.Registerer, name string) error {
 	labels := prometheus.Labels{"saga": name}
 	m.started = prometheus.NewCounter(prometheus.CounterOpts{Name: "saga_started_total", Help: "Sagas started.", ConstLabels: labels})
 	m.recovered = prometheus.NewCounter(prometheus.CounterOpts{Name: "saga_recovered_total", Help: "Sagas taken over after their owner's lease expired.", ConstLabels: labels})
+	m.refused = prometheus.NewCounter(prometheus.CounterOpts{Name: "saga_refused_total", Help: "Sagas refused at start because as many as can run were already waiting.", ConstLabels: labels})
 	m.active = prometheus.NewGauge(prometheus.GaugeOpts{Name: "saga_active", Help: "Sagas this process is running now.", ConstLabels: labels})
 	m.finished = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "saga_finished_total", Help: "Sagas ended, by outcome (done, compensated, stuck).", ConstLabels: labels}, []string{"outcome"})
 	m.duration = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "saga_duration_seconds", Help: "Time from a saga's start to its end, by outcome.",
@@ -781,7 +795,7 @@ func (m *metrics) register(reg prometheus.Registerer, name string) error {
 	if reg == nil {
 		return nil
 	}
-	for _, c := range []prometheus.Collector{m.started, m.recovered, m.active, m.finished, m.duration, m.step} {
+	for _, c := range []prometheus.Collector{m.started, m.recovered, m.refused, m.active, m.finished, m.duration, m.step} {
 		if err := reg.Register(c); err != nil {
 			return fmt.Errorf("saga %s metrics: %w", name, err)
 		}

@@ -16,6 +16,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
+	"github.com/switchyard/switchyard/problem"
 	"github.com/switchyard/switchyard/saga"
 	"github.com/switchyard/switchyard/store"
 	"github.com/switchyard/switchyard/store/storetest"
@@ -531,4 +532,39 @@ func TestManySagasAtOnce(t *testing.T) {
 			t.Errorf("%d done, %d effects; want 200 and 800", done, effects)
 		}
 	})
+}
+
+// An orchestrator with every slot taken and as many sagas again waiting refuses the
+// next one at once — Unavailable, retry in a second, nothing recorded — rather than
+// queue it past its deadline; once slots free up, it takes new sagas again.
+func TestAFullOrchestratorRefusesNewSagasUpFront(t *testing.T) {
+	t.Parallel()
+	db := openDB(t, storetest.Targets(t)[0].URL)
+	w := newWorld(db)
+	release := make(chan struct{})
+	w.block["flight"] = release
+	o := orchestrator(t, db, w.definition(time.Minute), saga.Config[trip]{MaxConcurrent: 1})
+	start(t, o, "ann") // runs, blocked in its first step
+	for deadline := time.Now().Add(5 * time.Second); len(w.callsOf("ann")) == 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("ann's saga never started its first step")
+		}
+	}
+	start(t, o, "bob") // waits for the slot
+	err := o.Start(context.Background(), "cid", trip{Traveller: "cid"}, nil)
+	if problem.KindOf(err) != problem.Unavailable {
+		t.Fatalf("third saga: %v, want Unavailable", err)
+	}
+	var pe *problem.Error
+	if !errors.As(err, &pe) || pe.RetryAfter != time.Second {
+		t.Errorf("refusal %+v, want Retry-After 1s", err)
+	}
+	if _, err := o.Get(context.Background(), "cid"); err == nil {
+		t.Error("the refused saga was recorded")
+	}
+	close(release)
+	wait(t, o, "ann", 5*time.Second)
+	wait(t, o, "bob", 5*time.Second)
+	start(t, o, "dee")
+	wait(t, o, "dee", 5*time.Second)
 }
