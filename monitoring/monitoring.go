@@ -83,8 +83,8 @@ func promDuration(d time.Duration) string {
 //     minute (the relay is stuck or the broker unreachable);
 //   - every service: it burns its error budget (Objective) fast — 14.4× over an hour
 //     and five minutes, the multiwindow rule of the Google SRE workbook;
-//   - a service running sagas: a saga was declared stuck, or sagas outlive their
-//     deadline.
+//   - a service running sagas: a saga was declared stuck, new sagas were refused
+//     for want of capacity, or sagas outlive their deadline.
 func Rules(in Input) RuleFile {
 	var f RuleFile
 	services := slices.Clone(in.Services)
@@ -129,6 +129,8 @@ func Rules(in Input) RuleFile {
 			g.Rules = append(g.Rules,
 				rule("SwitchyardSagaStuck", fmt.Sprintf(`sum by (job) (increase(saga_finished_total{%s, outcome="stuck"}[15m])) > 0`, job), "",
 					"critical", s.Name, fmt.Sprintf("A saga of %s is stuck: a compensation keeps failing and needs a person.", s.Name)),
+				rule("SwitchyardSagaRefused", fmt.Sprintf(`sum by (job) (increase(saga_refused_total{%s}[5m])) > 0`, job), "",
+					"warning", s.Name, fmt.Sprintf("%s is at capacity: it refused new sagas (orders) rather than queue them past their deadline. Add replicas.", s.Name)),
 				rule("SwitchyardSagaSlow", fmt.Sprintf(`histogram_quantile(0.99, sum by (job, le) (rate(saga_duration_seconds_bucket{%s}[10m]))) > %g`, job, deadline.Seconds()), "10m",
 					"warning", s.Name, fmt.Sprintf("1%% of %s sagas take longer than their %s deadline.", s.Name, deadline)))
 		}
