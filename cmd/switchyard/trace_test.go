@@ -26,7 +26,11 @@ func (s *stack) orderTrace(t *testing.T) (traceID string, spans []observe.Span) 
 	t.Helper()
 	gw, _ := s.service("gateway")
 	client := &http.Client{Timeout: 30 * time.Second}
-	_, _ = exchange(t, client, "POST", gw+"/api/v1/auth/register", "", `{"email":"tracy@example.com","password":"correct-horse-battery","name":"Tracy"}`, nil)
+	// The gateway may not see users yet just after start: register until it answers.
+	waitUntil(t, "registration through the gateway", 10*time.Second, func() bool {
+		resp, _ := exchange(t, client, "POST", gw+"/api/v1/auth/register", "", `{"email":"tracy@example.com","password":"correct-horse-battery","name":"Tracy"}`, nil)
+		return resp.StatusCode == 201 || resp.StatusCode == 409
+	})
 	_, login := exchange(t, client, "POST", gw+"/api/v1/auth/login", "", `{"email":"tracy@example.com","password":"correct-horse-battery"}`, nil)
 	token, _ := login["access_token"].(string)
 	if token == "" {

@@ -89,7 +89,10 @@ func TestStorefrontAndDashboardInABrowser(t *testing.T) {
 	s := startUp(t, fullPlatform)
 	gw, _ := s.service("gateway")
 	client := &http.Client{Timeout: 10 * time.Second}
-	exchange(t, client, "POST", gw+"/api/v1/auth/register", "", `{"email":"ada@example.com","password":"correct-horse-battery","name":"Ada"}`, nil)
+	waitUntil(t, "registration through the gateway", 10*time.Second, func() bool {
+		resp, _ := exchange(t, client, "POST", gw+"/api/v1/auth/register", "", `{"email":"ada@example.com","password":"correct-horse-battery","name":"Ada"}`, nil)
+		return resp.StatusCode == 201 || resp.StatusCode == 409
+	})
 	if out, err := execIn(s.dir, "grant", "ada@example.com", "admin").CombinedOutput(); err != nil {
 		t.Fatalf("grant: %v\n%s", err, out)
 	}
