@@ -58,8 +58,10 @@ try {
   await ui.fill('input[name=email]', process.env.ADMIN_EMAIL);
   await ui.fill('input[name=password]', process.env.ADMIN_PASSWORD);
   await ui.click('#signin-form button[type=submit]');
-  // The topology refreshes every 5 s: wait for the order's last hop to be drawn.
-  await ui.waitForSelector('#graph svg .node[data-name=payments]', { timeout: 20000 });
+  // The topology refreshes every 5 s, spans arrive within a second or two: wait for
+  // every hop of the order to be drawn.
+  await ui.waitForFunction(() => ['gateway', 'orders', 'inventory', 'payments', 'bus']
+    .every((n) => document.querySelector(`#graph svg .node[data-name="${n}"]`)), null, { timeout: 30000 });
   findings.topology = await ui.$$eval('#graph svg .node', (ns) => ns.map((n) => n.dataset.name).sort());
   await ui.screenshot({ path: join(artifacts, 'dashboard-topology.png'), fullPage: true });
 
