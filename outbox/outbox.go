@@ -427,7 +427,11 @@ func (r *Relay) publishBatch(ctx context.Context) (int, error) {
 		return 0, nil
 	}
 	sends := r.sendSpans(events, parents)
-	err = r.publish(ctx, events)
+	// A publish that neither succeeds nor fails (a broker lost mid-way) must not stop
+	// the relay: bounded, it fails and the batch is tried again.
+	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	err = r.publish(pctx, events)
+	cancel()
 	for _, s := range sends {
 		if err != nil {
 			s.SetStatus(codes.Error, err.Error())

@@ -89,7 +89,9 @@ func New(nc *nats.Conn, cfg Config) (*Bus, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	js, err := jetstream.New(nc)
+	// An acknowledgement lost with a server (a node leaving the cluster mid-publish)
+	// must fail the publish, not leave it waiting for ever: the relay retries it.
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncTimeout(publishAckWait))
 	if err != nil {
 		return nil, fmt.Errorf("natsbus: %w", err)
 	}
@@ -262,6 +264,10 @@ func (b *Bus) PublishEncoded(ctx context.Context, events ...bus.Encoded) error {
 	}
 	return nil
 }
+
+// publishAckWait bounds the wait for the broker's acknowledgement of an
+// asynchronous publish.
+const publishAckWait = 10 * time.Second
 
 // consumerName is the durable consumer of group on one subject.
 func consumerName(group string, t event.Type) string {
