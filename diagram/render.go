@@ -115,7 +115,7 @@ func shape(n string, g Graph) string {
 		return "([client])"
 	case n == Bus:
 		return "{{bus}}"
-	case strings.HasSuffix(n, "-db") && g.isDatabase(n):
+	case g.isDatabase(n):
 		return "[(" + n + ")]"
 	}
 	return "[" + n + "]"

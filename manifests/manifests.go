@@ -265,7 +265,6 @@ func service(s Service) *corev1.Service {
 	}
 	if !s.Public {
 		svc.Spec.ClusterIP = corev1.ClusterIPNone
-		svc.Spec.PublishNotReadyAddresses = false
 	}
 	return svc
 }

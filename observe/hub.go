@@ -3,7 +3,6 @@ package observe
 import (
 	"compress/gzip"
 	"context"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
@@ -11,6 +10,7 @@ import (
 	"mime"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
@@ -144,14 +144,21 @@ func query(r *http.Request) (TraceQuery, error) {
 		}
 		q.Since = time.Now().Add(-d)
 	}
-	if s := r.URL.Query().Get("limit"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > 1000 {
-			return q, problem.InvalidField("limit", "want 1 to 1000, got %q", s)
-		}
-		q.Limit = n
+	var err error
+	q.Limit, err = limit(r.URL.Query().Get("limit"), 1000)
+	return q, err
+}
+
+// limit reads an optional limit of 1 to most; 0 when absent (the default applies).
+func limit(s string, most int) (int, error) {
+	if s == "" {
+		return 0, nil
 	}
-	return q, nil
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 || n > most {
+		return 0, problem.InvalidField("limit", "want 1 to %d, got %q", most, s)
+	}
+	return n, nil
 }
 
 func (h *Hub) listTraces(w http.ResponseWriter, r *http.Request) {
@@ -175,19 +182,14 @@ func (h *Hub) getTrace(w http.ResponseWriter, r *http.Request) {
 // Trace returns the stored trace with id, or a problem: Invalid for a malformed id,
 // NotFound for an unknown (or forgotten) one.
 func (h *Hub) Trace(id string) (Trace, error) {
-	if !validID(id, 32) {
+	if !ValidTraceID(id) {
 		return Trace{}, problem.InvalidField("id", "a trace id is 32 hex digits")
 	}
-	t, ok := h.Traces.Get(hexLower(id))
+	t, ok := h.Traces.Get(strings.ToLower(id))
 	if !ok {
 		return Trace{}, problem.New(problem.NotFound, "no trace %s here (it may have been forgotten: the hub keeps the most recent)", id)
 	}
 	return t, nil
-}
-
-func hexLower(id string) string {
-	b, _ := hex.DecodeString(id)
-	return hex.EncodeToString(b)
 }
 
 func (h *Hub) spans(w http.ResponseWriter, r *http.Request) {
@@ -206,7 +208,7 @@ func (h *Hub) logs(w http.ResponseWriter, r *http.Request) {
 		h.pw.Write(w, r, problem.InvalidField("level", "want debug, info, warn or error, got %q", q.Level))
 		return
 	}
-	if q.TraceID != "" && !validID(q.TraceID, 32) {
+	if q.TraceID != "" && !ValidTraceID(q.TraceID) {
 		h.pw.Write(w, r, problem.InvalidField("trace", "a trace id is 32 hex digits"))
 		return
 	}
@@ -218,14 +220,12 @@ func (h *Hub) logs(w http.ResponseWriter, r *http.Request) {
 		}
 		q.After = n
 	}
-	if s := v.Get("limit"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > 10000 {
-			h.pw.Write(w, r, problem.InvalidField("limit", "want 1 to 10000, got %q", s))
-			return
-		}
-		q.Limit = n
+	n, err := limit(v.Get("limit"), 10000)
+	if err != nil {
+		h.pw.Write(w, r, err)
+		return
 	}
+	q.Limit = n
 	var wait time.Duration
 	if s := v.Get("wait"); s != "" {
 		d, err := time.ParseDuration(s)

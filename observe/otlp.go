@@ -233,6 +233,9 @@ func DecodeOTLPJSON(data []byte) ([]Span, error) {
 	return out, nil
 }
 
+// ValidTraceID reports whether s is a trace id: 32 hex digits.
+func ValidTraceID(s string) bool { return validID(s, 32) }
+
 func validID(s string, n int) bool {
 	if len(s) != n {
 		return false

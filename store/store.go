@@ -233,22 +233,15 @@ func operation(query string) string {
 		return ""
 	}
 	verb := strings.ToUpper(f[0])
-	word := map[string]string{"SELECT": "FROM", "DELETE": "FROM", "INSERT": "INTO", "UPDATE": "", "BEGIN": "-", "COMMIT": "-", "ROLLBACK": "-"}
-	after, ok := word[verb]
-	switch {
-	case !ok:
-		return verb
-	case after == "-":
-		return verb
-	case after == "":
-		if len(f) > 1 {
-			return verb + " " + strings.Trim(f[1], `"(`)
-		}
-		return verb
+	table := func(i int) string { return verb + " " + strings.Trim(f[i], `"(`) }
+	if verb == "UPDATE" && len(f) > 1 {
+		return table(1)
 	}
-	for i := 1; i+1 < len(f); i++ {
-		if strings.EqualFold(f[i], after) {
-			return verb + " " + strings.Trim(f[i+1], `"(`)
+	// The word before the table: SELECT ... FROM t, DELETE FROM t, INSERT INTO t.
+	before := map[string]string{"SELECT": "FROM", "DELETE": "FROM", "INSERT": "INTO"}[verb]
+	for i := 1; before != "" && i+1 < len(f); i++ {
+		if strings.EqualFold(f[i], before) {
+			return table(i + 1)
 		}
 	}
 	return verb

@@ -8,21 +8,32 @@ import (
 	"github.com/nats-io/nats.go"
 )
 
+// publishPoison puts an inventory event that breaks its schema (stock below zero)
+// straight on the stack's broker, bypassing every producer's validation: catalog
+// dead-letters it at once.
+func (s *stack) publishPoison(id string) {
+	s.t.Helper()
+	nc, err := nats.Connect(s.read().Broker.URL)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer nc.Close()
+	bad := `{"specversion":"1.0","id":"` + id + `","type":"inventory.stock.changed.v1",` +
+		`"source":"/intruder","subject":"prod-kbd-001","time":"2026-11-22T00:00:00Z","datacontenttype":"application/json",` +
+		`"data":{"product_id":"prod-kbd-001","available":-5,"reserved":0,"sold":0,"reason":"stolen"}}`
+	if err := nc.Publish("events.inventory.stock.changed", []byte(bad)); err != nil {
+		s.t.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
 // A malformed event on the broker goes to the dead letters at once (no retries),
 // where the operator commands find, show and purge it.
 func TestOperatorsSeeAndPurgeDeadLetters(t *testing.T) {
 	s := startUp(t, fullPlatform)
-	nc, err := nats.Connect(s.read().Broker.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	bad := `{"specversion":"1.0","id":"01a20000-0000-7000-8000-000000000001","type":"inventory.stock.changed.v1",` +
-		`"source":"/intruder","subject":"prod-kbd-001","time":"2026-11-22T00:00:00Z","datacontenttype":"application/json",` +
-		`"data":{"product_id":"prod-kbd-001","available":-5,"reserved":0,"sold":0,"reason":"stolen"}}`
-	if err := nc.Publish("events.inventory.stock.changed", []byte(bad)); err != nil {
-		t.Fatal(err)
-	}
+	s.publishPoison("01a20000-0000-7000-8000-000000000001")
 	var list string
 	deadline := time.Now().Add(15 * time.Second)
 	for !strings.Contains(list, "01a20000-0000-7000-8000-000000000001") {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"cmp"
 	"context"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -184,7 +183,7 @@ func cmdDiagram(ctx context.Context, e *env, args []string) error {
 	if fs.NArg() > 0 {
 		return usageErrorf("diagram takes no arguments, got %q", fs.Arg(0))
 	}
-	if *traceID != "" && !validHex(*traceID, 32) {
+	if *traceID != "" && !observe.ValidTraceID(*traceID) {
 		return usageErrorf("--trace: a trace id is 32 hex digits, got %q", *traceID)
 	}
 	if *jaeger != "" && *file != "" {
@@ -310,7 +309,7 @@ func cmdLogs(ctx context.Context, e *env, args []string) error {
 	if *level != "" && !slices.Contains([]string{"debug", "info", "warn", "error"}, *level) {
 		return usageErrorf("--level: want debug, info, warn or error, got %q", *level)
 	}
-	if *traceID != "" && !validHex(*traceID, 32) {
+	if *traceID != "" && !observe.ValidTraceID(*traceID) {
 		return usageErrorf("--trace: a trace id is 32 hex digits, got %q", *traceID)
 	}
 	if *limit < 1 || *limit > 10000 {
@@ -362,9 +361,4 @@ func renderLine(l observe.Line) string {
 		return string(telemetry.Render([]byte(l.Raw)))
 	}
 	return l.Raw
-}
-
-func validHex(s string, n int) bool {
-	_, err := hex.DecodeString(s)
-	return len(s) == n && err == nil
 }

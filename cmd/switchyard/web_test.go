@@ -10,8 +10,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/nats-io/nats.go"
 )
 
 // The browser checks (headless Chromium through playwright-core, and the mermaid
@@ -96,18 +94,7 @@ func TestStorefrontAndDashboardInABrowser(t *testing.T) {
 	if out, err := execIn(s.dir, "grant", "ada@example.com", "admin").CombinedOutput(); err != nil {
 		t.Fatalf("grant: %v\n%s", err, out)
 	}
-	// A poison event (stock below zero) that catalog dead-letters, for the dashboard.
-	nc, err := nats.Connect(s.read().Broker.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	poison := `{"specversion":"1.0","id":"01a20000-0000-7000-8000-0000000000b1","type":"inventory.stock.changed.v1",` +
-		`"source":"/intruder","subject":"prod-kbd-001","time":"2026-11-22T00:00:00Z","datacontenttype":"application/json",` +
-		`"data":{"product_id":"prod-kbd-001","available":-5,"reserved":0,"sold":0,"reason":"stolen"}}`
-	if err := nc.Publish("events.inventory.stock.changed", []byte(poison)); err != nil {
-		t.Fatal(err)
-	}
+	s.publishPoison("01a20000-0000-7000-8000-0000000000b1") // a dead letter for the dashboard
 	shots := artifacts(t)
 	out := node(t, dir, "shop-and-dashboard.mjs", []string{"GATEWAY=" + gw, "ARTIFACTS=" + shots,
 		"ADMIN_EMAIL=ada@example.com", "ADMIN_PASSWORD=correct-horse-battery"})
