@@ -17,7 +17,6 @@ import (
 
 	"github.com/switchyard/switchyard/api/gen/switchyard/payments/v1/paymentsv1connect"
 	"github.com/switchyard/switchyard/api/openapi"
-	"github.com/switchyard/switchyard/authn"
 	"github.com/switchyard/switchyard/bus"
 	"github.com/switchyard/switchyard/discovery"
 	"github.com/switchyard/switchyard/gateway"
@@ -51,8 +50,7 @@ func buildGateway(ctx context.Context, p *process) (*component, error) {
 	if err != nil {
 		return nil, err
 	}
-	verifier, err := authn.NewVerifier(authn.VerifierConfig{Issuer: "switchyard", Audience: "switchyard"},
-		authn.NewRemoteKeys(authn.RemoteKeysConfig{URL: users.BaseURL() + "/.well-known/jwks.json", Client: users.HTTPClient()}))
+	verifier, err := customerVerifier(users)
 	if err != nil {
 		return nil, err
 	}

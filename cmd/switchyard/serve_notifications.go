@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 
-	"github.com/switchyard/switchyard/authn"
 	"github.com/switchyard/switchyard/bus"
 	"github.com/switchyard/switchyard/internal/shop/notifications"
 	"github.com/switchyard/switchyard/server"
@@ -25,8 +24,7 @@ func buildNotifications(ctx context.Context, p *process) (*component, error) {
 	if err != nil {
 		return nil, err
 	}
-	verifier, err := authn.NewVerifier(authn.VerifierConfig{Issuer: "switchyard", Audience: "switchyard"},
-		authn.NewRemoteKeys(authn.RemoteKeysConfig{URL: users.BaseURL() + "/.well-known/jwks.json", Client: users.HTTPClient()}))
+	verifier, err := customerVerifier(users)
 	if err != nil {
 		return nil, err
 	}

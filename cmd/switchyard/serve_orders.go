@@ -7,7 +7,6 @@ import (
 
 	"github.com/switchyard/switchyard/api/gen/switchyard/inventory/v1/inventoryv1connect"
 	"github.com/switchyard/switchyard/api/gen/switchyard/payments/v1/paymentsv1connect"
-	"github.com/switchyard/switchyard/authn"
 	"github.com/switchyard/switchyard/internal/shop/orders"
 	"github.com/switchyard/switchyard/rpc"
 	"github.com/switchyard/switchyard/saga"
@@ -43,8 +42,7 @@ func buildOrders(ctx context.Context, p *process) (*component, error) {
 		clients[dep] = c
 	}
 	users := clients["users"]
-	verifier, err := authn.NewVerifier(authn.VerifierConfig{Issuer: "switchyard", Audience: "switchyard"},
-		authn.NewRemoteKeys(authn.RemoteKeysConfig{URL: users.BaseURL() + "/.well-known/jwks.json", Client: users.HTTPClient()}))
+	verifier, err := customerVerifier(users)
 	if err != nil {
 		return nil, err
 	}

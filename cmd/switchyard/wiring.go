@@ -166,6 +166,13 @@ func callers(cfg *config.Config, service string) []string {
 	return out
 }
 
+// customerVerifier verifies customers' access tokens against the users service's
+// JWKS, fetched through its client (so through discovery and the call policies).
+func customerVerifier(users *rpc.Client) (*authn.Verifier, error) {
+	return authn.NewVerifier(authn.VerifierConfig{Issuer: "switchyard", Audience: "switchyard"},
+		authn.NewRemoteKeys(authn.RemoteKeysConfig{URL: users.BaseURL() + "/.well-known/jwks.json", Client: users.HTTPClient()}))
+}
+
 // gatewayService describes the gateway as a service: its address, and as its
 // dependencies the services its routes lead to (under the gateway's policy) and
 // those it declares itself.
