@@ -93,7 +93,9 @@ try {
   await ui.screenshot({ path: join(artifacts, 'dashboard-dead-letters.png'), fullPage: true });
   await ui.click('#tabs button[data-tab=sagas]');
   await ui.check('#all-sagas');
-  await ui.waitForSelector('#saga-table tbody tr td', { timeout: 10000 });
+  // Wait for the answer to "all", not for rows: the unfinished list drawn first
+  // already has a row ("No saga in flight.").
+  await ui.waitForSelector('#saga-table[data-state=all]', { timeout: 10000 });
   findings.sagas = await ui.$$eval('#saga-table tbody tr', (rs) => rs.map((r) => r.cells[0].textContent));
   await ui.screenshot({ path: join(artifacts, 'dashboard-sagas.png'), fullPage: true });
 } finally {

@@ -206,16 +206,24 @@ async function deadletters() {
 
 $('all-sagas').addEventListener('change', sagas);
 
+// Only the answer to the latest request is drawn: switching the tab and ticking
+// "all" at once must not let the slower, older answer overwrite the newer one. The
+// table's data-state says which answer it shows.
+let sagaRequest = 0;
 async function sagas() {
   const state = $('all-sagas').checked ? 'all' : 'unfinished';
+  const mine = ++sagaRequest;
   const page = await api.call('GET', `/api/v1/admin/sagas?state=${state}&limit=100`);
-  const body = $('saga-table').tBodies[0];
+  if (mine !== sagaRequest) return;
+  const table = $('saga-table');
+  const body = table.tBodies[0];
   body.replaceChildren();
   for (const s of page.sagas) {
     body.append(el('tr', { class: s.status === 'stuck' ? 'bad' : '' }, el('td', {}, s.id), el('td', {}, s.status), el('td', {}, s.step),
       el('td', {}, s.reason || ''), el('td', {}, new Date(s.deadline).toLocaleTimeString()), el('td', {}, new Date(s.updated).toLocaleTimeString())));
   }
   if (page.sagas.length === 0) body.append(el('tr', {}, el('td', { colspan: 6, class: 'muted' }, 'No saga in flight.')));
+  table.dataset.state = state;
 }
 
 show();
