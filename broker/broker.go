@@ -54,6 +54,7 @@ type Cluster struct {
 // Broker is a running embedded NATS server.
 type Broker struct {
 	srv   *server.Server
+	name  string
 	url   string
 	token string
 }
@@ -129,12 +130,15 @@ func Start(cfg Config) (*Broker, error) {
 	}
 	addr := srv.Addr().(*net.TCPAddr)
 	u := url.URL{Scheme: "nats", User: url.User(cfg.Token), Host: net.JoinHostPort(host, strconv.Itoa(addr.Port))}
-	return &Broker{srv: srv, url: u.String(), token: cfg.Token}, nil
+	return &Broker{srv: srv, name: cfg.Name, url: u.String(), token: cfg.Token}, nil
 }
 
 // URL is the client URL, token included: nats://<token>@host:port. Treat it as a
 // secret.
 func (b *Broker) URL() string { return b.url }
+
+// Name is the server's name, as a JetStream cluster reports its leaders.
+func (b *Broker) Name() string { return b.name }
 
 // Addr is the client address, host:port, without credentials.
 func (b *Broker) Addr() string { return b.srv.Addr().String() }

@@ -6,9 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
+	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -22,21 +25,47 @@ type KVConfig struct {
 	Heartbeat time.Duration
 	// Replicas of the bucket in a JetStream cluster [1].
 	Replicas int
-	// Logger receives heartbeat failures. Nil means silent.
+	// Logger receives the registry's changes of health: heartbeats failing and
+	// restored, the bucket created again, a watch started over. Nil means silent.
 	Logger *slog.Logger
+	// Metrics records registry errors and the state of each view; nil records
+	// nothing.
+	Metrics *Metrics
 }
 
 // KV is a Registry and Resolver on a NATS JetStream key-value bucket. Keys are
 // "<service>.<instance id>"; values are the Instance as JSON.
+//
+// The registry is a part that restarts (an upgrade, a node lost), and KV is built
+// so that an outage of it stalls no call:
+//
+//   - The bucket is on file storage (replicated in a cluster), so a restarted
+//     broker still knows every instance. A bucket found missing (deleted, or an
+//     older in-memory one lost) is created again by the first instance whose
+//     heartbeat fails, and every instance announces itself again at once — on
+//     reconnection, not after a timeout.
+//   - Failed heartbeats are retried with a bounded backoff, counted, and logged once
+//     when they start failing and once when they are restored.
+//   - A view never loses an instance to an outage: while the registry cannot be
+//     read the view keeps the instances it last knew (stale, and marked so in
+//     Metrics and by [KV.Stale]); once it answers again every instance has three
+//     heartbeats to re-announce itself before it can expire; and an entry is taken
+//     away on expiry only after the registry itself confirms it is gone. Explicit
+//     withdrawals (a deleted key) take effect at once.
 type KV struct {
-	kv   jetstream.KeyValue
 	js   jetstream.JetStream
 	cfg  KVConfig
 	skew atomic.Int64 // server clock minus local clock, in nanoseconds
+
+	mu         sync.Mutex
+	bucket     jetstream.KeyValue
+	down       bool      // the last operation on the registry failed
+	downSince  time.Time // when it started failing
+	upSince    time.Time // when it last became reachable again (zero: never lost)
+	reconnects uint64    // the connection's reconnections, last seen
 }
 
-// NewKV opens the bucket, creating it if needed (in memory: instances are
-// ephemeral, and a restarted broker is repopulated within a heartbeat).
+// NewKV opens the bucket, creating it if needed.
 func NewKV(ctx context.Context, js jetstream.JetStream, cfg KVConfig) (*KV, error) {
 	if cfg.Bucket == "" {
 		cfg.Bucket = "switchyard_instances"
@@ -50,30 +79,143 @@ func NewKV(ctx context.Context, js jetstream.JetStream, cfg KVConfig) (*KV, erro
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:      cfg.Bucket,
-		Description: "Switchyard service instances; entries expire three heartbeats after their last write",
-		History:     1,
-		TTL:         3 * cfg.Heartbeat,
-		Storage:     jetstream.MemoryStorage,
-		Replicas:    cfg.Replicas,
-	})
+	k := &KV{js: js, cfg: cfg, reconnects: js.Conn().Stats().Reconnects}
+	bucket, err := k.open(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("discovery: open bucket %s: %w", cfg.Bucket, err)
 	}
-	k := &KV{kv: kv, js: js, cfg: cfg}
+	k.bucket = bucket
 	if err := k.measureSkew(ctx); err != nil {
 		return nil, fmt.Errorf("discovery: bucket %s: %w", cfg.Bucket, err)
 	}
 	return k, nil
 }
 
-// Expiry is how long a crashed instance stays resolvable at most.
+// open creates the bucket, or brings an existing one to this configuration.
+func (k *KV) open(ctx context.Context) (jetstream.KeyValue, error) {
+	want := jetstream.KeyValueConfig{
+		Bucket:      k.cfg.Bucket,
+		Description: "Switchyard service instances; entries expire three heartbeats after their last write",
+		History:     1,
+		TTL:         3 * k.cfg.Heartbeat,
+		Storage:     jetstream.FileStorage,
+		Replicas:    k.cfg.Replicas,
+	}
+	bucket, err := k.js.CreateOrUpdateKeyValue(ctx, want)
+	for try := 1; storeRace(err) && try < 3; try++ {
+		// nats-server removes an account's directory in the background once its last
+		// file-backed stream is deleted; a stream created at that moment fails. Again.
+		time.Sleep(50 * time.Millisecond)
+		bucket, err = k.js.CreateOrUpdateKeyValue(ctx, want)
+	}
+	if err == nil {
+		return bucket, nil
+	}
+	// Earlier versions kept the bucket in memory, and a stream's storage cannot be
+	// changed in place. Its entries are rewritten every heartbeat: replace it.
+	old, lookErr := k.js.KeyValue(ctx, k.cfg.Bucket)
+	if lookErr != nil {
+		return nil, err
+	}
+	st, stErr := old.Status(ctx)
+	kvs, ok := st.(*jetstream.KeyValueBucketStatus)
+	if stErr != nil || !ok || kvs.StreamInfo().Config.Storage != jetstream.MemoryStorage {
+		return nil, err
+	}
+	k.cfg.Logger.Warn("discovery: replacing the in-memory registry bucket with one on file", "bucket", k.cfg.Bucket)
+	if err := k.js.DeleteKeyValue(ctx, k.cfg.Bucket); err != nil && !errors.Is(err, jetstream.ErrBucketNotFound) {
+		return nil, err
+	}
+	return k.js.CreateOrUpdateKeyValue(ctx, want)
+}
+
+// storeRace reports whether err is the server failing to create a stream's store
+// (an internal error, not a refusal of the configuration).
+func storeRace(err error) bool {
+	var api *jetstream.APIError
+	return errors.As(err, &api) && api.Code == 500
+}
+
+func (k *KV) current() jetstream.KeyValue {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.bucket
+}
+
+// ensure creates the bucket again if the registry says it does not exist. Any other
+// answer (or none) leaves it alone: an unreachable registry is not an empty one.
+func (k *KV) ensure(ctx context.Context) {
+	if _, err := k.js.KeyValue(ctx, k.cfg.Bucket); !errors.Is(err, jetstream.ErrBucketNotFound) {
+		return
+	}
+	bucket, err := k.open(ctx)
+	if err != nil {
+		k.failed("create")
+		return
+	}
+	k.mu.Lock()
+	k.bucket = bucket
+	k.mu.Unlock()
+	k.cfg.Logger.Warn("discovery: the registry's bucket was missing; created it again", "bucket", k.cfg.Bucket)
+}
+
+// ok notes that the registry answered.
+func (k *KV) ok() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.down {
+		k.down = false
+		k.upSince = time.Now()
+	}
+}
+
+// failed notes that an operation on the registry failed.
+func (k *KV) failed(op string) {
+	k.cfg.Metrics.RegistryError(op)
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if !k.down {
+		k.down, k.downSince = true, time.Now()
+	}
+}
+
+// trusted reports whether the registry is reachable now, and since when it has
+// been (zero if it never was lost). A reconnection counts as coming back.
+func (k *KV) trusted() (bool, time.Time) {
+	nc := k.js.Conn()
+	reconnects := nc.Stats().Reconnects
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if reconnects != k.reconnects {
+		k.reconnects, k.upSince = reconnects, time.Now()
+	}
+	return !k.down && nc.IsConnected(), k.upSince
+}
+
+// Stale reports whether the registry cannot be read now, and since when: the
+// process's views are then the instances it last knew.
+func (k *KV) Stale() (since time.Time, stale bool) {
+	if ok, _ := k.trusted(); ok {
+		return time.Time{}, false
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.downSince.IsZero() {
+		return time.Now(), true
+	}
+	return k.downSince, true
+}
+
+// Expiry is how long a crashed instance stays resolvable at most while the
+// registry answers.
 func (k *KV) Expiry() time.Duration { return 3 * k.cfg.Heartbeat }
 
 func key(service, id string) string { return service + "." + id }
 
-// Register implements Registry.
+// Register implements Registry. The entry is rewritten every heartbeat, and at once
+// whenever the connection to the broker comes back (the broker may have restarted).
+// A heartbeat that fails is retried after a backoff growing from 100ms to one
+// heartbeat; if the bucket itself is missing it is created again.
 func (k *KV) Register(ctx context.Context, inst Instance) error {
 	if err := inst.Validate(); err != nil {
 		return err
@@ -83,36 +225,85 @@ func (k *KV) Register(ctx context.Context, inst Instance) error {
 		return err
 	}
 	name := key(inst.Service, inst.ID)
-	if _, err := k.kv.Put(ctx, name, value); err != nil {
+	if err := k.beat(ctx, name, value); err != nil {
 		return fmt.Errorf("discovery: register %s: %w", name, err)
 	}
-	t := time.NewTicker(k.cfg.Heartbeat)
-	defer t.Stop()
+	nc := k.js.Conn()
+	reconnected := nc.StatusChanged(nats.CONNECTED)
+	defer nc.RemoveStatusListener(reconnected)
+	next := time.NewTimer(k.cfg.Heartbeat)
+	defer next.Stop()
+	failures, since := 0, time.Time{}
 	for {
 		select {
 		case <-ctx.Done():
 			// Withdraw at once, so callers stop picking this instance before it goes.
 			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 			defer cancel()
-			if err := k.kv.Delete(dctx, name); err != nil {
+			if err := k.current().Delete(dctx, name); err != nil {
 				k.cfg.Logger.Warn("discovery: deregister failed; the entry will expire", "key", name, "error", err)
 			}
 			return nil
-		case <-t.C:
-			hctx, cancel := context.WithTimeout(ctx, k.cfg.Heartbeat)
-			_, err := k.kv.Put(hctx, name, value)
-			cancel()
-			if err != nil && ctx.Err() == nil {
-				k.cfg.Logger.Warn("discovery: heartbeat failed", "key", name, "error", err)
+		case <-reconnected:
+		case <-next.C:
+		}
+		err := k.beat(ctx, name, value)
+		switch {
+		case ctx.Err() != nil:
+			continue
+		case err == nil:
+			if failures > 0 {
+				k.cfg.Logger.Info("discovery: heartbeat restored", "key", name, "failures", failures, "after", time.Since(since).Round(time.Millisecond))
 			}
+			failures = 0
+			next.Reset(k.cfg.Heartbeat)
+		default:
+			failures++
+			if failures == 1 {
+				since = time.Now()
+				k.cfg.Logger.Warn("discovery: heartbeat failing; retrying with backoff until the registry answers", "key", name, "error", err)
+			}
+			next.Reset(k.backoff(failures))
 		}
 	}
 }
 
+// beat writes the entry once; if that fails it makes sure the bucket exists and
+// tries once more.
+func (k *KV) beat(ctx context.Context, name string, value []byte) error {
+	put := func() error {
+		hctx, cancel := context.WithTimeout(ctx, k.cfg.Heartbeat)
+		defer cancel()
+		_, err := k.current().Put(hctx, name, value)
+		return err
+	}
+	err := put()
+	if err != nil && ctx.Err() == nil && k.js.Conn().IsConnected() {
+		k.ensure(ctx)
+		err = put()
+	}
+	if err != nil {
+		if ctx.Err() == nil {
+			k.failed("heartbeat")
+		}
+		return err
+	}
+	k.ok()
+	return nil
+}
+
+// backoff is the wait after n failed heartbeats: full jitter below 100ms × 2ⁿ⁻¹,
+// at most one heartbeat.
+func (k *KV) backoff(n int) time.Duration {
+	bound := min(100*time.Millisecond<<min(n-1, 16), k.cfg.Heartbeat)
+	return bound/2 + rand.N(bound/2+1)
+}
+
 // Resolve implements Resolver.
 func (k *KV) Resolve(ctx context.Context, service string) ([]Instance, error) {
-	w, err := k.kv.Watch(ctx, service+".*", jetstream.IgnoreDeletes())
+	w, err := k.current().Watch(ctx, service+".*", jetstream.IgnoreDeletes())
 	if err != nil {
+		k.failed("read")
 		return nil, fmt.Errorf("discovery: resolve %s: %w", service, err)
 	}
 	defer func() { _ = w.Stop() }()
@@ -127,6 +318,7 @@ func (k *KV) Resolve(ctx context.Context, service string) ([]Instance, error) {
 				return nil, fmt.Errorf("discovery: resolve %s: watcher closed", service)
 			}
 			if e == nil { // end of the current values
+				k.ok()
 				return sortInstances(list), nil
 			}
 			if inst, ok := decode(e, service); ok && k.expiry(e).After(now) {
@@ -151,39 +343,45 @@ func (k *KV) expiry(e jetstream.KeyValueEntry) time.Time {
 }
 
 // Watch implements Resolver. Puts and deletes arrive as the bucket announces them;
-// each entry expires exactly three heartbeats after its last write (a crashed
-// instance announces nothing). While this process is disconnected from NATS nothing
-// expires: a broker outage must not empty every client's view.
+// an entry expires three heartbeats after its last write (a crashed instance
+// announces nothing), but only as the KV type's doc says: never while the registry
+// cannot be read, not before three heartbeats after it came back, and only once
+// the registry confirms the entry is gone.
 //
 // A watch that falls silent while instances are known is started over: every
 // instance writes each heartbeat, so two heartbeats without a word mean the
-// watcher's consumer was lost (its server left the cluster) rather than that every
-// instance died. The new watch's snapshot then replaces what was known.
+// watcher's consumer was lost (its server left the cluster, the stream's leader
+// changed, the broker restarted) rather than that every instance died.
 func (k *KV) Watch(ctx context.Context, service string) (<-chan []Instance, error) {
-	w, err := k.kv.Watch(ctx, service+".*")
+	w, err := k.current().Watch(ctx, service+".*")
 	if err != nil {
+		k.failed("watch")
 		return nil, fmt.Errorf("discovery: watch %s: %w", service, err)
 	}
 	out := make(chan []Instance, 1)
+	v := &view{k: k, service: service, entries: map[string]kvEntry{}, out: out}
 	go func() {
 		defer close(out)
-		var last []Instance
-		entries := map[string]kvEntry{}
 		for {
-			stale := k.follow(ctx, w, service, entries, &last, out)
+			v.follow(ctx, w)
 			_ = w.Stop()
-			if !stale || ctx.Err() != nil {
+			if ctx.Err() != nil {
 				return
 			}
 			k.cfg.Logger.Warn("discovery: the watch fell silent; watching again", "dependency", service)
-			for {
-				if w, err = k.kv.Watch(ctx, service+".*"); err == nil {
+			v.publish(false)
+			for attempt := 1; ; attempt++ {
+				if w, err = k.current().Watch(ctx, service+".*"); err == nil {
 					break
+				}
+				k.failed("watch")
+				if attempt == 1 {
+					k.ensure(ctx)
 				}
 				select {
 				case <-ctx.Done():
 					return
-				case <-time.After(k.cfg.Heartbeat):
+				case <-time.After(k.backoff(attempt)):
 				}
 			}
 		}
@@ -196,82 +394,146 @@ type kvEntry struct {
 	expires time.Time
 }
 
-// follow applies w's updates to entries and sends each new set of instances, until
-// ctx ends or the watcher closes (false), or it stays silent for two heartbeats
-// while instances are known (true). After a restart, entries the new watcher's
-// snapshot does not hold are dropped once the snapshot is complete.
-func (k *KV) follow(ctx context.Context, w jetstream.KeyWatcher, service string, entries map[string]kvEntry, last *[]Instance, out chan []Instance) bool {
-	ready := false
-	seen := map[string]bool{} // keys of the current watcher's snapshot
+// view is one watch's knowledge of a service's instances.
+type view struct {
+	k       *KV
+	service string
+	entries map[string]kvEntry
+	last    []Instance
+	out     chan []Instance
+}
+
+// follow applies w's updates to the view and sends each new set of instances,
+// until ctx ends, the watcher closes, or it stays silent for two heartbeats while
+// instances are known.
+func (v *view) follow(ctx context.Context, w jetstream.KeyWatcher) {
+	hb := v.k.cfg.Heartbeat
+	ready := false // the watcher's snapshot is complete
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
-	silence := time.NewTicker(k.cfg.Heartbeat)
+	silence := time.NewTicker(hb)
 	defer silence.Stop()
 	heard := time.Now()
-	emit := func() {
-		now := time.Now()
-		next := now.Add(time.Hour)
-		list := make([]Instance, 0, len(entries))
-		connected := k.js.Conn().IsConnected()
-		for key, e := range entries {
-			if connected && !e.expires.After(now) {
-				delete(entries, key)
-				continue
-			}
-			list = append(list, e.inst)
-			if e.expires.Before(next) {
-				next = e.expires
-			}
-		}
-		if !connected {
-			next = now.Add(k.cfg.Heartbeat)
-		}
-		timer.Reset(max(time.Until(next), time.Millisecond))
-		sortInstances(list)
-		if *last == nil || !equalSets(list, *last) {
-			*last = list
-			send(out, list)
-		}
-	}
 	for {
 		select {
 		case <-ctx.Done():
-			return false
+			return
 		case e, ok := <-w.Updates():
 			if !ok {
-				return false
+				return
 			}
 			heard = time.Now()
 			if e == nil {
-				if !ready {
-					for key := range entries { // gone while the previous watch was silent
-						if !seen[key] {
-							delete(entries, key)
-						}
-					}
-				}
 				ready = true
+				v.k.ok()
 			} else {
-				seen[e.Key()] = true
-				if inst, ok := decode(e, service); ok && e.Operation() == jetstream.KeyValuePut {
-					entries[e.Key()] = kvEntry{inst: inst, expires: k.expiry(e)}
-				} else {
-					delete(entries, e.Key())
-				}
+				v.apply(e)
 			}
 			if ready {
-				emit()
+				timer.Reset(v.expire(ctx))
 			}
 		case <-timer.C:
 			if ready {
-				emit()
+				timer.Reset(v.expire(ctx))
 			}
 		case <-silence.C:
-			if len(entries) > 0 && k.js.Conn().IsConnected() && time.Since(heard) > 2*k.cfg.Heartbeat {
-				return true
+			if len(v.entries) > 0 && v.k.js.Conn().IsConnected() && time.Since(heard) > 2*hb {
+				return
+			}
+			if !ready {
+				v.publish(false)
 			}
 		}
 	}
+}
+
+// apply records one update: a put refreshes its entry, a delete or purge (a
+// withdrawal the registry announces) removes it.
+func (v *view) apply(e jetstream.KeyValueEntry) {
+	if inst, ok := decode(e, v.service); ok && e.Operation() == jetstream.KeyValuePut {
+		v.entries[e.Key()] = kvEntry{inst: inst, expires: v.k.expiry(e)}
+		return
+	}
+	delete(v.entries, e.Key())
+}
+
+// expire drops the entries the registry confirms have expired, publishes the view,
+// and returns when to look again.
+func (v *view) expire(ctx context.Context) time.Duration {
+	hb := v.k.cfg.Heartbeat
+	now := time.Now()
+	trusted, since := v.k.trusted()
+	if !trusted {
+		v.publish(false)
+		return hb
+	}
+	// Instances get three heartbeats after the registry came back to re-announce.
+	floor := since.Add(3 * hb)
+	next := now.Add(time.Hour)
+	for key, e := range v.entries {
+		expires := e.expires
+		if floor.After(expires) {
+			expires = floor
+		}
+		if !expires.After(now) {
+			fresh, gone, err := v.k.lookup(ctx, key, v.service)
+			switch {
+			case err != nil: // the registry stopped answering: keep everything
+				v.publish(false)
+				return hb
+			case gone:
+				delete(v.entries, key)
+				continue
+			default: // the watch lags behind the bucket
+				v.entries[key] = fresh
+				expires = fresh.expires
+			}
+		}
+		if expires.Before(next) {
+			next = expires
+		}
+	}
+	v.publish(true)
+	return max(time.Until(next), time.Millisecond)
+}
+
+// publish sends the view's instances when they changed, and records its state.
+func (v *view) publish(trusted bool) {
+	list := make([]Instance, 0, len(v.entries))
+	for _, e := range v.entries {
+		list = append(list, e.inst)
+	}
+	sortInstances(list)
+	v.k.cfg.Metrics.View(v.service, len(list), !trusted)
+	if v.last == nil && !trusted && len(list) == 0 {
+		return // nothing known yet: say nothing rather than "none"
+	}
+	if v.last == nil || !equalSets(list, v.last) {
+		v.last = list
+		send(v.out, list)
+	}
+}
+
+// lookup asks the registry for one entry: gone when it has none, or only one that
+// has expired; an error when it does not answer.
+func (k *KV) lookup(ctx context.Context, name, service string) (entry kvEntry, gone bool, err error) {
+	lctx, cancel := context.WithTimeout(ctx, k.cfg.Heartbeat)
+	defer cancel()
+	e, err := k.current().Get(lctx, name)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		k.ok()
+		return kvEntry{}, true, nil
+	}
+	if err != nil {
+		k.failed("read")
+		return kvEntry{}, false, err
+	}
+	k.ok()
+	inst, ok := decode(e, service)
+	if !ok || !k.expiry(e).After(time.Now()) {
+		return kvEntry{}, true, nil
+	}
+	return kvEntry{inst: inst, expires: k.expiry(e)}, false, nil
 }
 
 // measureSkew estimates how far the server's clock is ahead of ours, by writing a key
@@ -279,7 +541,7 @@ func (k *KV) follow(ctx context.Context, w jetstream.KeyWatcher, service string,
 func (k *KV) measureSkew(ctx context.Context) error {
 	key := "_clock." + NewID()
 	before := time.Now()
-	if _, err := k.kv.Put(ctx, key, nil); err != nil {
+	if _, err := k.bucket.Put(ctx, key, nil); err != nil {
 		return err
 	}
 	after := time.Now()
@@ -288,7 +550,7 @@ func (k *KV) measureSkew(ctx context.Context) error {
 	var e jetstream.KeyValueEntry
 	var err error
 	for wait := 10 * time.Millisecond; ; wait *= 2 {
-		e, err = k.kv.Get(ctx, key)
+		e, err = k.bucket.Get(ctx, key)
 		if !errors.Is(err, jetstream.ErrKeyNotFound) || wait > time.Second {
 			break
 		}
@@ -301,7 +563,7 @@ func (k *KV) measureSkew(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	_ = k.kv.Purge(ctx, key)
+	_ = k.bucket.Purge(ctx, key)
 	k.skew.Store(int64(e.Created().Sub(before.Add(after.Sub(before) / 2))))
 	return nil
 }
