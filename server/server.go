@@ -69,8 +69,21 @@ func (c *Config) defaults() {
 	}
 }
 
-// Check reports whether one dependency of readiness is fine.
+// Check reports whether one dependency of readiness is fine. An error made by
+// [Degraded] leaves the instance ready and reports the part degraded.
 type Check func(ctx context.Context) error
+
+// DegradedError is a check's finding that a part works in a reduced way (serving
+// what it last knew, say) that should not take the instance out of rotation.
+type DegradedError struct {
+	// Reason is served in /readyz: it must name nothing internal.
+	Reason string
+}
+
+func (e *DegradedError) Error() string { return e.Reason }
+
+// Degraded returns a check's degraded finding; reason is shown on /readyz.
+func Degraded(reason string) error { return &DegradedError{Reason: reason} }
 
 // Server is one service's HTTP server.
 type Server struct {
@@ -235,24 +248,37 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 	s.mu.Unlock()
 
 	results := make(map[string]string, len(checks))
+	degraded := map[string]string{}
 	ok := true
 	for _, c := range checks {
 		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.CheckTimeout)
 		err := c.fn(ctx)
 		cancel()
-		if err != nil {
+		var d *DegradedError
+		switch {
+		case err == nil:
+			results[c.name] = "ok"
+		case errors.As(err, &d):
+			results[c.name] = "degraded"
+			degraded[c.name] = d.Reason
+		default:
 			ok = false
 			results[c.name] = "failing" // the reason may name internal hosts: log it, do not serve it
 			s.log.Warn("readiness check failed", "check", c.name, "error", err.Error())
-		} else {
-			results[c.name] = "ok"
 		}
 	}
 	status, code := "ok", http.StatusOK
-	if !ok {
+	switch {
+	case !ok:
 		status, code = "unavailable", http.StatusServiceUnavailable
+	case len(degraded) > 0:
+		status = "degraded"
 	}
-	writeStatus(w, code, map[string]any{"status": status, "checks": results})
+	body := map[string]any{"status": status, "checks": results}
+	if len(degraded) > 0 {
+		body["degraded"] = degraded
+	}
+	writeStatus(w, code, body)
 }
 
 func writeStatus(w http.ResponseWriter, code int, body any) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -75,6 +76,24 @@ func TestHealthEndpoints(t *testing.T) {
 	}
 	if code, _ := get(t, base+"/metrics"); code != 200 {
 		t.Errorf("metrics = %d", code)
+	}
+}
+
+// A degraded part (calls served from the last known instances, say) keeps the
+// instance in rotation and says so, with its reason, on /readyz.
+func TestADegradedCheckKeepsTheInstanceReady(t *testing.T) {
+	t.Parallel()
+	s, base, _, _ := start(t, server.Config{}, http.NotFoundHandler())
+	s.AddCheck("database", func(context.Context) error { return nil })
+	s.AddCheck("discovery", func(context.Context) error {
+		return server.Degraded("registry unreachable for 12s; calls use the instances last known")
+	})
+	code, body := get(t, base+"/readyz")
+	checks, _ := body["checks"].(map[string]any)
+	degraded, _ := body["degraded"].(map[string]any)
+	if code != 200 || body["status"] != "degraded" || checks["discovery"] != "degraded" || checks["database"] != "ok" ||
+		!strings.Contains(fmt.Sprint(degraded["discovery"]), "registry unreachable") {
+		t.Errorf("readyz with a degraded check = %d %v; want 200, status degraded, the reason shown", code, body)
 	}
 }
 

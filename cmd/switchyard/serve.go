@@ -184,6 +184,14 @@ func cmdServe(ctx context.Context, e *env, args []string) error {
 	for check, fn := range comp.checks {
 		srv.AddCheck(check, fn)
 	}
+	if kv, ok := p.resolver.(*discovery.KV); ok {
+		srv.AddCheck("discovery", func(context.Context) error {
+			if since, stale := kv.Stale(); stale {
+				return server.Degraded(fmt.Sprintf("the registry has not answered for %s; calls go to the instances last known", time.Since(since).Round(time.Second)))
+			}
+			return nil
+		})
+	}
 	if comp.onDrain != nil {
 		srv.OnDrain(comp.onDrain)
 	}

@@ -77,7 +77,11 @@ func (p *process) discovery(ctx context.Context) (discovery.Registry, discovery.
 		if err != nil {
 			return nil, nil, err
 		}
-		kv, err := discovery.NewKV(ctx, js, discovery.KVConfig{Heartbeat: d.Heartbeat.Std(), Replicas: p.cfg.Broker.Replicas, Logger: p.log})
+		metrics, err := discovery.NewMetrics(p.metrics.Registry)
+		if err != nil {
+			return nil, nil, err
+		}
+		kv, err := discovery.NewKV(ctx, js, discovery.KVConfig{Heartbeat: d.Heartbeat.Std(), Replicas: p.cfg.Broker.Replicas, Logger: p.log, Metrics: metrics})
 		if err != nil {
 			return nil, nil, err
 		}
