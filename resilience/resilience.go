@@ -473,7 +473,11 @@ func (p *Policy) translate(ctx context.Context, err error) error {
 	case errors.Is(err, circuitbreaker.ErrOpen):
 		span.AddEvent("breaker open")
 		retryAfter := p.breaker.RemainingDelay()
-		if retryAfter <= 0 {
+		switch {
+		case retryAfter > 0:
+		case p.breaker.IsHalfOpen():
+			retryAfter = 100 * time.Millisecond // its probes are in flight: soon
+		default:
 			retryAfter = time.Second
 		}
 		return &problem.Error{Kind: problem.Unavailable, Detail: dep + " is unavailable (circuit open)", RetryAfter: retryAfter, Err: err}

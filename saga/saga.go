@@ -16,10 +16,16 @@
 //     saga's deadline; past it, the saga compensates. The deadline bounds the whole
 //     saga up to its pivot.
 //   - The pivot is the step after which the saga can only go forward (taking the
-//     money): from it on, steps are retried until they succeed, deadline or not.
-//     A pivot that refuses compensates like any step; a step after the pivot that
-//     refuses leaves the saga stuck, for a person (and `switchyard check`) to see.
-//   - Compensations are retried until they succeed.
+//     money): from it on, steps are retried, deadline or not. A pivot that refuses
+//     compensates like any step; a step after the pivot that refuses leaves the
+//     saga stuck, for a person (and `switchyard check`) to see.
+//   - Compensations are retried.
+//   - A failure that says when to come back — a dependency's Retry-After, as an
+//     open circuit breaker gives it — is waited out rather than retried into: the
+//     next try comes when the breaker half-opens, never against it.
+//   - A step past the pivot, or a compensation, that keeps failing for StuckAfter
+//     leaves the saga stuck with the last error as its reason: visible, alerted, and
+//     never silently spinning.
 //
 // Steps and compensations must therefore be idempotent, and a compensation must
 // cope with a step that never happened or is still in flight elsewhere (a release
@@ -192,6 +198,9 @@ type Config[T any] struct {
 	// TryTimeout bounds one try of a step past the pivot or a compensation, which
 	// the saga's deadline does not bound [10s].
 	TryTimeout time.Duration
+	// StuckAfter is how long a step past the pivot, or a compensation, may keep
+	// failing before the saga is declared stuck for a person to look at [10m].
+	StuckAfter time.Duration
 	// Drain bounds how long Run, when stopping, waits for steps in flight [5s].
 	Drain time.Duration
 	// OnTransition runs inside the transaction recording each transition; an error
@@ -230,6 +239,7 @@ type Orchestrator[T any] struct {
 	running  map[string]bool
 	waiters  map[string][]chan struct{}
 	stopping bool
+	stopped  chan struct{} // closed when stopping begins: waits between tries end
 	wg       sync.WaitGroup
 	slots    chan struct{}
 	waiting  atomic.Int64 // launched sagas waiting for a slot
@@ -272,7 +282,8 @@ func New[T any](db *store.DB, def Definition[T], cfg Config[T]) (*Orchestrator[T
 		d *time.Duration
 		v time.Duration
 	}{{&cfg.Lease, 5 * time.Second}, {&cfg.Scan, time.Second}, {&cfg.Backoff, 50 * time.Millisecond},
-		{&cfg.MaxBackoff, 2 * time.Second}, {&cfg.TryTimeout, 10 * time.Second}, {&cfg.Drain, 5 * time.Second}}
+		{&cfg.MaxBackoff, 2 * time.Second}, {&cfg.TryTimeout, 10 * time.Second}, {&cfg.Drain, 5 * time.Second},
+		{&cfg.StuckAfter, 10 * time.Minute}}
 	for _, d := range defaults {
 		if *d.d <= 0 {
 			*d.d = d.v
@@ -293,7 +304,7 @@ func New[T any](db *store.DB, def Definition[T], cfg Config[T]) (*Orchestrator[T
 	o := &Orchestrator[T]{
 		db: db, def: def, cfg: cfg, pivot: pivot,
 		running: map[string]bool{}, waiters: map[string][]chan struct{}{},
-		slots: make(chan struct{}, cfg.MaxConcurrent),
+		slots: make(chan struct{}, cfg.MaxConcurrent), stopped: make(chan struct{}),
 	}
 	if err := o.metrics.register(cfg.Metrics, def.Name); err != nil {
 		return nil, err
@@ -470,7 +481,10 @@ func (o *Orchestrator[T]) Run(ctx context.Context) error {
 
 func (o *Orchestrator[T]) stop() error {
 	o.mu.Lock()
-	o.stopping = true
+	if !o.stopping {
+		o.stopping = true
+		close(o.stopped)
+	}
 	o.mu.Unlock()
 	done := make(chan struct{})
 	go func() { o.wg.Wait(); close(done) }()
@@ -581,6 +595,12 @@ var errLost = errors.New("saga lease lost")
 // run drives inst until it is terminal, the lease is lost or the orchestrator stops.
 func (o *Orchestrator[T]) run(ctx context.Context, inst *Instance[T]) {
 	failures := 0
+	var failingSince time.Time
+	defer func() {
+		if failures > 0 {
+			o.metrics.retrying.Dec()
+		}
+	}()
 	for !inst.Status.Terminal() {
 		if o.isStopping() {
 			return
@@ -593,28 +613,97 @@ func (o *Orchestrator[T]) run(ctx context.Context, inst *Instance[T]) {
 		}
 		switch {
 		case err == nil:
+			if failures > 0 {
+				o.metrics.retrying.Dec()
+			}
 			failures = 0
 		case errors.Is(err, errLost):
 			o.cfg.Log.Warn("saga taken over by another orchestrator", "saga", o.def.Name, "id", inst.ID)
 			return
 		default:
+			if failures == 0 {
+				failingSince = time.Now()
+				o.metrics.retrying.Inc()
+			}
 			failures++
+			if o.bounded(inst) && time.Since(failingSince) >= o.cfg.StuckAfter {
+				o.giveUp(ctx, inst, time.Since(failingSince), err)
+				continue
+			}
 			if failures%10 == 1 {
 				o.cfg.Log.Warn("saga step failed; trying again", "saga", o.def.Name, "id", inst.ID,
 					"status", inst.Status, "tries", failures, "error", err)
 			}
-			o.sleep(failures)
+			if !o.wait(o.pause(inst, failures, err)) {
+				return
+			}
 		}
 	}
 }
 
-// sleep waits the backoff after n failures (full jitter), cut short by stopping.
-func (o *Orchestrator[T]) sleep(n int) {
+// bounded reports whether inst is where failures can leave it stuck: at or past the
+// pivot, or compensating. Before the pivot the deadline bounds it instead.
+func (o *Orchestrator[T]) bounded(inst *Instance[T]) bool {
+	return inst.Status == Compensating || inst.Step >= o.pivot
+}
+
+// giveUp declares inst stuck after its step failed for so long.
+func (o *Orchestrator[T]) giveUp(ctx context.Context, inst *Instance[T], failing time.Duration, err error) {
+	name := "the end"
+	if inst.Step >= 0 && inst.Step < len(o.def.Steps) {
+		name = o.def.Steps[inst.Step].Name
+	}
+	action := ""
+	if inst.Status == Compensating {
+		action = "undoing "
+	}
+	inst.Reason = fmt.Sprintf("%s%s kept failing for %s: %v", action, name, failing.Round(time.Second), err)
+	o.cfg.Log.Error("a saga is stuck: its step keeps failing", "saga", o.def.Name, "id", inst.ID, "step", name, "reason", inst.Reason)
+	if rerr := o.record(ctx, inst, Stuck, inst.Step, Transition[T]{Change: ChangeStuck, Step: name}); rerr != nil && !errors.Is(rerr, errLost) {
+		o.cfg.Log.Warn("record a stuck saga", "saga", o.def.Name, "id", inst.ID, "error", rerr)
+		o.wait(o.cfg.MaxBackoff)
+	}
+}
+
+// pause is the wait after n failures: the backoff (exponential, full jitter), or
+// the failure's own Retry-After when longer — an open breaker says when it will
+// let a probe through, so the next try lands then instead of against it — spread a
+// little so that many sagas do not come back at the same instant. A saga before its
+// pivot never waits past its deadline.
+func (o *Orchestrator[T]) pause(inst *Instance[T], n int, err error) time.Duration {
 	ceiling := o.cfg.Backoff << min(n-1, 16)
 	if ceiling > o.cfg.MaxBackoff || ceiling <= 0 {
 		ceiling = o.cfg.MaxBackoff
 	}
-	time.Sleep(mrand.N(ceiling) + time.Millisecond)
+	d := mrand.N(ceiling) + time.Millisecond
+	if hint := retryAfter(err); hint > d {
+		d = min(hint+mrand.N(hint/10+time.Millisecond), time.Minute)
+	}
+	if inst.Status == Running && inst.Step < o.pivot {
+		d = min(d, max(time.Until(inst.Deadline), time.Millisecond))
+	}
+	return d
+}
+
+// retryAfter is how long a failure asks to be left alone, if it says.
+func retryAfter(err error) time.Duration {
+	var p *problem.Error
+	if errors.As(err, &p) {
+		return p.RetryAfter
+	}
+	return 0
+}
+
+// wait sleeps d, or until the orchestrator stops (false).
+func (o *Orchestrator[T]) wait(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-o.stopped:
+		return false
+	}
 }
 
 // forward runs the next step of a running saga and records its outcome.
@@ -776,6 +865,7 @@ type metrics struct {
 	recovered prometheus.Counter
 	refused   prometheus.Counter
 	active    prometheus.Gauge
+	retrying  prometheus.Gauge
 	finished  *prometheus.CounterVec
 	duration  *prometheus.HistogramVec
 	step      *prometheus.HistogramVec
@@ -787,6 +877,7 @@ func (m *metrics) register(reg prometheus.Registerer, name string) error {
 	m.recovered = prometheus.NewCounter(prometheus.CounterOpts{Name: "saga_recovered_total", Help: "Sagas taken over after their owner's lease expired.", ConstLabels: labels})
 	m.refused = prometheus.NewCounter(prometheus.CounterOpts{Name: "saga_refused_total", Help: "Sagas refused at start because as many as can run were already waiting.", ConstLabels: labels})
 	m.active = prometheus.NewGauge(prometheus.GaugeOpts{Name: "saga_active", Help: "Sagas this process is running now.", ConstLabels: labels})
+	m.retrying = prometheus.NewGauge(prometheus.GaugeOpts{Name: "saga_retrying", Help: "Sagas whose current step (or compensation) failed and waits to be tried again.", ConstLabels: labels})
 	m.finished = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "saga_finished_total", Help: "Sagas ended, by outcome (done, compensated, stuck).", ConstLabels: labels}, []string{"outcome"})
 	m.duration = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "saga_duration_seconds", Help: "Time from a saga's start to its end, by outcome.",
 		ConstLabels: labels, Buckets: []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60}}, []string{"outcome"})
@@ -795,7 +886,7 @@ func (m *metrics) register(reg prometheus.Registerer, name string) error {
 	if reg == nil {
 		return nil
 	}
-	for _, c := range []prometheus.Collector{m.started, m.recovered, m.refused, m.active, m.finished, m.duration, m.step} {
+	for _, c := range []prometheus.Collector{m.started, m.recovered, m.refused, m.active, m.retrying, m.finished, m.duration, m.step} {
 		if err := reg.Register(c); err != nil {
 			return fmt.Errorf("saga %s metrics: %w", name, err)
 		}
