@@ -67,3 +67,10 @@ func (p *Proxy) Heal() {
 		_ = p.p.Toxics.RemoveToxic(context.Background(), name)
 	}
 }
+
+// Cut closes every connection through the proxy at once, as a peer that crashed
+// would leave them, and goes on accepting new ones on the same address.
+func (p *Proxy) Cut() error {
+	p.p.Stop()
+	return p.p.Start()
+}

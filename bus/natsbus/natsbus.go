@@ -24,6 +24,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -62,6 +63,42 @@ type Bus struct {
 	mu       sync.Mutex
 	streams  map[string]jetstream.Stream
 	failures jetstream.KeyValue
+
+	// conn ends each time the connection drops (see watchConnection).
+	conn atomic.Pointer[connection]
+}
+
+// connection is one stretch of the connection's life: its context ends when the
+// connection drops.
+type connection struct {
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+}
+
+var errConnectionLost = errors.New("the connection to the broker dropped before it acknowledged")
+
+func newConnection() *connection {
+	ctx, cancel := context.WithCancelCause(context.Background())
+	return &connection{ctx: ctx, cancel: cancel}
+}
+
+// watchConnection ends the current connection's context whenever the connection
+// drops, until it is closed. A publish in flight then would wait for an
+// acknowledgement no server will send (the one that had its message is gone): it is
+// abandoned at once, and its sender tries again — the event id makes a repeat
+// harmless.
+func (b *Bus) watchConnection() {
+	b.conn.Store(newConnection())
+	changes := b.nc.StatusChanged(nats.RECONNECTING, nats.DISCONNECTED, nats.CLOSED)
+	go func() {
+		defer b.nc.RemoveStatusListener(changes)
+		for st := range changes {
+			b.conn.Swap(newConnection()).cancel(errConnectionLost)
+			if st == nats.CLOSED {
+				return
+			}
+		}
+	}()
 }
 
 var (
@@ -95,8 +132,10 @@ func New(nc *nats.Conn, cfg Config) (*Bus, error) {
 	if err != nil {
 		return nil, fmt.Errorf("natsbus: %w", err)
 	}
-	return &Bus{nc: nc, js: js, cfg: cfg, streams: map[string]jetstream.Stream{},
-		dispatch: &bus.Dispatcher{Registry: cfg.Registry, Tracer: cfg.Tracer, Logger: cfg.Logger, Metrics: cfg.Metrics}}, nil
+	b := &Bus{nc: nc, js: js, cfg: cfg, streams: map[string]jetstream.Stream{},
+		dispatch: &bus.Dispatcher{Registry: cfg.Registry, Tracer: cfg.Tracer, Logger: cfg.Logger, Metrics: cfg.Metrics}}
+	b.watchConnection()
+	return b, nil
 }
 
 // StreamName is the stream of a domain's events.
@@ -237,8 +276,17 @@ func (b *Bus) PublishEncoded(ctx context.Context, events ...bus.Encoded) error {
 		}
 		msgs[i] = m
 	}
+	conn := b.conn.Load()
 	if len(msgs) == 1 {
-		if _, err := b.js.PublishMsg(ctx, msgs[0]); err != nil {
+		pctx, cancel := context.WithCancel(ctx)
+		stop := context.AfterFunc(conn.ctx, cancel)
+		_, err := b.js.PublishMsg(pctx, msgs[0])
+		stop()
+		cancel()
+		if err != nil {
+			if conn.ctx.Err() != nil && ctx.Err() == nil {
+				err = errConnectionLost
+			}
 			return fmt.Errorf("natsbus: publish %s: %w", events[0].Type, err)
 		}
 		b.cfg.Metrics.Published(events[0].Type, 1)
@@ -258,6 +306,8 @@ func (b *Bus) PublishEncoded(ctx context.Context, events ...bus.Encoded) error {
 			b.cfg.Metrics.Published(events[i].Type, 1)
 		case err := <-f.Err():
 			return fmt.Errorf("natsbus: publish %s: %w", events[i].Type, err)
+		case <-conn.ctx.Done():
+			return fmt.Errorf("natsbus: publish %s: %w", events[i].Type, errConnectionLost)
 		case <-ctx.Done():
 			return fmt.Errorf("natsbus: publish: %w", ctx.Err())
 		}
