@@ -25,6 +25,8 @@ func cmdLoad(ctx context.Context, e *env, args []string) error {
 	settle := fs.Duration("settle", 30*time.Second, "how `long` to wait after the last order for orders to finish")
 	seed := fs.Uint64("seed", 0, "seed of the choices, to repeat a run (default random)")
 	record := fs.String("record", "", "`file` the accepted order ids are appended to, for switchyard check (default <data dir>/accepted-orders.txt; - for none)")
+	retryWindow := fs.Duration("retry-window", 0, "keep trying a request the platform failed (5xx, 429, no connection) for this `long`, as a patient app would (default: only Retry-After on 429 and 503, five tries)")
+	timeline := fs.String("timeline", "", "`file` to write one JSON line per scheduled order to: when, outcome, latency, tries")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -41,6 +43,8 @@ func cmdLoad(ctx context.Context, e *env, args []string) error {
 		return usageErrorf("--declines: want a share from 0 to 1, got %v", *declines)
 	case *maxInFlight < 1:
 		return usageErrorf("--max-in-flight: want at least 1")
+	case *retryWindow < 0 || *retryWindow > 10*time.Minute:
+		return usageErrorf("--retry-window: want 0 to 10m, got %v", *retryWindow)
 	}
 	cfg, _, err := loadConfig(e, *configPath)
 	if err != nil {
@@ -72,7 +76,15 @@ func cmdLoad(ctx context.Context, e *env, args []string) error {
 	lc := loadgen.Config{
 		UsersURL: urls["users"], CatalogURL: urls["catalog"], OrdersURL: urls["orders"],
 		Rate: *rate, Duration: *duration, Customers: *customers, Declines: *declines,
-		MaxInFlight: *maxInFlight, Settle: *settle, Seed: *seed, Progress: e.stderr,
+		MaxInFlight: *maxInFlight, Settle: *settle, Seed: *seed, Progress: e.stderr, RetryWindow: *retryWindow,
+	}
+	if *timeline != "" {
+		f, err := os.Create(*timeline)
+		if err != nil {
+			return fmt.Errorf("--timeline: %w", err)
+		}
+		defer f.Close()
+		lc.Timeline = f
 	}
 	path := *record
 	if path == "" {

@@ -37,6 +37,11 @@ func commands() map[string]command {
 			usage:   "up [--config path] [--services a,b]",
 			run:     cmdUp,
 		},
+		"broker": {
+			summary: "run the NATS JetStream broker that up embeds, on its own (for several serve processes, or a cluster on loopback)",
+			usage:   "broker [--listen host:port] [--store dir] [--token T] [--sync always|1s] [--cluster name --cluster-listen host:port --routes a,b]",
+			run:     cmdBroker,
+		},
 		"serve": {
 			summary: "run one service in the foreground (what a container runs)",
 			usage:   "serve <service> [--config path] [--listen host:port]",

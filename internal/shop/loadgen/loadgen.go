@@ -52,6 +52,23 @@ type Config struct {
 	Client *http.Client
 	// Seed makes the choices repeatable [random].
 	Seed uint64
+	// RetryWindow, when positive, is how long a customer's app keeps trying a
+	// request that failed for want of the platform — 5xx, 429, or a transport error
+	// — honouring Retry-After, before it gives up. Zero follows only Retry-After on
+	// 429 and 503, five tries at most. Every request here is safe to repeat.
+	RetryWindow time.Duration
+	// Timeline, when set, receives one JSON line per scheduled order: when it was
+	// scheduled (at, Unix milliseconds), its outcome (accepted, refused, failed, not
+	// sent), how long placing it took and in how many tries.
+	Timeline io.Writer
+}
+
+// TimelineEntry is one line of Config.Timeline.
+type TimelineEntry struct {
+	At        int64   `json:"at"`
+	Outcome   string  `json:"outcome"`
+	LatencyMS float64 `json:"latency_ms,omitempty"`
+	Tries     int     `json:"tries,omitempty"`
 }
 
 // Summary is what a run did.
@@ -153,27 +170,37 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 
 // call sends a JSON request and decodes a JSON answer into out (when not nil).
 func (r *runner) call(ctx context.Context, method, url, token string, body any, header http.Header, out any) (int, error) {
+	code, _, err := r.do(ctx, method, url, token, body, header, out)
+	return code, err
+}
+
+// do is call, reporting how many tries it took.
+func (r *runner) do(ctx context.Context, method, url, token string, body any, header http.Header, out any) (int, int, error) {
 	var payload []byte
 	if body != nil {
 		b, err := json.Marshal(body)
 		if err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 		payload = b
 	}
 	// "Come back later" — a rate limit (429) or a dependency briefly unavailable
 	// (503), with Retry-After — is honoured as a customer's app would: wait as told,
-	// a few times, then give up. Writes are safe to repeat: orders carry an
-	// Idempotency-Key, and a repeated registration answers 409 (see signUp).
+	// a few times, then give up; with a RetryWindow, any failure of the platform is
+	// tried again until the window closes. Writes are safe to repeat: orders carry
+	// an Idempotency-Key, and a repeated registration answers 409 (see signUp).
 	var resp *http.Response
+	begun := time.Now()
+	tries := 0
 	for try := 1; ; try++ {
+		tries = try
 		var rd io.Reader
 		if payload != nil {
 			rd = bytes.NewReader(payload)
 		}
 		req, err := http.NewRequestWithContext(ctx, method, url, rd)
 		if err != nil {
-			return 0, err
+			return 0, try, err
 		}
 		for k, v := range header {
 			req.Header[k] = v
@@ -185,39 +212,70 @@ func (r *runner) call(ctx context.Context, method, url, token string, body any, 
 			req.Header.Set("Content-Type", "application/json")
 		}
 		resp, err = r.client.Do(req)
-		if err != nil {
-			return 0, err
-		}
-		wait, err := strconv.Atoi(resp.Header.Get("Retry-After"))
-		later := resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable
-		if !later || err != nil || try == 5 || wait < 0 || wait > 10 {
+		wait, again := r.again(resp, err, try, time.Since(begun))
+		if !again {
+			if err != nil {
+				return 0, try, err
+			}
 			break
 		}
-		r.mu.Lock()
-		r.waited[strconv.Itoa(resp.StatusCode)]++
-		r.mu.Unlock()
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
+		if resp != nil {
+			r.mu.Lock()
+			r.waited[strconv.Itoa(resp.StatusCode)]++
+			r.mu.Unlock()
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
 		select {
 		case <-ctx.Done():
-			return 0, ctx.Err()
-		case <-time.After(time.Duration(max(wait, 1)) * time.Second):
+			return 0, try, ctx.Err()
+		case <-time.After(wait):
 		}
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if err != nil {
-		return resp.StatusCode, err
+		return resp.StatusCode, tries, err
 	}
 	if out != nil && resp.StatusCode < 300 {
 		if err := json.Unmarshal(raw, out); err != nil {
-			return resp.StatusCode, fmt.Errorf("%s %s: %w", method, url, err)
+			return resp.StatusCode, tries, fmt.Errorf("%s %s: %w", method, url, err)
 		}
 	}
 	if resp.StatusCode >= 300 && out != nil {
-		return resp.StatusCode, fmt.Errorf("%s %s: %s: %s", method, url, resp.Status, strings.TrimSpace(string(raw)))
+		return resp.StatusCode, tries, fmt.Errorf("%s %s: %s: %s", method, url, resp.Status, strings.TrimSpace(string(raw)))
 	}
-	return resp.StatusCode, nil
+	return resp.StatusCode, tries, nil
+}
+
+// again decides whether a customer's app tries a request again after try number
+// try, elapsed since the first, and after how long.
+func (r *runner) again(resp *http.Response, err error, try int, elapsed time.Duration) (time.Duration, bool) {
+	var told time.Duration
+	later := false
+	if err == nil {
+		wait, werr := strconv.Atoi(resp.Header.Get("Retry-After"))
+		later = (resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable) &&
+			werr == nil && wait >= 0 && wait <= 10
+		told = time.Duration(max(wait, 1)) * time.Second
+	}
+	window := r.cfg.RetryWindow
+	if window <= 0 {
+		return told, later && try < 5
+	}
+	failed := err != nil || resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests
+	if !failed {
+		return 0, false
+	}
+	wait := told
+	if !later {
+		wait = min(200*time.Millisecond<<min(try-1, 4), 2*time.Second)
+	}
+	left := window - elapsed
+	if left <= 0 {
+		return 0, false
+	}
+	return min(wait, left), true
 }
 
 // signUp registers and logs in the customers, a few at a time (hashing passwords
@@ -320,13 +378,14 @@ func (r *runner) drive(ctx context.Context, customers []customer) time.Duration 
 		case slots <- struct{}{}:
 		default:
 			r.notSent.Add(1)
+			r.record(at, "not sent", 0, 0)
 			continue
 		}
 		ci := rng.IntN(len(customers))
 		o := r.orderFor(rng)
 		wg.Go(func() {
 			defer func() { <-slots }()
-			r.place(ctx, n, ci, customers[ci], o)
+			r.place(ctx, at, n, ci, customers[ci], o)
 		})
 	}
 	wg.Wait()
@@ -360,7 +419,7 @@ func (r *runner) orderFor(rng *rand.Rand) plannedOrder {
 }
 
 // place browses a product and places one order.
-func (r *runner) place(ctx context.Context, n, ci int, c customer, o plannedOrder) {
+func (r *runner) place(ctx context.Context, at time.Time, n, ci int, c customer, o plannedOrder) {
 	if _, err := r.call(ctx, "GET", r.cfg.CatalogURL+"/v1/products/"+o.look, c.token, nil, nil, nil); err != nil {
 		r.fail("browse: " + kind(err))
 	}
@@ -368,12 +427,15 @@ func (r *runner) place(ctx context.Context, n, ci int, c customer, o plannedOrde
 		ID string `json:"id"`
 	}
 	begun := time.Now()
-	code, err := r.call(ctx, "POST", r.cfg.OrdersURL+"/v2/orders", c.token,
+	code, tries, err := r.do(ctx, "POST", r.cfg.OrdersURL+"/v2/orders", c.token,
 		map[string]any{"items": o.items, "payment": map[string]string{"card_number": o.card}},
 		http.Header{"Idempotency-Key": {fmt.Sprintf("load-%x-%d", r.cfg.Seed, n)}}, &placed)
 	took := time.Since(begun)
+	outcome := "failed"
+	defer func() { r.record(at, outcome, took, tries) }()
 	switch {
 	case err == nil && code == http.StatusCreated:
+		outcome = "accepted"
 		r.accepted.Add(1)
 		r.mu.Lock()
 		r.latencies = append(r.latencies, took)
@@ -383,6 +445,7 @@ func (r *runner) place(ctx context.Context, n, ci int, c customer, o plannedOrde
 		}
 		r.mu.Unlock()
 	case code >= 400 && code < 500:
+		outcome = "refused"
 		r.refused.Add(1)
 		r.fail(fmt.Sprintf("place order: HTTP %d", code))
 	default:
@@ -413,6 +476,17 @@ func kind(err error) string {
 		}
 		return s
 	}
+}
+
+// record writes one order's line of the timeline.
+func (r *runner) record(at time.Time, outcome string, took time.Duration, tries int) {
+	if r.cfg.Timeline == nil {
+		return
+	}
+	line, _ := json.Marshal(TimelineEntry{At: at.UnixMilli(), Outcome: outcome, LatencyMS: float64(took.Microseconds()) / 1000, Tries: tries})
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	_, _ = r.cfg.Timeline.Write(append(line, '\n'))
 }
 
 func (r *runner) fail(what string) {
