@@ -13,7 +13,7 @@ import (
 
 // Metrics are the per-dependency resilience metrics of a process:
 //
-//	rpc_client_calls_total{dependency,outcome}         outcome: ok, error, rejected, timeout
+//	rpc_client_calls_total{dependency,outcome}         outcome: ok, error, rejected, timeout, shed
 //	rpc_client_call_duration_seconds{dependency}
 //	rpc_client_retries_total{dependency}
 //	rpc_client_hedges_total{dependency}
@@ -33,7 +33,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	dep := []string{"dependency"}
 	m := &Metrics{
 		calls: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "rpc_client_calls_total",
-			Help: "Calls to a dependency by outcome: ok, error (failed answer or transport error), rejected (breaker, bulkhead or budget), timeout."}, []string{"dependency", "outcome"}),
+			Help: "Calls to a dependency by outcome: ok, error (failed answer or transport error), rejected (breaker, bulkhead or budget), timeout, shed (the dependency refused for now: 429 or 503 with Retry-After)."}, []string{"dependency", "outcome"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "rpc_client_call_duration_seconds",
 			Help: "Time of a call to a dependency, retries included.", Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5}}, dep),
 		retries:    prometheus.NewCounterVec(prometheus.CounterOpts{Name: "rpc_client_retries_total", Help: "Retries sent to a dependency."}, dep),
@@ -56,6 +56,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 // value records nothing.
 type depMetrics struct {
 	ok, errs, rejected, timedOut prometheus.Counter
+	shed                         prometheus.Counter
 	duration                     prometheus.Observer
 	retries, hedges, rejections  prometheus.Counter
 	exhausted                    prometheus.Counter
@@ -69,6 +70,7 @@ func (m *Metrics) forDependency(dep string) depMetrics {
 	return depMetrics{
 		ok: m.calls.WithLabelValues(dep, "ok"), errs: m.calls.WithLabelValues(dep, "error"),
 		rejected: m.calls.WithLabelValues(dep, "rejected"), timedOut: m.calls.WithLabelValues(dep, "timeout"),
+		shed:     m.calls.WithLabelValues(dep, "shed"),
 		duration: m.duration.WithLabelValues(dep),
 		retries:  m.retries.WithLabelValues(dep), hedges: m.hedges.WithLabelValues(dep),
 		rejections: m.rejections.WithLabelValues(dep), exhausted: m.exhausted.WithLabelValues(dep),
@@ -83,6 +85,8 @@ func (d depMetrics) call(resp *http.Response, err error, took time.Duration) {
 	d.duration.Observe(took.Seconds())
 	var pe *problem.Error
 	switch {
+	case err == nil && shed(resp):
+		d.shed.Inc()
 	case err == nil && !failed(resp, nil):
 		d.ok.Inc()
 	case errors.As(err, &pe) && pe.Kind == problem.Unavailable:

@@ -24,7 +24,11 @@
 //
 // What counts as a failure: transport errors, 5xx except 501, 429, and gRPC
 // UNAVAILABLE/RESOURCE_EXHAUSTED/DEADLINE_EXCEEDED signalled in headers. 4xx answers
-// are the caller's problem, not the dependency's.
+// are the caller's problem, not the dependency's. A 429 or 503 that carries
+// Retry-After is the dependency shedding load — alive, and saying when to come
+// back: it is retried after that (where retries are allowed) but not held against
+// the dependency by the breaker, which would otherwise turn a partial refusal into
+// a total one (Finagle's failure accrual ignores its "nacks" alike).
 //
 // Every decision is visible: a Metrics records calls, retries, breaker state,
 // bulkhead use and rejections per dependency, and each decision is added as an event
@@ -537,10 +541,19 @@ func failed(r *http.Response, err error) bool {
 	if err != nil {
 		return !errors.Is(err, context.Canceled) && !errors.Is(err, bulkhead.ErrFull)
 	}
+	if shed(r) {
+		return false
+	}
 	if r.StatusCode >= 500 && r.StatusCode != http.StatusNotImplemented {
 		return true
 	}
 	return grpcFailure(r)
+}
+
+// shed reports whether an answer is the dependency refusing for now, with the time
+// to come back: 429 or 503 with Retry-After.
+func shed(r *http.Response) bool {
+	return (r.StatusCode == http.StatusServiceUnavailable || r.StatusCode == http.StatusTooManyRequests) && r.Header.Get("Retry-After") != ""
 }
 
 // retryable decides whether an attempt's outcome deserves another try.
@@ -548,7 +561,7 @@ func retryable(r *http.Response, err error) bool {
 	if err != nil {
 		return !errors.Is(err, context.Canceled)
 	}
-	return r.StatusCode == http.StatusTooManyRequests || failed(r, nil)
+	return r.StatusCode == http.StatusTooManyRequests || shed(r) || failed(r, nil)
 }
 
 // grpcFailure reads a gRPC status carried in the headers (a trailers-only

@@ -246,6 +246,45 @@ func TestTheBreakerOpensFailsFastAndClosesAfterAProbe(t *testing.T) {
 	}
 }
 
+// A dependency shedding load — 503 with Retry-After on every call — is alive and
+// says when to come back: the breaker stays closed (opening it would refuse every
+// call, not just the excess). The same 503 without Retry-After is a failure and
+// opens it.
+func TestLoadSheddingDoesNotOpenTheBreaker(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name       string
+		retryAfter string
+		opens      bool
+	}{
+		{"503 with Retry-After", "1", false},
+		{"503 without Retry-After", "", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			d := serve(t, func(_ int64, w http.ResponseWriter, _ *http.Request) {
+				if tc.retryAfter != "" {
+					w.Header().Set("Retry-After", tc.retryAfter)
+				}
+				w.WriteHeader(http.StatusServiceUnavailable)
+			})
+			p := policy(t, resilience.Config{MaxAttempts: 1, ConsecutiveFailures: 3})
+			for range 10 {
+				resp, err := call(p, http.MethodGet, d.url, nil)
+				if err != nil && !tc.opens {
+					t.Fatalf("a shed call: %v, want the 503 answer", err)
+				}
+				if err == nil && resp.StatusCode != http.StatusServiceUnavailable {
+					t.Fatalf("status %d", resp.StatusCode)
+				}
+			}
+			if p.BreakerOpen() != tc.opens {
+				t.Errorf("breaker open = %v after ten 503s (Retry-After %q), want %v", p.BreakerOpen(), tc.retryAfter, tc.opens)
+			}
+		})
+	}
+}
+
 func TestAFullBulkheadRefusesAtOnceAndIsolatesOtherDependencies(t *testing.T) {
 	t.Parallel()
 	release := make(chan struct{})
