@@ -483,6 +483,7 @@ func (v *view) expire(ctx context.Context) time.Duration {
 				return hb
 			case gone:
 				delete(v.entries, key)
+				v.k.cfg.Logger.Info("discovery: instance gone", "dependency", v.service, "instance", e.inst.ID, "addr", e.inst.Addr)
 				continue
 			default: // the watch lags behind the bucket
 				v.entries[key] = fresh
@@ -509,18 +510,23 @@ func (v *view) publish(trusted bool) {
 		return // nothing known yet: say nothing rather than "none"
 	}
 	if v.last == nil || !equalSets(list, v.last) {
+		if len(list) == 0 && len(v.last) > 0 {
+			v.k.cfg.Logger.Warn("discovery: no instance of the dependency is left", "dependency", v.service)
+		}
 		v.last = list
 		send(v.out, list)
 	}
 }
 
 // lookup asks the registry for one entry: gone when it has none, or only one that
-// has expired; an error when it does not answer.
+// has expired; an error when it does not answer. It reads from the bucket's stream
+// leader: a key-value Get is a direct get, which any replica may answer, and a
+// replica still catching up (a node just restarted) would call a live instance gone.
 func (k *KV) lookup(ctx context.Context, name, service string) (entry kvEntry, gone bool, err error) {
 	lctx, cancel := context.WithTimeout(ctx, k.cfg.Heartbeat)
 	defer cancel()
-	e, err := k.current().Get(lctx, name)
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
+	msg, err := k.leaderGet(lctx, name)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		k.ok()
 		return kvEntry{}, true, nil
 	}
@@ -529,11 +535,50 @@ func (k *KV) lookup(ctx context.Context, name, service string) (entry kvEntry, g
 		return kvEntry{}, false, err
 	}
 	k.ok()
-	inst, ok := decode(e, service)
-	if !ok || !k.expiry(e).After(time.Now()) {
-		return kvEntry{}, true, nil
+	var inst Instance
+	created := msg.Time.Add(-time.Duration(k.skew.Load()))
+	expires := created.Add(3 * k.cfg.Heartbeat)
+	if msg.Header.Get("KV-Operation") != "" || json.Unmarshal(msg.Data, &inst) != nil || inst.Service != service || !expires.After(time.Now()) {
+		return kvEntry{}, true, nil // withdrawn, or last written three heartbeats ago
 	}
-	return kvEntry{inst: inst, expires: k.expiry(e)}, false, nil
+	return kvEntry{inst: inst, expires: expires}, false, nil
+}
+
+// leaderGet reads the last message of a key from the stream's leader (the
+// JetStream API's message get, not a direct get).
+func (k *KV) leaderGet(ctx context.Context, name string) (*jetstream.RawStreamMsg, error) {
+	stream := "KV_" + k.cfg.Bucket
+	req, _ := json.Marshal(map[string]string{"last_by_subj": "$KV." + k.cfg.Bucket + "." + name})
+	reply, err := k.js.Conn().RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET."+stream, req)
+	if err != nil {
+		return nil, err
+	}
+	var resp struct {
+		Error *jetstream.APIError `json:"error"`
+		Msg   *struct {
+			Header []byte    `json:"hdrs"`
+			Data   []byte    `json:"data"`
+			Time   time.Time `json:"time"`
+		} `json:"message"`
+	}
+	if err := json.Unmarshal(reply.Data, &resp); err != nil {
+		return nil, fmt.Errorf("discovery: read %s: %w", name, err)
+	}
+	switch {
+	case resp.Error != nil && resp.Error.ErrorCode == jetstream.JSErrCodeMessageNotFound:
+		return nil, jetstream.ErrMsgNotFound
+	case resp.Error != nil:
+		return nil, resp.Error
+	case resp.Msg == nil:
+		return nil, fmt.Errorf("discovery: read %s: an empty answer", name)
+	}
+	out := &jetstream.RawStreamMsg{Data: resp.Msg.Data, Time: resp.Msg.Time}
+	if len(resp.Msg.Header) > 0 {
+		if out.Header, err = nats.DecodeHeadersMsg(resp.Msg.Header); err != nil {
+			return nil, fmt.Errorf("discovery: read %s: %w", name, err)
+		}
+	}
+	return out, nil
 }
 
 // measureSkew estimates how far the server's clock is ahead of ours, by writing a key
