@@ -60,15 +60,24 @@ func Dashboard(in Input) ([]byte, error) {
 	panel("Breaker state (0 closed, 1 half-open, 2 open)", "none", 8, 8, [2]string{`max by (job, dependency) (rpc_client_breaker_state)`, "{{job}} → {{dependency}}"})
 	panel("Retries", "reqps", 16, 8, [2]string{`sum by (job, dependency) (rate(rpc_client_retries_total[$__rate_interval]))`, "{{job}} → {{dependency}}"})
 	y += 7
+	if in.Registry {
+		row("Discovery")
+		panel("Stale views (1: the registry does not answer; calls go to the instances last known)", "none", 0, 12,
+			[2]string{`max by (job, dependency) (discovery_view_stale)`, "{{job}} → {{dependency}}"})
+		panel("Registry errors", "short", 12, 12, [2]string{`sum by (job, op) (increase(discovery_registry_errors_total[$__rate_interval]))`, "{{job}} {{op}}"})
+		y += 7
+	}
 	row("Events")
-	panel("Oldest unsent outbox row", "s", 0, 8, [2]string{`max by (job) (outbox_oldest_unsent_age_seconds)`, "{{job}}"})
-	panel("Consumer lag", "short", 8, 8, [2]string{`max by (job, group) (bus_consumer_lag)`, "{{group}}"})
-	panel("Dead letters", "short", 16, 8, [2]string{`sum by (job, group) (increase(bus_dead_letters_total[$__rate_interval]))`, "{{group}}"})
+	panel("Oldest unsent outbox row", "s", 0, 6, [2]string{`max by (job) (outbox_oldest_unsent_age_seconds)`, "{{job}}"})
+	panel("Outbox backlog", "short", 6, 6, [2]string{`max by (job) (outbox_backlog)`, "{{job}}"})
+	panel("Consumer lag", "short", 12, 6, [2]string{`max by (job, group) (bus_consumer_lag)`, "{{group}}"})
+	panel("Dead letters", "short", 18, 6, [2]string{`sum by (job, group) (increase(bus_dead_letters_total[$__rate_interval]))`, "{{group}}"})
 	y += 7
 	if len(in.Sagas) > 0 {
 		row("Sagas")
-		panel("Sagas ended by outcome", "short", 0, 12, [2]string{`sum by (job, outcome) (increase(saga_finished_total[$__rate_interval]))`, "{{job}} {{outcome}}"})
-		panel("Sagas in flight", "short", 12, 12, [2]string{`sum by (job) (saga_active)`, "{{job}}"})
+		panel("Sagas ended by outcome", "short", 0, 8, [2]string{`sum by (job, outcome) (increase(saga_finished_total[$__rate_interval]))`, "{{job}} {{outcome}}"})
+		panel("Sagas in flight", "short", 8, 8, [2]string{`sum by (job) (saga_active)`, "{{job}}"})
+		panel("Sagas waiting on a failing step", "short", 16, 8, [2]string{`sum by (job) (saga_retrying)`, "{{job}}"})
 	}
 	dash := map[string]any{
 		"uid": "switchyard", "title": "Switchyard", "schemaVersion": 39, "version": 1, "editable": true,

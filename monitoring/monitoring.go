@@ -29,6 +29,9 @@ type Input struct {
 	Services []*config.Service
 	// Sagas names the services that run sagas, with the deadline before their pivot.
 	Sagas map[string]time.Duration
+	// Registry is set when services find each other through a registry that can
+	// become unreachable (discovery kind nats), rather than the platform's DNS.
+	Registry bool
 }
 
 // RuleFile is a Prometheus rule file.
@@ -80,11 +83,15 @@ func promDuration(d time.Duration) string {
 //   - a service that consumes events: dead letters appeared; the consumer lag keeps
 //     growing;
 //   - a service that publishes events: its oldest unsent outbox row is older than a
-//     minute (the relay is stuck or the broker unreachable);
+//     minute (the relay is stuck or the broker unreachable); over a thousand events
+//     wait to be sent;
+//   - a service with dependencies, when discovery uses a registry: its view of them
+//     has been stale for a minute (the registry does not answer it);
 //   - every service: it burns its error budget (Objective) fast — 14.4× over an hour
 //     and five minutes, the multiwindow rule of the Google SRE workbook;
-//   - a service running sagas: a saga was declared stuck, new sagas were refused
-//     for want of capacity, or sagas outlive their deadline.
+//   - a service running sagas: a saga was declared stuck, sagas keep waiting on a
+//     failing step, new sagas were refused for want of capacity, or sagas outlive
+//     their deadline.
 func Rules(in Input) RuleFile {
 	var f RuleFile
 	services := slices.Clone(in.Services)
@@ -104,6 +111,11 @@ func Rules(in Input) RuleFile {
 			r.Labels["dependency"] = d
 			g.Rules = append(g.Rules, r)
 		}
+		if in.Registry && len(s.Dependencies) > 0 {
+			g.Rules = append(g.Rules, rule("SwitchyardDiscoveryStale",
+				fmt.Sprintf(`max by (job) (discovery_view_stale{%s}) == 1`, job), "1m", "warning", s.Name,
+				fmt.Sprintf("%s cannot read the service registry: it calls the instances it last knew and sees no new ones.", s.Name)))
+		}
 		if len(s.Subscriptions) > 0 {
 			g.Rules = append(g.Rules,
 				rule("SwitchyardDeadLetters", fmt.Sprintf(`sum by (job, group) (increase(bus_dead_letters_total{%s}[10m])) > 0`, job), "",
@@ -114,7 +126,9 @@ func Rules(in Input) RuleFile {
 		if len(s.Publishes) > 0 {
 			g.Rules = append(g.Rules, rule("SwitchyardOutboxStuck",
 				fmt.Sprintf(`max by (job) (outbox_oldest_unsent_age_seconds{%s}) > 60`, job), "2m", "critical", s.Name,
-				fmt.Sprintf("The oldest event %s has not sent is over a minute old: its relay is stuck or the broker unreachable.", s.Name)))
+				fmt.Sprintf("The oldest event %s has not sent is over a minute old: its relay is stuck or the broker unreachable.", s.Name)),
+				rule("SwitchyardOutboxBacklog", fmt.Sprintf(`max by (job) (outbox_backlog{%s}) > 1000`, job), "2m", "warning", s.Name,
+					fmt.Sprintf("Over a thousand events %s wrote wait to be sent: the broker is unreachable or slow (they are kept, and sent when it answers).", s.Name)))
 		}
 		budget := 1 - Objective
 		ratio := func(window string) string {
@@ -128,7 +142,9 @@ func Rules(in Input) RuleFile {
 		if deadline, ok := in.Sagas[s.Name]; ok {
 			g.Rules = append(g.Rules,
 				rule("SwitchyardSagaStuck", fmt.Sprintf(`sum by (job) (increase(saga_finished_total{%s, outcome="stuck"}[15m])) > 0`, job), "",
-					"critical", s.Name, fmt.Sprintf("A saga of %s is stuck: a compensation keeps failing and needs a person.", s.Name)),
+					"critical", s.Name, fmt.Sprintf("A saga of %s is stuck — a step past the pivot refused, or it or a compensation kept failing — and needs a person (its reason is on the saga).", s.Name)),
+				rule("SwitchyardSagaRetrying", fmt.Sprintf(`max by (job) (saga_retrying{%s}) > 0`, job), "5m",
+					"warning", s.Name, fmt.Sprintf("Sagas of %s have been waiting on a failing step for five minutes: a dependency is down or refusing.", s.Name)),
 				rule("SwitchyardSagaRefused", fmt.Sprintf(`sum by (job) (increase(saga_refused_total{%s}[5m])) > 0`, job), "",
 					"warning", s.Name, fmt.Sprintf("%s is at capacity: it refused new sagas (orders) rather than queue them past their deadline. Add replicas.", s.Name)),
 				rule("SwitchyardSagaSlow", fmt.Sprintf(`histogram_quantile(0.99, sum by (job, le) (rate(saga_duration_seconds_bucket{%s}[10m]))) > %g`, job, deadline.Seconds()), "10m",

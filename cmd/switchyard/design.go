@@ -43,7 +43,7 @@ func platformServices(cfg *config.Config) []*config.Service {
 // monitoringInput is what the alert rules and dashboard are drawn from: the
 // platform's services, and the sagas the shop's orders service runs.
 func monitoringInput(cfg *config.Config) (monitoring.Input, []design.Saga, error) {
-	in := monitoring.Input{Services: platformServices(cfg), Sagas: map[string]time.Duration{}}
+	in := monitoring.Input{Services: platformServices(cfg), Sagas: map[string]time.Duration{}, Registry: cfg.Discovery.Kind == "nats"}
 	var sagas []design.Saga
 	if svc := cfg.Service("orders"); svc != nil {
 		settings, err := orders.DecodeSettings(svc.Settings)
