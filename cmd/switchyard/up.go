@@ -154,7 +154,7 @@ func cmdUp(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer func() { _ = os.Remove(stack.Path) }() // a stopped stack leaves no stack.json
-	hub.Handle("GET /api/breakers", breakers(sup))
+	hub.Handle("GET /api/dependencies", dependencies(sup))
 
 	done := make(chan error, 1)
 	go func() { done <- sup.Run(ctx) }()
@@ -201,35 +201,47 @@ func startHub(addr string, log *slog.Logger) (hub *observe.Hub, url string, stop
 	return hub, "http://" + ln.Addr().String(), func() { _ = srv.Close() }, nil
 }
 
-// breakers answers the circuit breaker state of every dependency of every running
-// child, read from the children's own /metrics.
-func breakers(sup *supervisor.Supervisor) http.Handler {
+// dependencies answers, for every dependency of every running child, read from the
+// children's own /metrics: its circuit breaker's state, and whether the child's view
+// of its instances is stale (the registry has not answered; calls go to the
+// instances last known).
+func dependencies(sup *supervisor.Supervisor) http.Handler {
 	client := &http.Client{Timeout: 2 * time.Second}
 	names := map[float64]string{0: "closed", 1: "half-open", 2: "open"}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		type breaker struct {
-			Service    string `json:"service"`
-			Dependency string `json:"dependency"`
-			State      string `json:"state"`
+	type dependency struct {
+		Service    string `json:"service"`
+		Dependency string `json:"dependency"`
+		State      string `json:"state,omitempty"`
+	}
+	each := func(families map[string]*dto.MetricFamily, metric string, fn func(dep string, value float64)) {
+		for _, m := range families[metric].GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "dependency" {
+					fn(l.GetValue(), m.GetGauge().GetValue())
+				}
+			}
 		}
-		out := []breaker{}
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		breakers, stale := []dependency{}, []dependency{}
 		for _, st := range sup.Status() {
 			if st.Addr == "" {
 				continue
 			}
 			families, err := scrape(r.Context(), client, "http://"+st.Addr+"/metrics")
 			if err != nil {
-				continue // a child restarting has no breakers to show
+				continue // a child restarting has nothing to show
 			}
-			for _, m := range families["rpc_client_breaker_state"].GetMetric() {
-				for _, l := range m.GetLabel() {
-					if l.GetName() == "dependency" {
-						out = append(out, breaker{Service: st.Name, Dependency: l.GetValue(), State: names[m.GetGauge().GetValue()]})
-					}
+			each(families, "rpc_client_breaker_state", func(dep string, v float64) {
+				breakers = append(breakers, dependency{Service: st.Name, Dependency: dep, State: names[v]})
+			})
+			each(families, "discovery_view_stale", func(dep string, v float64) {
+				if v == 1 {
+					stale = append(stale, dependency{Service: st.Name, Dependency: dep})
 				}
-			}
+			})
 		}
-		rest.Write(w, http.StatusOK, map[string]any{"breakers": out})
+		rest.Write(w, http.StatusOK, map[string]any{"breakers": breakers, "stale": stale})
 	})
 }
 

@@ -53,25 +53,30 @@ const windowSeconds = 300;
 const rate = (e) => `${(e.calls / windowSeconds).toFixed(2)}/s`;
 
 async function topology() {
-  const [graph, breakers] = await Promise.all([
+  const [graph, deps] = await Promise.all([
     api.call('GET', `${hub}/topology?since=5m&format=json`),
-    api.call('GET', `${hub}/breakers`).catch(() => ({ breakers: [] })),
+    api.call('GET', `${hub}/dependencies`).catch(() => ({ breakers: [], stale: [] })),
   ]);
-  const state = new Map(breakers.breakers.map((b) => [`${b.service}>${b.dependency}`, b.state]));
+  const state = new Map(deps.breakers.map((b) => [`${b.service}>${b.dependency}`, b.state]));
+  // A service whose view of a dependency is stale calls the instances it last knew:
+  // the registry has not answered it.
+  const stale = new Map();
+  for (const s of deps.stale || []) stale.set(s.service, [...(stale.get(s.service) || []), s.dependency]);
   const edges = graph.edges || [];
-  drawGraph(edges, state);
+  drawGraph(edges, state, stale);
   const body = $('edges').tBodies[0];
   body.replaceChildren();
   for (const e of edges) {
     const b = state.get(`${e.from}>${e.to}`) || '';
-    body.append(el('tr', { class: b === 'open' ? 'bad' : '' }, el('td', {}, e.from), el('td', {}, e.to),
+    const old = (stale.get(e.from) || []).includes(e.to) ? 'stale view' : '';
+    body.append(el('tr', { class: b === 'open' ? 'bad' : old ? 'warn' : '' }, el('td', {}, e.from), el('td', {}, e.to),
       el('td', {}, e.protocol + (e.label ? ' ' + e.label : '')), el('td', {}, e.calls), el('td', {}, rate(e)),
       el('td', {}, e.errors ? `${e.errors} (${(100 * e.errors / e.calls).toFixed(1)}%)` : '0'),
-      el('td', {}, e.retries || 0), el('td', {}, b)));
+      el('td', {}, e.retries || 0), el('td', {}, [b, old].filter(Boolean).join(', '))));
   }
 }
 
-function drawGraph(edges, state) {
+function drawGraph(edges, state, stale) {
   // Columns: the client, the gateway, the services by call depth, the bus, the databases.
   const depth = new Map();
   const place = (n) => {
@@ -121,7 +126,12 @@ function drawGraph(edges, state) {
     }
   }
   for (const [n, p] of pos) {
-    const g = add('g', { class: 'node', 'data-name': n });
+    const g = add('g', { class: stale.has(n) ? 'node stale' : 'node', 'data-name': n });
+    if (stale.has(n)) {
+      const title = document.createElementNS(ns, 'title');
+      title.textContent = `${n} cannot read the registry: it calls the instances it last knew of ${stale.get(n).join(', ')}`;
+      g.append(title);
+    }
     const r = document.createElementNS(ns, 'rect');
     Object.entries({ x: p.x, y: p.y, width: 130, height: 32, rx: 6 }).forEach(([k, v]) => r.setAttribute(k, v));
     const t = document.createElementNS(ns, 'text');
