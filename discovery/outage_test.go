@@ -195,7 +195,9 @@ func until(t *testing.T, what string, d time.Duration, cond func() bool) time.Du
 	return time.Since(begun)
 }
 
-func same(got []string, want ...string) bool { return strings.Join(got, ",") == strings.Join(want, ",") }
+func same(got []string, want ...string) bool {
+	return strings.Join(got, ",") == strings.Join(want, ",")
+}
 
 // The registry's broker stops for longer than five expiries. The callers keep the
 // instances they knew (marked stale), not an empty view; an instance that died
@@ -351,7 +353,10 @@ func TestTheViewFollowsALeaderChange(t *testing.T) {
 		kv := open()
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})
-		go func() { defer close(done); _ = kv.Register(ctx, discovery.Instance{Service: "inventory", ID: id, Addr: "127.0.0.1:1001"}) }()
+		go func() {
+			defer close(done)
+			_ = kv.Register(ctx, discovery.Instance{Service: "inventory", ID: id, Addr: "127.0.0.1:1001"})
+		}()
 		stop := func() { cancel(); <-done }
 		t.Cleanup(stop)
 		return stop
