@@ -271,7 +271,9 @@ func safeRead(req *http.Request) bool {
 // Attempt sends one try of a call. It receives a private shallow copy of the call's
 // request, bound to the try's context and with a fresh body when retrying: it may
 // change the copy's URL, Host and Header (replacing, never mutating, the caller's
-// header map), and must not retry on its own.
+// header map), and must not retry on its own. An attempt it refuses before reaching
+// the dependency (no instance to send it to) it reports as an Unavailable problem
+// with a RetryAfter: retried like a failure, but not held against the dependency.
 type Attempt func(*http.Request) (*http.Response, error)
 
 // Do runs a call under the policy, within ctx (req's own context is ignored). The
@@ -536,9 +538,15 @@ func retryAfter(r *http.Response) (time.Duration, bool) {
 	return 0, false
 }
 
-// failed classifies an attempt's outcome for the breaker.
+// failed classifies an attempt's outcome for the breaker. An attempt refused before
+// it reached the dependency — no instance to send it to — is not the dependency's
+// failure.
 func failed(r *http.Response, err error) bool {
 	if err != nil {
+		var pe *problem.Error
+		if errors.As(err, &pe) && pe.Kind == problem.Unavailable && pe.RetryAfter > 0 {
+			return false
+		}
 		return !errors.Is(err, context.Canceled) && !errors.Is(err, bulkhead.ErrFull)
 	}
 	if shed(r) {

@@ -165,6 +165,33 @@ func TestABlackHoledDependencyOpensTheBreakerUntilItHeals(t *testing.T) {
 	}
 }
 
+// A dependency with no instance yet (its first instance still starting, or all of
+// them away) is nobody's failure: calls are refused at once, the breaker stays
+// closed, and the first call after an instance appears goes through — not five
+// seconds of an open breaker later.
+func TestNoInstanceDoesNotOpenTheBreaker(t *testing.T) {
+	t.Parallel()
+	resolver := discovery.NewStatic()
+	c := client(t, rpc.ClientConfig{Service: "users", Resolver: resolver,
+		Policy: resilience.Config{MaxAttempts: 1, ConsecutiveFailures: 3, OpenFor: 5 * time.Second}})
+	for range 10 {
+		if _, err := get(c, "/"); problem.KindOf(err) != problem.Unavailable {
+			t.Fatalf("a call with no instance: %v, want Unavailable", err)
+		}
+	}
+	if c.Policy().BreakerOpen() {
+		t.Fatal("the breaker opened because the dependency had no instance")
+	}
+	addr := backend(t, func(http.ResponseWriter, *http.Request) {})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go resolver.Register(ctx, discovery.Instance{Service: "users", ID: "users-1", Addr: addr})
+	waitFor(t, "the first call to the new instance", 2*time.Second, func() bool {
+		code, err := get(c, "/")
+		return err == nil && code == 200
+	})
+}
+
 // Three instances, one answering 500: nearly every idempotent call succeeds and the
 // bad instance is ejected.
 func TestOneBadInstanceOfThreeIsEjectedAndCallsSucceed(t *testing.T) {
