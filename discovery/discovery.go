@@ -1,19 +1,19 @@
 // Package discovery tells a caller where the instances of a service are.
 //
 // A [Registry] announces an instance and keeps it alive with heartbeats; a
-// [Resolver] lists the live instances of a service and watches them change. Three
-// implementations ship, each run through the same conformance suite
-// (discoverytest):
+// [Resolver] lists the live instances of a service and watches them change. This
+// package holds the contract and the simplest implementation; the others are
+// subpackages, so that a caller (rpc, balancer) depends on none of their clients.
+// Each passes the same conformance suite (discoverytest):
 //
-//   - [KV], a NATS JetStream key-value bucket — the default, on the embedded broker
-//     and on an external cluster alike (NATS 2.9 and later). Every instance rewrites
-//     its key each heartbeat; a watcher drops an entry exactly three heartbeats after
-//     the server stored it (server timestamps, corrected by the measured offset
-//     between the server's clock and ours), and the bucket's TTL of three heartbeats
-//     makes the server forget it too.
+//   - natskv, a NATS JetStream key-value bucket — the default, on the embedded
+//     broker and on an external cluster alike (NATS 2.9 and later). Every instance
+//     rewrites its key each heartbeat; a watcher drops an entry three heartbeats after
+//     the server stored it, once the registry confirms it, and never while the
+//     registry is unreachable.
 //   - [Static], a fixed list (from configuration), which code may replace at run time.
-//   - [DNS], A or SRV records, as a Kubernetes headless Service publishes them;
-//     registration is the platform's job there, so DNS has no Registry.
+//   - dns, A or SRV records, as a Kubernetes headless Service publishes them;
+//     registration is the platform's job there, so it has no Registry.
 //
 // Instances carry a version and a weight, which the balancer uses for canary and
 // weighted routing.
@@ -26,9 +26,7 @@ import (
 	"fmt"
 	"net"
 	"regexp"
-	"slices"
 	"strings"
-	"time"
 )
 
 // Instance is one running copy of a service.
@@ -100,55 +98,4 @@ func (inst Instance) WeightOf() int {
 		return DefaultWeight
 	}
 	return inst.Weight
-}
-
-func sortInstances(list []Instance) []Instance {
-	slices.SortFunc(list, func(a, b Instance) int { return strings.Compare(a.ID, b.ID) })
-	return list
-}
-
-func equalSets(a, b []Instance) bool {
-	return slices.Equal(a, b)
-}
-
-// watchLoop runs a polling watch: it sends the current set, then whatever poll
-// returns whenever it differs, every interval or when kick fires, until ctx ends.
-func watchLoop(ctx context.Context, interval time.Duration, kick <-chan struct{}, poll func(context.Context) ([]Instance, error)) <-chan []Instance {
-	out := make(chan []Instance, 1)
-	go func() {
-		defer close(out)
-		var last []Instance
-		first := true
-		t := time.NewTicker(interval)
-		defer t.Stop()
-		for {
-			if set, err := poll(ctx); err == nil && (first || !equalSets(set, last)) {
-				first = false
-				last = set
-				send(out, set)
-			}
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			case <-kick:
-			}
-		}
-	}()
-	return out
-}
-
-// send delivers set, replacing an undelivered older set.
-func send(out chan []Instance, set []Instance) {
-	for {
-		select {
-		case out <- set:
-			return
-		default:
-			select {
-			case <-out:
-			default:
-			}
-		}
-	}
 }

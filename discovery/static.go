@@ -3,8 +3,10 @@ package discovery
 import (
 	"context"
 	"slices"
+	"strings"
 	"sync"
-	"time"
+
+	"github.com/switchyard/switchyard/discovery/internal/watch"
 )
 
 // Static is a Registry and Resolver over a list held in memory: the instances named
@@ -59,7 +61,9 @@ func (s *Static) Register(ctx context.Context, inst Instance) error {
 func (s *Static) Resolve(_ context.Context, service string) ([]Instance, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return sortInstances(append([]Instance{}, s.instances[service]...)), nil
+	list := append([]Instance{}, s.instances[service]...)
+	slices.SortFunc(list, func(a, b Instance) int { return strings.Compare(a.ID, b.ID) })
+	return list, nil
 }
 
 // Watch implements Resolver.
@@ -84,5 +88,5 @@ func (s *Static) Watch(ctx context.Context, service string) (<-chan []Instance, 
 			}
 		}
 	}()
-	return watchLoop(ctx, time.Hour, kick, func(ctx context.Context) ([]Instance, error) { return s.Resolve(ctx, service) }), nil
+	return watch.Poll(ctx, 0, kick, func(ctx context.Context) ([]Instance, error) { return s.Resolve(ctx, service) }), nil
 }

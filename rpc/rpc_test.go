@@ -36,6 +36,7 @@ import (
 	"github.com/switchyard/switchyard/balancer"
 	"github.com/switchyard/switchyard/broker/brokertest"
 	"github.com/switchyard/switchyard/discovery"
+	"github.com/switchyard/switchyard/discovery/natskv"
 	"github.com/switchyard/switchyard/faultproxy"
 	"github.com/switchyard/switchyard/problem"
 	"github.com/switchyard/switchyard/resilience"
@@ -64,7 +65,7 @@ func instanceProcess() int {
 	}
 	js, _ := jetstream.New(nc)
 	hb, _ := time.ParseDuration(os.Getenv("RPC_TEST_HEARTBEAT"))
-	kv, err := discovery.NewKV(context.Background(), js, discovery.KVConfig{Bucket: os.Getenv("RPC_TEST_BUCKET"), Heartbeat: hb})
+	kv, err := natskv.New(context.Background(), js, natskv.Config{Bucket: os.Getenv("RPC_TEST_BUCKET"), Heartbeat: hb})
 	if err != nil {
 		return 1
 	}
@@ -227,7 +228,7 @@ func TestAKilledInstanceLeavesResolutionWithinThreeHeartbeats(t *testing.T) {
 	bucket := "rpctest_" + discovery.NewID()
 	nc := brokertest.Connect(t, url)
 	js, _ := jetstream.New(nc)
-	kv, err := discovery.NewKV(context.Background(), js, discovery.KVConfig{Bucket: bucket, Heartbeat: heartbeat})
+	kv, err := natskv.New(context.Background(), js, natskv.Config{Bucket: bucket, Heartbeat: heartbeat})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -149,6 +150,13 @@ func brokerOutage(t *testing.T, c outageCase) {
 	b.start()
 	restarted := time.Now()
 	settled := restarted.Add(10 * time.Second)
+	ordersURL, _ := s.service("orders")
+	fresh := waitUntil(t, "orders' views fresh again", 10*time.Second, func() bool {
+		_, body := call(t, "GET", ordersURL+"/readyz", "", "")
+		return body["status"] == "ok"
+	})
+	drained := waitUntil(t, "every outbox drained", 30*time.Second, func() bool { return outboxesEmpty(t, s) })
+	t.Logf("after the restart: views fresh in %v, every outbox drained in %v", fresh.Round(time.Millisecond), drained.Round(time.Millisecond))
 
 	final := allFinalBy(t, "sqlite:"+filepath.Join(s.dir, ".switchyard", "orders.db"), restarted, 30*time.Second)
 	t.Logf("every order accepted before the restart final %v after it", final.Round(time.Millisecond))
@@ -224,6 +232,24 @@ func operatorSeesStaleViews(t *testing.T, s *stack, c outageCase) {
 	out := node(t, dir, "stale-view.mjs", []string{"GATEWAY=" + gw, "ARTIFACTS=" + artifacts(t),
 		"ADMIN_EMAIL=" + admin, "ADMIN_PASSWORD=correct-horse-battery"})
 	t.Logf("dashboard during the outage: %s", lastLine(out))
+}
+
+// outboxesEmpty reports whether no service of the stack has an event waiting to be
+// published, by their own outbox_backlog.
+func outboxesEmpty(t *testing.T, s *stack) bool {
+	t.Helper()
+	for _, svc := range s.read().Services {
+		families, err := scrape(context.Background(), http.DefaultClient, svc.URL+"/metrics")
+		if err != nil {
+			return false
+		}
+		for _, m := range families["outbox_backlog"].GetMetric() {
+			if m.GetGauge().GetValue() > 0 {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // allFinalBy waits until every order placed before restarted is final (CONFIRMED,

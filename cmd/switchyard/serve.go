@@ -23,6 +23,7 @@ import (
 	"github.com/switchyard/switchyard/bus"
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/discovery"
+	"github.com/switchyard/switchyard/discovery/natskv"
 	"github.com/switchyard/switchyard/event"
 	"github.com/switchyard/switchyard/resilience"
 	"github.com/switchyard/switchyard/server"
@@ -184,7 +185,7 @@ func cmdServe(ctx context.Context, e *env, args []string) error {
 	for check, fn := range comp.checks {
 		srv.AddCheck(check, fn)
 	}
-	if kv, ok := p.resolver.(*discovery.KV); ok {
+	if kv, ok := p.resolver.(*natskv.KV); ok {
 		srv.AddCheck("discovery", func(context.Context) error {
 			if since, stale := kv.Stale(); stale {
 				return server.Degraded(fmt.Sprintf("the registry has not answered for %s; calls go to the instances last known", time.Since(since).Round(time.Second)))

@@ -17,6 +17,8 @@ import (
 	"github.com/switchyard/switchyard/balancer"
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/discovery"
+	"github.com/switchyard/switchyard/discovery/dns"
+	"github.com/switchyard/switchyard/discovery/natskv"
 	"github.com/switchyard/switchyard/problem"
 	"github.com/switchyard/switchyard/resilience"
 	"github.com/switchyard/switchyard/rpc"
@@ -81,7 +83,7 @@ func (p *process) discovery(ctx context.Context) (discovery.Registry, discovery.
 		if err != nil {
 			return nil, nil, err
 		}
-		kv, err := discovery.NewKV(ctx, js, discovery.KVConfig{Heartbeat: d.Heartbeat.Std(), Replicas: p.cfg.Broker.Replicas, Logger: p.log, Metrics: metrics})
+		kv, err := natskv.New(ctx, js, natskv.Config{Heartbeat: d.Heartbeat.Std(), Replicas: p.cfg.Broker.Replicas, Logger: p.log, Metrics: metrics})
 		if err != nil {
 			return nil, nil, err
 		}
@@ -93,11 +95,11 @@ func (p *process) discovery(ctx context.Context) (discovery.Registry, discovery.
 		}
 		p.resolver = discovery.NewStatic(list...)
 	case "dns":
-		dns, err := discovery.NewDNS(discovery.DNSConfig{Name: d.DNS.Name, SRV: d.DNS.SRV, Port: d.DNS.Port})
+		records, err := dns.New(dns.Config{Name: d.DNS.Name, SRV: d.DNS.SRV, Port: d.DNS.Port})
 		if err != nil {
 			return nil, nil, err
 		}
-		p.resolver = dns
+		p.resolver = records
 	}
 	return p.registry, p.resolver, nil
 }

@@ -1,4 +1,4 @@
-package discovery_test
+package natskv_test
 
 import (
 	"bytes"
@@ -17,6 +17,7 @@ import (
 	"github.com/switchyard/switchyard/broker"
 	"github.com/switchyard/switchyard/broker/brokertest"
 	"github.com/switchyard/switchyard/discovery"
+	"github.com/switchyard/switchyard/discovery/natskv"
 )
 
 const heartbeat = 200 * time.Millisecond
@@ -95,7 +96,7 @@ func (s *syncBuffer) count(substr string) int {
 type process struct {
 	nc      *nats.Conn
 	js      jetstream.JetStream
-	kv      *discovery.KV
+	kv      *natskv.KV
 	metrics *prometheus.Registry
 	logs    *syncBuffer
 }
@@ -108,7 +109,7 @@ func newProcess(t *testing.T, r *restartable, bucket string) *process {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.kv, err = discovery.NewKV(context.Background(), js, discovery.KVConfig{Bucket: bucket, Heartbeat: heartbeat,
+	p.kv, err = natskv.New(context.Background(), js, natskv.Config{Bucket: bucket, Heartbeat: heartbeat,
 		Logger: slog.New(slog.NewTextHandler(p.logs, nil)), Metrics: m})
 	if err != nil {
 		t.Fatal(err)
@@ -342,8 +343,8 @@ func TestTheViewFollowsALeaderChange(t *testing.T) {
 		js, _ := jetstream.New(nc)
 		return js
 	}
-	open := func() *discovery.KV {
-		kv, err := discovery.NewKV(context.Background(), connect(), discovery.KVConfig{Bucket: bucket, Heartbeat: heartbeat, Replicas: 3})
+	open := func() *natskv.KV {
+		kv, err := natskv.New(context.Background(), connect(), natskv.Config{Bucket: bucket, Heartbeat: heartbeat, Replicas: 3})
 		if err != nil {
 			t.Fatal(err)
 		}

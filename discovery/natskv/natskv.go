@@ -1,4 +1,13 @@
-package discovery
+// Package natskv is discovery on a NATS JetStream key-value bucket: a Registry and
+// a Resolver for instances that announce themselves, on the embedded broker and on
+// an external cluster alike (NATS 2.9 and later).
+//
+// Keys are "<service>.<instance id>"; values are the discovery.Instance as JSON.
+// Every instance rewrites its key each heartbeat, and a watcher drops an entry
+// three heartbeats after the server stored it (server timestamps, corrected by the
+// measured offset between the server's clock and ours) — but only as [KV]'s doc
+// says: the registry is a part that restarts, and its outage must stall no call.
+package natskv
 
 import (
 	"context"
@@ -7,16 +16,21 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/switchyard/switchyard/discovery"
+	"github.com/switchyard/switchyard/discovery/internal/watch"
 )
 
-// KVConfig configures the NATS key-value registry.
-type KVConfig struct {
+// Config configures the registry. Zero fields take the default in brackets.
+type Config struct {
 	// Bucket is the key-value bucket [switchyard_instances].
 	Bucket string
 	// Heartbeat is how often an instance rewrites its entry [1s]. An entry not
@@ -30,11 +44,11 @@ type KVConfig struct {
 	Logger *slog.Logger
 	// Metrics records registry errors and the state of each view; nil records
 	// nothing.
-	Metrics *Metrics
+	Metrics *discovery.Metrics
 }
 
-// KV is a Registry and Resolver on a NATS JetStream key-value bucket. Keys are
-// "<service>.<instance id>"; values are the Instance as JSON.
+// KV is a discovery.Registry and discovery.Resolver on a NATS JetStream key-value
+// bucket.
 //
 // The registry is a part that restarts (an upgrade, a node lost), and KV is built
 // so that an outage of it stalls no call:
@@ -54,7 +68,7 @@ type KVConfig struct {
 //     withdrawals (a deleted key) take effect at once.
 type KV struct {
 	js   jetstream.JetStream
-	cfg  KVConfig
+	cfg  Config
 	skew atomic.Int64 // server clock minus local clock, in nanoseconds
 
 	mu         sync.Mutex
@@ -65,8 +79,8 @@ type KV struct {
 	reconnects uint64    // the connection's reconnections, last seen
 }
 
-// NewKV opens the bucket, creating it if needed.
-func NewKV(ctx context.Context, js jetstream.JetStream, cfg KVConfig) (*KV, error) {
+// New opens the bucket, creating it if needed.
+func New(ctx context.Context, js jetstream.JetStream, cfg Config) (*KV, error) {
 	if cfg.Bucket == "" {
 		cfg.Bucket = "switchyard_instances"
 	}
@@ -82,11 +96,11 @@ func NewKV(ctx context.Context, js jetstream.JetStream, cfg KVConfig) (*KV, erro
 	k := &KV{js: js, cfg: cfg, reconnects: js.Conn().Stats().Reconnects}
 	bucket, err := k.open(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("discovery: open bucket %s: %w", cfg.Bucket, err)
+		return nil, fmt.Errorf("natskv: open bucket %s: %w", cfg.Bucket, err)
 	}
 	k.bucket = bucket
 	if err := k.measureSkew(ctx); err != nil {
-		return nil, fmt.Errorf("discovery: bucket %s: %w", cfg.Bucket, err)
+		return nil, fmt.Errorf("natskv: bucket %s: %w", cfg.Bucket, err)
 	}
 	return k, nil
 }
@@ -122,7 +136,7 @@ func (k *KV) open(ctx context.Context) (jetstream.KeyValue, error) {
 	if stErr != nil || !ok || kvs.StreamInfo().Config.Storage != jetstream.MemoryStorage {
 		return nil, err
 	}
-	k.cfg.Logger.Warn("discovery: replacing the in-memory registry bucket with one on file", "bucket", k.cfg.Bucket)
+	k.cfg.Logger.Warn("natskv: replacing the in-memory registry bucket with one on file", "bucket", k.cfg.Bucket)
 	if err := k.js.DeleteKeyValue(ctx, k.cfg.Bucket); err != nil && !errors.Is(err, jetstream.ErrBucketNotFound) {
 		return nil, err
 	}
@@ -156,7 +170,7 @@ func (k *KV) ensure(ctx context.Context) {
 	k.mu.Lock()
 	k.bucket = bucket
 	k.mu.Unlock()
-	k.cfg.Logger.Warn("discovery: the registry's bucket was missing; created it again", "bucket", k.cfg.Bucket)
+	k.cfg.Logger.Warn("natskv: the registry's bucket was missing; created it again", "bucket", k.cfg.Bucket)
 }
 
 // ok notes that the registry answered.
@@ -216,7 +230,7 @@ func key(service, id string) string { return service + "." + id }
 // whenever the connection to the broker comes back (the broker may have restarted).
 // A heartbeat that fails is retried after a backoff growing from 100ms to one
 // heartbeat; if the bucket itself is missing it is created again.
-func (k *KV) Register(ctx context.Context, inst Instance) error {
+func (k *KV) Register(ctx context.Context, inst discovery.Instance) error {
 	if err := inst.Validate(); err != nil {
 		return err
 	}
@@ -226,7 +240,7 @@ func (k *KV) Register(ctx context.Context, inst Instance) error {
 	}
 	name := key(inst.Service, inst.ID)
 	if err := k.beat(ctx, name, value); err != nil {
-		return fmt.Errorf("discovery: register %s: %w", name, err)
+		return fmt.Errorf("natskv: register %s: %w", name, err)
 	}
 	nc := k.js.Conn()
 	reconnected := nc.StatusChanged(nats.CONNECTED)
@@ -241,7 +255,7 @@ func (k *KV) Register(ctx context.Context, inst Instance) error {
 			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 			defer cancel()
 			if err := k.current().Delete(dctx, name); err != nil {
-				k.cfg.Logger.Warn("discovery: deregister failed; the entry will expire", "key", name, "error", err)
+				k.cfg.Logger.Warn("natskv: deregister failed; the entry will expire", "key", name, "error", err)
 			}
 			return nil
 		case <-reconnected:
@@ -253,7 +267,7 @@ func (k *KV) Register(ctx context.Context, inst Instance) error {
 			continue
 		case err == nil:
 			if failures > 0 {
-				k.cfg.Logger.Info("discovery: heartbeat restored", "key", name, "failures", failures, "after", time.Since(since).Round(time.Millisecond))
+				k.cfg.Logger.Info("natskv: heartbeat restored", "key", name, "failures", failures, "after", time.Since(since).Round(time.Millisecond))
 			}
 			failures = 0
 			next.Reset(k.cfg.Heartbeat)
@@ -261,7 +275,7 @@ func (k *KV) Register(ctx context.Context, inst Instance) error {
 			failures++
 			if failures == 1 {
 				since = time.Now()
-				k.cfg.Logger.Warn("discovery: heartbeat failing; retrying with backoff until the registry answers", "key", name, "error", err)
+				k.cfg.Logger.Warn("natskv: heartbeat failing; retrying with backoff until the registry answers", "key", name, "error", err)
 			}
 			next.Reset(k.backoff(failures))
 		}
@@ -300,26 +314,27 @@ func (k *KV) backoff(n int) time.Duration {
 }
 
 // Resolve implements Resolver.
-func (k *KV) Resolve(ctx context.Context, service string) ([]Instance, error) {
+func (k *KV) Resolve(ctx context.Context, service string) ([]discovery.Instance, error) {
 	w, err := k.current().Watch(ctx, service+".*", jetstream.IgnoreDeletes())
 	if err != nil {
 		k.failed("read")
-		return nil, fmt.Errorf("discovery: resolve %s: %w", service, err)
+		return nil, fmt.Errorf("natskv: resolve %s: %w", service, err)
 	}
 	defer func() { _ = w.Stop() }()
 	now := time.Now()
-	list := []Instance{}
+	list := []discovery.Instance{}
 	for {
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		case e, ok := <-w.Updates():
 			if !ok {
-				return nil, fmt.Errorf("discovery: resolve %s: watcher closed", service)
+				return nil, fmt.Errorf("natskv: resolve %s: watcher closed", service)
 			}
 			if e == nil { // end of the current values
 				k.ok()
-				return sortInstances(list), nil
+				slices.SortFunc(list, byID)
+				return list, nil
 			}
 			if inst, ok := decode(e, service); ok && k.expiry(e).After(now) {
 				list = append(list, inst)
@@ -328,10 +343,10 @@ func (k *KV) Resolve(ctx context.Context, service string) ([]Instance, error) {
 	}
 }
 
-func decode(e jetstream.KeyValueEntry, service string) (Instance, bool) {
-	var inst Instance
+func decode(e jetstream.KeyValueEntry, service string) (discovery.Instance, bool) {
+	var inst discovery.Instance
 	if json.Unmarshal(e.Value(), &inst) != nil || inst.Service != service {
-		return Instance{}, false
+		return discovery.Instance{}, false
 	}
 	return inst, true
 }
@@ -352,13 +367,13 @@ func (k *KV) expiry(e jetstream.KeyValueEntry) time.Time {
 // instance writes each heartbeat, so two heartbeats without a word mean the
 // watcher's consumer was lost (its server left the cluster, the stream's leader
 // changed, the broker restarted) rather than that every instance died.
-func (k *KV) Watch(ctx context.Context, service string) (<-chan []Instance, error) {
+func (k *KV) Watch(ctx context.Context, service string) (<-chan []discovery.Instance, error) {
 	w, err := k.current().Watch(ctx, service+".*")
 	if err != nil {
 		k.failed("watch")
-		return nil, fmt.Errorf("discovery: watch %s: %w", service, err)
+		return nil, fmt.Errorf("natskv: watch %s: %w", service, err)
 	}
-	out := make(chan []Instance, 1)
+	out := make(chan []discovery.Instance, 1)
 	v := &view{k: k, service: service, entries: map[string]kvEntry{}, out: out}
 	go func() {
 		defer close(out)
@@ -368,7 +383,7 @@ func (k *KV) Watch(ctx context.Context, service string) (<-chan []Instance, erro
 			if ctx.Err() != nil {
 				return
 			}
-			k.cfg.Logger.Warn("discovery: the watch fell silent; watching again", "dependency", service)
+			k.cfg.Logger.Warn("natskv: the watch fell silent; watching again", "dependency", service)
 			v.publish(false)
 			for attempt := 1; ; attempt++ {
 				if w, err = k.current().Watch(ctx, service+".*"); err == nil {
@@ -390,7 +405,7 @@ func (k *KV) Watch(ctx context.Context, service string) (<-chan []Instance, erro
 }
 
 type kvEntry struct {
-	inst    Instance
+	inst    discovery.Instance
 	expires time.Time
 }
 
@@ -399,8 +414,8 @@ type view struct {
 	k       *KV
 	service string
 	entries map[string]kvEntry
-	last    []Instance
-	out     chan []Instance
+	last    []discovery.Instance
+	out     chan []discovery.Instance
 }
 
 // follow applies w's updates to the view and sends each new set of instances,
@@ -483,7 +498,7 @@ func (v *view) expire(ctx context.Context) time.Duration {
 				return hb
 			case gone:
 				delete(v.entries, key)
-				v.k.cfg.Logger.Info("discovery: instance gone", "dependency", v.service, "instance", e.inst.ID, "addr", e.inst.Addr)
+				v.k.cfg.Logger.Info("natskv: instance gone", "dependency", v.service, "instance", e.inst.ID, "addr", e.inst.Addr)
 				continue
 			default: // the watch lags behind the bucket
 				v.entries[key] = fresh
@@ -500,21 +515,21 @@ func (v *view) expire(ctx context.Context) time.Duration {
 
 // publish sends the view's instances when they changed, and records its state.
 func (v *view) publish(trusted bool) {
-	list := make([]Instance, 0, len(v.entries))
+	list := make([]discovery.Instance, 0, len(v.entries))
 	for _, e := range v.entries {
 		list = append(list, e.inst)
 	}
-	sortInstances(list)
+	slices.SortFunc(list, byID)
 	v.k.cfg.Metrics.View(v.service, len(list), !trusted)
 	if v.last == nil && !trusted && len(list) == 0 {
 		return // nothing known yet: say nothing rather than "none"
 	}
-	if v.last == nil || !equalSets(list, v.last) {
+	if v.last == nil || !slices.Equal(list, v.last) {
 		if len(list) == 0 && len(v.last) > 0 {
-			v.k.cfg.Logger.Warn("discovery: no instance of the dependency is left", "dependency", v.service)
+			v.k.cfg.Logger.Warn("natskv: no instance of the dependency is left", "dependency", v.service)
 		}
 		v.last = list
-		send(v.out, list)
+		watch.Send(v.out, list)
 	}
 }
 
@@ -535,7 +550,7 @@ func (k *KV) lookup(ctx context.Context, name, service string) (entry kvEntry, g
 		return kvEntry{}, false, err
 	}
 	k.ok()
-	var inst Instance
+	var inst discovery.Instance
 	created := msg.Time.Add(-time.Duration(k.skew.Load()))
 	expires := created.Add(3 * k.cfg.Heartbeat)
 	if msg.Header.Get("KV-Operation") != "" || json.Unmarshal(msg.Data, &inst) != nil || inst.Service != service || !expires.After(time.Now()) {
@@ -562,7 +577,7 @@ func (k *KV) leaderGet(ctx context.Context, name string) (*jetstream.RawStreamMs
 		} `json:"message"`
 	}
 	if err := json.Unmarshal(reply.Data, &resp); err != nil {
-		return nil, fmt.Errorf("discovery: read %s: %w", name, err)
+		return nil, fmt.Errorf("natskv: read %s: %w", name, err)
 	}
 	switch {
 	case resp.Error != nil && resp.Error.ErrorCode == jetstream.JSErrCodeMessageNotFound:
@@ -570,12 +585,12 @@ func (k *KV) leaderGet(ctx context.Context, name string) (*jetstream.RawStreamMs
 	case resp.Error != nil:
 		return nil, resp.Error
 	case resp.Msg == nil:
-		return nil, fmt.Errorf("discovery: read %s: an empty answer", name)
+		return nil, fmt.Errorf("natskv: read %s: an empty answer", name)
 	}
 	out := &jetstream.RawStreamMsg{Data: resp.Msg.Data, Time: resp.Msg.Time}
 	if len(resp.Msg.Header) > 0 {
 		if out.Header, err = nats.DecodeHeadersMsg(resp.Msg.Header); err != nil {
-			return nil, fmt.Errorf("discovery: read %s: %w", name, err)
+			return nil, fmt.Errorf("natskv: read %s: %w", name, err)
 		}
 	}
 	return out, nil
@@ -584,7 +599,7 @@ func (k *KV) leaderGet(ctx context.Context, name string) (*jetstream.RawStreamMs
 // measureSkew estimates how far the server's clock is ahead of ours, by writing a key
 // and reading back the time the server stamped on it.
 func (k *KV) measureSkew(ctx context.Context) error {
-	key := "_clock." + NewID()
+	key := "_clock." + discovery.NewID()
 	before := time.Now()
 	if _, err := k.bucket.Put(ctx, key, nil); err != nil {
 		return err
@@ -612,3 +627,5 @@ func (k *KV) measureSkew(ctx context.Context) error {
 	k.skew.Store(int64(e.Created().Sub(before.Add(after.Sub(before) / 2))))
 	return nil
 }
+
+func byID(a, b discovery.Instance) int { return strings.Compare(a.ID, b.ID) }

@@ -1,17 +1,24 @@
-package discovery
+// Package dns is discovery over DNS records — A or SRV, as a Kubernetes headless
+// Service publishes them. Registration is the platform's job there, so it is a
+// discovery.Resolver only.
+package dns
 
 import (
 	"context"
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/switchyard/switchyard/discovery"
+	"github.com/switchyard/switchyard/discovery/internal/watch"
 )
 
-// DNSConfig configures DNS resolution.
-type DNSConfig struct {
+// Config configures DNS resolution. Zero fields take the default in brackets.
+type Config struct {
 	// Name maps a service to the DNS name to look up; "%s" stands for the service,
 	// e.g. "%s.shop.svc.cluster.local" for Kubernetes headless Services. Required.
 	Name string
@@ -28,14 +35,14 @@ type DNSConfig struct {
 	Resolver *net.Resolver
 }
 
-// DNS is a Resolver over DNS records. Each address (or SRV target:port) is one
-// instance, with the default weight and no version.
-type DNS struct{ cfg DNSConfig }
+// Resolver is a discovery.Resolver over DNS records. Each address (or SRV
+// target:port) is one instance, with the default weight and no version.
+type Resolver struct{ cfg Config }
 
-// NewDNS returns a DNS resolver.
-func NewDNS(cfg DNSConfig) (*DNS, error) {
+// New returns a DNS resolver.
+func New(cfg Config) (*Resolver, error) {
 	if !strings.Contains(cfg.Name, "%s") {
-		return nil, fmt.Errorf("discovery: DNS name pattern %q lacks %%s for the service", cfg.Name)
+		return nil, fmt.Errorf("dns: DNS name pattern %q lacks %%s for the service", cfg.Name)
 	}
 	if cfg.SRVService == "" {
 		cfg.SRVService = "http"
@@ -49,20 +56,20 @@ func NewDNS(cfg DNSConfig) (*DNS, error) {
 	if cfg.Resolver == nil {
 		cfg.Resolver = net.DefaultResolver
 	}
-	return &DNS{cfg: cfg}, nil
+	return &Resolver{cfg: cfg}, nil
 }
 
-// Resolve implements Resolver. A name that does not exist means no instances.
-func (d *DNS) Resolve(ctx context.Context, service string) ([]Instance, error) {
+// Resolve implements discovery.Resolver. A name that does not exist means no instances.
+func (d *Resolver) Resolve(ctx context.Context, service string) ([]discovery.Instance, error) {
 	name := fmt.Sprintf(d.cfg.Name, service)
 	var addrs []string
 	if d.cfg.SRV {
 		_, srvs, err := d.cfg.Resolver.LookupSRV(ctx, d.cfg.SRVService, "tcp", name)
 		if notFound(err) {
-			return []Instance{}, nil
+			return []discovery.Instance{}, nil
 		}
 		if err != nil {
-			return nil, fmt.Errorf("discovery: SRV %s: %w", name, err)
+			return nil, fmt.Errorf("dns: SRV %s: %w", name, err)
 		}
 		for _, s := range srvs {
 			hosts, err := d.cfg.Resolver.LookupHost(ctx, strings.TrimSuffix(s.Target, "."))
@@ -76,20 +83,21 @@ func (d *DNS) Resolve(ctx context.Context, service string) ([]Instance, error) {
 	} else {
 		hosts, err := d.cfg.Resolver.LookupHost(ctx, name)
 		if notFound(err) {
-			return []Instance{}, nil
+			return []discovery.Instance{}, nil
 		}
 		if err != nil {
-			return nil, fmt.Errorf("discovery: lookup %s: %w", name, err)
+			return nil, fmt.Errorf("dns: lookup %s: %w", name, err)
 		}
 		for _, h := range hosts {
 			addrs = append(addrs, net.JoinHostPort(h, strconv.Itoa(d.cfg.Port)))
 		}
 	}
-	list := make([]Instance, 0, len(addrs))
+	list := make([]discovery.Instance, 0, len(addrs))
 	for _, a := range addrs {
-		list = append(list, Instance{Service: service, ID: idFor(a), Addr: a})
+		list = append(list, discovery.Instance{Service: service, ID: idFor(a), Addr: a})
 	}
-	return sortInstances(list), nil
+	slices.SortFunc(list, func(a, b discovery.Instance) int { return strings.Compare(a.ID, b.ID) })
+	return list, nil
 }
 
 // idFor derives a stable instance id from an address.
@@ -102,7 +110,7 @@ func notFound(err error) bool {
 	return errors.As(err, &dnsErr) && dnsErr.IsNotFound
 }
 
-// Watch implements Resolver by polling every Interval.
-func (d *DNS) Watch(ctx context.Context, service string) (<-chan []Instance, error) {
-	return watchLoop(ctx, d.cfg.Interval, nil, func(ctx context.Context) ([]Instance, error) { return d.Resolve(ctx, service) }), nil
+// Watch implements discovery.Resolver by polling every Interval.
+func (d *Resolver) Watch(ctx context.Context, service string) (<-chan []discovery.Instance, error) {
+	return watch.Poll(ctx, d.cfg.Interval, nil, func(ctx context.Context) ([]discovery.Instance, error) { return d.Resolve(ctx, service) }), nil
 }
