@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os/exec"
 	"slices"
 	"strings"
@@ -20,8 +21,9 @@ const module = "github.com/switchyard/switchyard"
 //   - one shop service never imports another: they talk through clients, events and
 //     the contracts in api/. internal/shop/commerce is shared vocabulary, check and
 //     loadgen are tools that reach the services as an operator or a client does
-//     (their databases, their APIs), and internal/shop/shoptest composes the
-//     services for tests, as the command does for real;
+//     (their databases, their APIs), and internal/shop itself (the shop as an
+//     application) and internal/shop/shoptest compose the services, for the binary
+//     and for tests;
 //   - nothing imports a command.
 func importViolations(imports map[string][]string) []string {
 	shop := module + "/internal/shop/"
@@ -39,7 +41,7 @@ func importViolations(imports map[string][]string) []string {
 		return name
 	}
 	composes := func(pkg string) bool {
-		return strings.HasPrefix(pkg, cmd) || strings.HasPrefix(pkg, shop+"shoptest")
+		return strings.HasPrefix(pkg, cmd) || strings.HasPrefix(pkg, shop+"shoptest") || pkg == strings.TrimSuffix(shop, "/")
 	}
 	shared := func(pkg string) bool { return strings.HasPrefix(pkg, shop) }
 	var out []string
@@ -57,7 +59,7 @@ func importViolations(imports map[string][]string) []string {
 				out = append(out, fmt.Sprintf("toolkit package %s imports the shop: %s", pkg, imp))
 			case service(imp) != "" && service(pkg) != "" && service(imp) != service(pkg):
 				out = append(out, fmt.Sprintf("shop service %s imports another service: %s", service(pkg), imp))
-			case shared(imp) && !shared(pkg) && !strings.HasPrefix(pkg, cmd):
+			case shared(imp) && !shared(pkg) && !composes(pkg):
 				out = append(out, fmt.Sprintf("toolkit package %s imports the shop: %s", pkg, imp))
 			}
 		}
@@ -111,8 +113,65 @@ func TestTheDependencyRuleCatchesViolations(t *testing.T) {
 		module + "/internal/shop/orders/orders": {module + "/internal/shop/orders"},
 		module + "/internal/shop/payments":      {module + "/internal/shop/commerce", module + "/internal/shop/shoptest"},
 		module + "/internal/shop/shoptest":      {module + "/internal/shop/orders", module + "/internal/shop/payments"},
+		module + "/internal/shop":               {module + "/internal/shop/orders", module + "/internal/shop/users", module + "/cli"},
 	}
 	if v := importViolations(allowed); len(v) != 0 {
 		t.Errorf("allowed imports reported: %v", v)
+	}
+}
+
+// The contracts — what a service imports to talk to the others — stay light: none
+// pulls in a broker's or a database's server or client, an exporter, or the
+// deployment tooling. Those live in their implementations (bus/natsbus,
+// bus/kafkabus, discovery/natskv, store, platform) and in the binary.
+var (
+	contractPackages = []string{"bus", "discovery", "event", "problem", "config", "balancer", "resilience", "rpc", "authn",
+		"gateway", "telemetry", "server", "cache"}
+	heavy = []string{"github.com/nats-io/nats-server", "github.com/nats-io/nats.go", "github.com/twmb/franz-go", "github.com/jackc/pgx",
+		"modernc.org/sqlite", "go.opentelemetry.io/otel/exporters", "k8s.io/", "sigs.k8s.io/", "github.com/compose-spec", "github.com/moby/buildkit"}
+)
+
+// weightViolations reports, for each package and the packages it depends on
+// (transitively), the heavy ones.
+func weightViolations(deps map[string][]string) []string {
+	var out []string
+	for _, pkg := range slices.Sorted(maps.Keys(deps)) {
+		for _, d := range deps[pkg] {
+			for _, h := range heavy {
+				if strings.HasPrefix(d, h) {
+					out = append(out, fmt.Sprintf("%s depends on %s", pkg, d))
+				}
+			}
+		}
+	}
+	return out
+}
+
+func TestContractsStayLight(t *testing.T) {
+	t.Parallel()
+	deps := map[string][]string{}
+	for _, c := range contractPackages {
+		out, err := exec.Command("go", "list", "-deps", "./"+c).Output()
+		if err != nil {
+			t.Fatalf("go list -deps ./%s: %v", c, err)
+		}
+		deps[module+"/"+c] = strings.Fields(string(out))
+	}
+	for _, v := range weightViolations(deps) {
+		t.Error(v)
+	}
+}
+
+// The weight rule catches a contract that pulls in a server, a driver or an exporter.
+func TestTheWeightRuleCatchesAHeavyDependency(t *testing.T) {
+	t.Parallel()
+	for _, d := range []string{"github.com/nats-io/nats-server/v2/server", "github.com/jackc/pgx/v5", "k8s.io/api/apps/v1",
+		"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"} {
+		if v := weightViolations(map[string][]string{module + "/bus": {"context", d}}); len(v) != 1 {
+			t.Errorf("%s: %v, want one violation", d, v)
+		}
+	}
+	if v := weightViolations(map[string][]string{module + "/bus": {"context", "github.com/prometheus/client_golang/prometheus"}}); len(v) != 0 {
+		t.Errorf("a light dependency was reported: %v", v)
 	}
 }

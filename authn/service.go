@@ -156,7 +156,7 @@ func EnsureIdentities(dir string, services []string) (string, error) {
 		return "", err
 	}
 	path := filepath.Join(dir, "bundle.json")
-	if err := os.WriteFile(path, data, 0o644); err != nil { //nolint:gosec // public keys only
+	if err := os.WriteFile(path, data, 0o644); err != nil {
 		return "", fmt.Errorf("identities: %w", err)
 	}
 	return path, nil

@@ -10,12 +10,13 @@
 // Environment variables override the file (see [Load]); nothing else in the toolkit
 // reads the environment, so a component always receives its configuration as a value.
 //
-// Only cmd/switchyard loads a Config. Components take their own Config structs; the
+// Only the command line (package cli) loads a Config. Components take their own Config structs; the
 // command maps this description onto them.
 package config
 
 import (
 	"fmt"
+	"maps"
 	"net"
 	"path/filepath"
 	"slices"
@@ -171,6 +172,10 @@ type Service struct {
 
 	// Settings are the service's own options, decoded by the service.
 	Settings Settings `yaml:"settings"`
+
+	// Contracts name the files of the service's API contract (an OpenAPI document,
+	// a .proto), for the design document: "api/openapi/users.yaml".
+	Contracts []string `yaml:"contracts"`
 }
 
 // Dependency is a synchronous call edge from one service to another.
@@ -254,6 +259,8 @@ type Gateway struct {
 	Listen string `yaml:"listen"`
 	// Owner is the team accountable for the gateway (used in the design document).
 	Owner string `yaml:"owner"`
+	// Contracts name the files of the public API's contract, for the design document.
+	Contracts []string `yaml:"contracts"`
 	// Policy governs the gateway's calls to every route's service [timeout 10s,
 	// try_timeout 5s, retries of safe requests, a breaker, bulkhead 1024].
 	Policy Policy `yaml:"policy"`
@@ -334,6 +341,61 @@ type Canary struct {
 
 // Service returns the named service or nil.
 func (c *Config) Service(name string) *Service { return c.Services[name] }
+
+// GatewayName is the gateway's name as a service: in discovery, metrics, identities.
+const GatewayName = "gateway"
+
+// GatewayService describes the gateway as a service: its address and owner, and as
+// its dependencies the services its routes lead to (under the gateway's policy)
+// and those it declares itself. Nil when the platform declares no gateway.
+func (c *Config) GatewayService() *Service {
+	g := c.Gateway
+	if g == nil {
+		return nil
+	}
+	svc := &Service{Name: GatewayName, Owner: g.Owner, Listen: g.Listen, Dependencies: map[string]*Dependency{}, Contracts: g.Contracts,
+		Description: "The single entry point: routes, authenticates, limits and sheds, and answers what needs several services."}
+	for _, r := range g.Routes {
+		if r.Service != "" {
+			svc.Dependencies[r.Service] = &Dependency{Protocol: "rest", Policy: g.Policy}
+		}
+	}
+	maps.Copy(svc.Dependencies, g.Dependencies)
+	return svc
+}
+
+// Processes lists every process the platform runs: its services in start order,
+// then the gateway, if there is one.
+func (c *Config) Processes() []*Service {
+	var out []*Service
+	for _, name := range c.ServiceNames() {
+		out = append(out, c.Service(name))
+	}
+	if gw := c.GatewayService(); gw != nil {
+		out = append(out, gw)
+	}
+	return out
+}
+
+// Process returns the named process's declaration: a service, or the gateway.
+func (c *Config) Process(name string) *Service {
+	if name == GatewayName && c.Gateway != nil {
+		return c.GatewayService()
+	}
+	return c.Service(name)
+}
+
+// Callers lists who may call service: the services declaring it as a dependency,
+// and the gateway when one of its routes (or its own dependencies) leads there.
+func (c *Config) Callers(service string) []string {
+	var out []string
+	for _, p := range c.Processes() {
+		if _, ok := p.Dependencies[service]; ok {
+			out = append(out, p.Name)
+		}
+	}
+	return out
+}
 
 // ServiceNames returns the service names in start order: every service after the
 // services it depends on, ties broken by name.

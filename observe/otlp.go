@@ -30,14 +30,14 @@ func FromOTLP(req *coltracepb.ExportTraceServiceRequest) []Span {
 					Instance:   res["service.instance.id"],
 					Name:       s.GetName(),
 					Kind:       kindOf(int(s.GetKind())),
-					Start:      time.Unix(0, int64(s.GetStartTimeUnixNano())), //nolint:gosec // nanoseconds since 1970 fit an int64 until 2262
-					End:        time.Unix(0, int64(s.GetEndTimeUnixNano())),   //nolint:gosec // as above
+					Start:      time.Unix(0, int64(s.GetStartTimeUnixNano())),
+					End:        time.Unix(0, int64(s.GetEndTimeUnixNano())),
 					Error:      s.GetStatus().GetCode() == tracepb.Status_STATUS_CODE_ERROR,
 					Status:     s.GetStatus().GetMessage(),
 					Attributes: protoAttrs(s.GetAttributes()),
 				}
 				for _, e := range s.GetEvents() {
-					sp.Events = append(sp.Events, Event{Name: e.GetName(), Time: time.Unix(0, int64(e.GetTimeUnixNano())), //nolint:gosec // as above
+					sp.Events = append(sp.Events, Event{Name: e.GetName(), Time: time.Unix(0, int64(e.GetTimeUnixNano())),
 						Attributes: protoAttrs(e.GetAttributes())})
 				}
 				out = append(out, sp)
@@ -220,10 +220,10 @@ func DecodeOTLPJSON(data []byte) ([]Span, error) {
 					}
 					sp := Span{TraceID: strings.ToLower(s.TraceID), SpanID: strings.ToLower(s.SpanID), ParentID: strings.ToLower(s.ParentSpanID),
 						Service: res["service.name"], Instance: res["service.instance.id"], Name: s.Name, Kind: kindOf(int(s.Kind)),
-						Start: time.Unix(0, int64(s.Start)), End: time.Unix(0, int64(s.End)), //nolint:gosec // nanoseconds fit until 2262
+						Start: time.Unix(0, int64(s.Start)), End: time.Unix(0, int64(s.End)),
 						Error: s.Status.Code == 2, Status: s.Status.Message, Attributes: jsonAttrs(s.Attributes)}
 					for _, e := range s.Events {
-						sp.Events = append(sp.Events, Event{Name: e.Name, Time: time.Unix(0, int64(e.Time)), Attributes: jsonAttrs(e.Attributes)}) //nolint:gosec // as above
+						sp.Events = append(sp.Events, Event{Name: e.Name, Time: time.Unix(0, int64(e.Time)), Attributes: jsonAttrs(e.Attributes)})
 					}
 					out = append(out, sp)
 				}
@@ -263,12 +263,12 @@ func EncodeOTLPJSON(spans []Span) ([]byte, error) {
 			index[key] = i
 		}
 		s := otlpSpan{TraceID: sp.TraceID, SpanID: sp.SpanID, ParentSpanID: sp.ParentID, Name: sp.Name, Kind: kindNumbers[sp.Kind],
-			Start: otlpInt(sp.Start.UnixNano()), End: otlpInt(sp.End.UnixNano()), Attributes: stringKVs(sp.Attributes)} //nolint:gosec // times after 1970
+			Start: otlpInt(sp.Start.UnixNano()), End: otlpInt(sp.End.UnixNano()), Attributes: stringKVs(sp.Attributes)}
 		if sp.Error {
 			s.Status.Code, s.Status.Message = 2, sp.Status
 		}
 		for _, e := range sp.Events {
-			s.Events = append(s.Events, otlpEvent{Time: otlpInt(e.Time.UnixNano()), Name: e.Name, Attributes: stringKVs(e.Attributes)}) //nolint:gosec // as above
+			s.Events = append(s.Events, otlpEvent{Time: otlpInt(e.Time.UnixNano()), Name: e.Name, Attributes: stringKVs(e.Attributes)})
 		}
 		ss := &doc.ResourceSpans[i].ScopeSpans[0]
 		ss.Spans = append(ss.Spans, s)

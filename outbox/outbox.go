@@ -174,6 +174,22 @@ func (o *Outbox) Backlog(ctx context.Context) (n int, oldest time.Duration, err 
 	return n, oldest, nil
 }
 
+// Unsent reads, from any outbox's database db, how many events written before
+// cutoff wait unpublished, and when the oldest of them was written — what an
+// auditor (`switchyard check`) asks of an outbox after a run: under load an outbox
+// always holds the last few milliseconds' events, and those are fine.
+func Unsent(ctx context.Context, db *store.DB, cutoff time.Time) (n int, oldest time.Time, err error) {
+	var first sql.NullInt64
+	if err := db.QueryRowContext(ctx, `SELECT count(*), min(created_at) FROM outbox WHERE sent_at IS NULL AND created_at < $1`,
+		store.Millis(cutoff)).Scan(&n, &first); err != nil {
+		return 0, time.Time{}, fmt.Errorf("outbox: %w", err)
+	}
+	if first.Valid {
+		oldest = store.Time(first.Int64)
+	}
+	return n, oldest, nil
+}
+
 // RelayConfig configures a relay. Zero fields take the default in brackets.
 type RelayConfig struct {
 	// Bus receives the events. Required.

@@ -399,3 +399,34 @@ func TestPoisonEventsAreDeadLetteredAndReplayedOnceFixed(t *testing.T) {
 		<-done
 	})
 }
+
+// An auditor finds the events an outbox has held unpublished past a cutoff, and
+// only those.
+func TestUnsentFindsWhatTheRelayLeftBehind(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, url string) {
+		ctx := context.Background()
+		db, err := store.Open(ctx, store.Config{URL: url})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		if err := db.Migrate(ctx, outbox.Migrations(), nil); err != nil {
+			t.Fatal(err)
+		}
+		old, recent := time.Now().Add(-time.Minute), time.Now()
+		for i, at := range []time.Time{old, recent} {
+			if _, err := db.ExecContext(ctx, `INSERT INTO outbox (event_id, type, subject, payload, created_at) VALUES ($1, 't', 's', '{}', $2)`,
+				fmt.Sprint("e", i), store.Millis(at)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		n, oldest, err := outbox.Unsent(ctx, db, time.Now().Add(-10*time.Second))
+		if err != nil || n != 1 || oldest.Sub(old).Abs() > time.Millisecond {
+			t.Errorf("unsent past 10s: %d, oldest %v, %v; want the one a minute old", n, oldest, err)
+		}
+		if n, _, _ := outbox.Unsent(ctx, db, old.Add(-time.Second)); n != 0 {
+			t.Errorf("%d unsent before the first write, want 0", n)
+		}
+	})
+}

@@ -37,11 +37,11 @@ import (
 	"github.com/switchyard/switchyard/broker/brokertest"
 	"github.com/switchyard/switchyard/discovery"
 	"github.com/switchyard/switchyard/discovery/natskv"
-	"github.com/switchyard/switchyard/faultproxy"
 	"github.com/switchyard/switchyard/problem"
 	"github.com/switchyard/switchyard/resilience"
 	"github.com/switchyard/switchyard/rpc"
 	"github.com/switchyard/switchyard/telemetry"
+	"github.com/switchyard/switchyard/testkit/faultproxy"
 )
 
 // The test binary doubles as an instance process for the discovery test: with

@@ -148,3 +148,29 @@ func TestASagaThatCannotFinishIsDeclaredStuck(t *testing.T) {
 		t.Errorf("last transition %q; want the stuck one, with its reason", got[len(got)-1])
 	}
 }
+
+// An auditor finds, in the sagas table, the sagas stuck and those unfinished past
+// their deadline by more than the grace; finished ones and ones on time pass.
+func TestAuditFindsStuckAndLateSagas(t *testing.T) {
+	t.Parallel()
+	db := openDB(t, storetest.Targets(t)[0].URL)
+	w := newWorld(db)
+	w.refuse["tickets"] = "no printer"
+	o := orchestrator(t, db, w.definition(time.Hour), saga.Config[trip]{})
+	start(t, o, "stuck")
+	wait(t, o, "stuck", 5*time.Second)
+	w.mu.Lock()
+	delete(w.refuse, "tickets")
+	w.block["hotel"] = make(chan struct{})
+	w.mu.Unlock()
+	start(t, o, "late") // blocks in hotel: running, its deadline an hour away
+	examined, findings, err := saga.Audit(context.Background(), db, time.Now(), 10*time.Second)
+	if err != nil || examined != 2 || len(findings) != 1 || !strings.Contains(findings[0], "trip saga stuck is stuck: tickets refused after the pivot: no printer") {
+		t.Fatalf("audit now: %d examined, %q, %v; want the stuck one only", examined, findings, err)
+	}
+	_, findings, _ = saga.Audit(context.Background(), db, time.Now().Add(2*time.Hour), 10*time.Second)
+	if len(findings) != 2 || !strings.Contains(strings.Join(findings, "\n"), "trip saga late is still running at step") {
+		t.Errorf("audit two hours later: %q; want the late one too", findings)
+	}
+	close(w.block["hotel"])
+}

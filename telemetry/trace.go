@@ -7,7 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -23,22 +22,16 @@ type TraceConfig struct {
 	Version string
 	// Instance is the service.instance.id resource attribute (e.g. host:port).
 	Instance string
-	// Endpoint is an OTLP/HTTP collector base URL such as http://127.0.0.1:4318;
-	// spans go to <Endpoint>/v1/traces. Empty means no OTLP export. The exporter
-	// also honours the standard OTEL_EXPORTER_OTLP_* variables it reads itself
-	// (headers, timeout, compression).
-	Endpoint string
 	// SampleRatio of new root traces to record, 0 to 1 [1]. Children follow their
 	// parent's decision.
 	SampleRatio float64
-	// Hub is a second OTLP/HTTP base URL spans go to: the local trace store of
-	// `switchyard up`, alongside any external collector.
-	Hub string
 	// Propagators lists the propagators, as OTEL_PROPAGATORS does: tracecontext,
 	// baggage, or none [tracecontext,baggage].
 	Propagators string
-	// Exporters receive every finished span besides OTLP (a test recorder, a local
-	// trace store). Each is batched.
+	// Exporters receive every finished span (an OTLP collector, the local trace
+	// store of `switchyard up`, a test recorder). Each is batched. (The platform
+	// makes the OTLP ones: this package stays free of exporters, so that every
+	// package using its propagator and middleware does too.)
 	Exporters []sdktrace.SpanExporter
 }
 
@@ -57,7 +50,7 @@ func Propagator() propagation.TextMapPropagator {
 
 // NewTracing builds the tracer provider described by cfg. Spans are always created
 // (so logs carry trace ids) even when nothing exports them.
-func NewTracing(ctx context.Context, cfg TraceConfig) (*Tracing, error) {
+func NewTracing(_ context.Context, cfg TraceConfig) (*Tracing, error) {
 	ratio := cfg.SampleRatio
 	if ratio < 0 || ratio > 1 {
 		return nil, fmt.Errorf("tracing: sample ratio %v is not between 0 and 1", ratio)
@@ -77,16 +70,6 @@ func NewTracing(ctx context.Context, cfg TraceConfig) (*Tracing, error) {
 	prop, err := ParsePropagators(cfg.Propagators)
 	if err != nil {
 		return nil, err
-	}
-	for _, endpoint := range []string{cfg.Endpoint, cfg.Hub} {
-		if endpoint == "" {
-			continue
-		}
-		exp, err := otlptracehttp.New(ctx, otlptracehttp.WithEndpointURL(endpoint+"/v1/traces"))
-		if err != nil {
-			return nil, fmt.Errorf("tracing: OTLP exporter for %s: %w", endpoint, err)
-		}
-		opts = append(opts, sdktrace.WithBatcher(exp, sdktrace.WithBatchTimeout(time.Second)))
 	}
 	for _, exp := range cfg.Exporters {
 		opts = append(opts, sdktrace.WithBatcher(exp, sdktrace.WithBatchTimeout(time.Second)))

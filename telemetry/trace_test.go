@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	collectortrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	"google.golang.org/protobuf/proto"
 
@@ -55,7 +57,11 @@ func TestSpansAreExportedOverOTLPHTTP(t *testing.T) {
 	}))
 	defer receiver.Close()
 
-	tracing, err := telemetry.NewTracing(context.Background(), telemetry.TraceConfig{Service: "orders", Endpoint: receiver.URL, SampleRatio: 1})
+	exp, err := otlptracehttp.New(context.Background(), otlptracehttp.WithEndpointURL(receiver.URL+"/v1/traces"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tracing, err := telemetry.NewTracing(context.Background(), telemetry.TraceConfig{Service: "orders", Exporters: []sdktrace.SpanExporter{exp}, SampleRatio: 1})
 	if err != nil {
 		t.Fatal(err)
 	}

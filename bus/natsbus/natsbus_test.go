@@ -15,7 +15,7 @@ import (
 	"github.com/switchyard/switchyard/bus/bustest"
 	"github.com/switchyard/switchyard/bus/natsbus"
 	"github.com/switchyard/switchyard/event"
-	"github.com/switchyard/switchyard/faultproxy"
+	"github.com/switchyard/switchyard/testkit/faultproxy"
 )
 
 func TestConformance(t *testing.T) {

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/switchyard/switchyard/cli"
 )
 
 func runCLI(t *testing.T, dir string, args ...string) (code int, stdout, stderr string) {
@@ -22,7 +24,7 @@ func runCLI(t *testing.T, dir string, args ...string) (code int, stdout, stderr 
 	if err != nil {
 		errOut.WriteString(err.Error())
 	}
-	return exitCode(err), out.String(), errOut.String()
+	return cli.ExitCode(err), out.String(), errOut.String()
 }
 
 func TestCommandLine(t *testing.T) {

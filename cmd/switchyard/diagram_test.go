@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/switchyard/switchyard/diagram"
+	"github.com/switchyard/switchyard/telemetry"
 )
 
 // metricEdges is the ground truth the diagram is checked against, from a source
@@ -26,7 +27,7 @@ func metricEdges(t *testing.T, s *stack, cfg protocolOf) map[string]int {
 	out := map[string]int{}
 	client := &http.Client{Timeout: 5 * time.Second}
 	for _, svc := range s.read().Services {
-		families, err := scrape(context.Background(), client, svc.URL+"/metrics")
+		families, err := telemetry.Scrape(context.Background(), client, svc.URL+"/metrics")
 		if err != nil {
 			t.Fatalf("%s /metrics: %v", svc.Name, err)
 		}
@@ -65,7 +66,7 @@ func TestDiagramDrawsEveryRealEdgeAndNoInventedOne(t *testing.T) {
 	s := startUp(t, fullPlatform)
 	cfg := builtinConfig(t)
 	declared := map[string]diagram.Protocol{}
-	for _, e := range declaredEdges(cfg) {
+	for _, e := range diagram.Declared(cfg) {
 		declared[e.From+">"+e.To] = e.Protocol
 	}
 	protocol := func(from, to string) diagram.Protocol { return declared[from+">"+to] }

@@ -23,6 +23,7 @@ import (
 	"github.com/switchyard/switchyard/authn"
 	"github.com/switchyard/switchyard/broker/brokertest"
 	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/platform"
 	"github.com/switchyard/switchyard/store/storetest"
 )
 
@@ -115,13 +116,13 @@ func TestADistributedRunLosesNothing(t *testing.T) {
 	nodes, natsURL := natsCluster(t)
 
 	dir := t.TempDir()
-	platform := strings.Replace(fullPlatform, "data_dir: .switchyard", "data_dir: "+filepath.Join(dir, "data"), 1)
+	file := strings.Replace(fullPlatform, "data_dir: .switchyard", "data_dir: "+filepath.Join(dir, "data"), 1)
 	// Fourteen processes and password hashing on two cores delay heartbeats: the
 	// production heartbeat, not the quick one of the single-machine tests.
-	platform = strings.Replace(platform, "heartbeat: 500ms", "heartbeat: 2s", 1)
-	platform = strings.Replace(platform, "    description: Stock per product and the reservations orders hold, over gRPC.\n",
+	file = strings.Replace(file, "heartbeat: 500ms", "heartbeat: 2s", 1)
+	file = strings.Replace(file, "    description: Stock per product and the reservations orders hold, over gRPC.\n",
 		"    description: Stock per product and the reservations orders hold, over gRPC.\n    settings: {seed_quantity: 1000000}\n", 1)
-	if err := os.WriteFile(filepath.Join(dir, "switchyard.yaml"), []byte(platform), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "switchyard.yaml"), []byte(file), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	names := []string{"users", "catalog", "inventory", "payments", "orders", "notifications"}
@@ -145,14 +146,14 @@ func TestADistributedRunLosesNothing(t *testing.T) {
 		storetest.DropOnCleanup(t, pg, config.PerServiceDatabase(databaseURL, name))
 	}
 	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "NATS_URL=" + natsURL, "NATS_REPLICAS=3",
-		"DATABASE_URL=" + databaseURL, "REDIS_URL=" + redisURL, envTrustBundle + "=" + bundle}
+		"DATABASE_URL=" + databaseURL, "REDIS_URL=" + redisURL, platform.EnvTrustBundle + "=" + bundle}
 
 	var instances []*instance
 	start := func(name string) *instance {
 		in := &instance{name: name, addr: freePort(t), out: &lockedBuffer{}}
 		in.cmd = exec.Command(binary, "serve", name, "--listen", in.addr)
 		in.cmd.Dir = dir
-		in.cmd.Env = append(env, envServiceKey+"="+filepath.Join(identities, name+".key"))
+		in.cmd.Env = append(env, platform.EnvServiceKey+"="+filepath.Join(identities, name+".key"))
 		in.cmd.Stdout, in.cmd.Stderr = in.out, in.out
 		if err := in.cmd.Start(); err != nil {
 			t.Fatal(err)

@@ -15,7 +15,7 @@ import (
 
 	"github.com/switchyard/switchyard/api/openapi"
 	"github.com/switchyard/switchyard/config"
-	"github.com/switchyard/switchyard/contract"
+	"github.com/switchyard/switchyard/testkit/contract"
 )
 
 // exchange sends one request through client and decodes a JSON answer.

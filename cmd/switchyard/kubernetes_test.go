@@ -17,13 +17,13 @@ import (
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 	"sigs.k8s.io/yaml"
 
-	"github.com/switchyard/switchyard/manifests"
+	"github.com/switchyard/switchyard/internal/manifests"
 )
 
 // deploy/kubernetes is what `switchyard deploy kubernetes` renders from the built-in
 // platform, file for file (-update rewrites it).
 func TestKubernetesManifestsAreCurrent(t *testing.T) {
-	files, err := kubernetesFiles(builtinConfig(t), "")
+	files, err := shopEnv().KubernetesFiles(builtinConfig(t), "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,10 +34,10 @@ func TestKubernetesManifestsAreCurrent(t *testing.T) {
 	for name, data := range files {
 		path := filepath.Join(root, name)
 		if *update {
-			if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil { //nolint:gosec // committed files
+			if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 				t.Fatal(err)
 			}
-			if err := os.WriteFile(path, data, 0o644); err != nil { //nolint:gosec // committed files
+			if err := os.WriteFile(path, data, 0o644); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -80,7 +80,7 @@ func kustomizeBuild(t *testing.T, overlay string) []byte {
 func TestKubernetesOverlaysRenderAndHoldTheirPromises(t *testing.T) {
 	cfg := builtinConfig(t)
 	var declared []string
-	for _, s := range platformServices(cfg) {
+	for _, s := range cfg.Processes() {
 		for dep := range s.Dependencies {
 			declared = append(declared, s.Name+">"+dep)
 		}
@@ -128,7 +128,7 @@ func TestKubernetesOverlaysRenderAndHoldTheirPromises(t *testing.T) {
 					t.Errorf("%s does not decode strictly: %v", meta.Kind, err)
 				}
 			}
-			n := len(platformServices(cfg))
+			n := len(cfg.Processes())
 			if kinds["Deployment"] != n || kinds["Service"] != n || kinds["NetworkPolicy"] != n+1 || kinds["ConfigMap"] != 1 {
 				t.Errorf("kinds %v for %d services", kinds, n)
 			}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/switchyard/switchyard/internal/shop/loadgen"
 	"github.com/switchyard/switchyard/store"
+	"github.com/switchyard/switchyard/telemetry"
 )
 
 // brokerProcess is a private NATS JetStream server in a process of its own
@@ -121,11 +122,11 @@ func TestABrokerOutageStallsNothing(t *testing.T) {
 func brokerOutage(t *testing.T, c outageCase) {
 	const rate, before, after = 30, 6 * time.Second, 20 * time.Second
 	b := startBroker(t, freePort(t), t.TempDir())
-	platform := fullPlatform
+	file := fullPlatform
 	if c.paymentLatency != "" {
-		platform = strings.Replace(platform, "latency: 5ms", "latency: "+c.paymentLatency, 1)
+		file = strings.Replace(file, "latency: 5ms", "latency: "+c.paymentLatency, 1)
 	}
-	s := startUp(t, platform, "NATS_URL="+b.url)
+	s := startUp(t, file, "NATS_URL="+b.url)
 	gw, _ := s.service("gateway")
 
 	timeline, accepted := filepath.Join(s.dir, "timeline.jsonl"), filepath.Join(s.dir, "accepted.txt")
@@ -239,7 +240,7 @@ func operatorSeesStaleViews(t *testing.T, s *stack, c outageCase) {
 func outboxesEmpty(t *testing.T, s *stack) bool {
 	t.Helper()
 	for _, svc := range s.read().Services {
-		families, err := scrape(context.Background(), http.DefaultClient, svc.URL+"/metrics")
+		families, err := telemetry.Scrape(context.Background(), http.DefaultClient, svc.URL+"/metrics")
 		if err != nil {
 			return false
 		}

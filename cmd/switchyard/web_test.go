@@ -13,16 +13,16 @@ import (
 )
 
 // The browser checks (headless Chromium through playwright-core, and the mermaid
-// package) need Node and the packages of web/e2e. They run when SWITCHYARD_TEST_WEB
+// package) need Node and the packages of internal/web/e2e. They run when SWITCHYARD_TEST_WEB
 // is 1 — .ci/run sets it and installs what they need — and then fail, never skip, if
 // something is missing.
 func webTests(t *testing.T) (dir string, on bool) {
 	t.Helper()
 	if os.Getenv("SWITCHYARD_TEST_WEB") != "1" {
-		t.Log("browser checks not run: set SWITCHYARD_TEST_WEB=1 (needs node, chromium and npm ci in web/e2e)")
+		t.Log("browser checks not run: set SWITCHYARD_TEST_WEB=1 (needs node, chromium and npm ci in internal/web/e2e)")
 		return "", false
 	}
-	dir, err := filepath.Abs("../../web/e2e")
+	dir, err := filepath.Abs("../../internal/web/e2e")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +51,7 @@ func artifacts(t *testing.T) string {
 	return dir
 }
 
-// node runs a script of web/e2e with args and environment, failing the test on a
+// node runs a script of internal/web/e2e with args and environment, failing the test on a
 // non-zero exit.
 func node(t *testing.T, dir, script string, env []string, args ...string) string {
 	t.Helper()

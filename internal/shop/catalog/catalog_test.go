@@ -16,13 +16,13 @@ import (
 	"github.com/switchyard/switchyard/api/openapi"
 	"github.com/switchyard/switchyard/bus"
 	"github.com/switchyard/switchyard/cache"
-	"github.com/switchyard/switchyard/contract"
 	"github.com/switchyard/switchyard/event"
 	"github.com/switchyard/switchyard/inbox"
 	"github.com/switchyard/switchyard/internal/shop/catalog"
 	"github.com/switchyard/switchyard/store"
 	"github.com/switchyard/switchyard/store/storetest"
 	"github.com/switchyard/switchyard/telemetry"
+	"github.com/switchyard/switchyard/testkit/contract"
 )
 
 type page struct {

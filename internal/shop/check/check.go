@@ -9,8 +9,10 @@
 //   - per product, initial = available + reserved + sold, with reserved and sold
 //     equal to what held and committed reservations say;
 //   - no saga unfinished past its deadline, none stuck, every order in flight has
-//     a saga running;
-//   - every outbox drained: no event waits unpublished longer than the grace.
+//     a saga running.
+//
+// (`switchyard check` adds the toolkit's own invariants to these: every outbox
+// drained, no saga stuck or past its deadline, whatever the application.)
 //
 // Orders still in flight are held to what they have done so far, not to an
 // outcome. It is a shop package, not a service: it imports none; it reads their
@@ -22,9 +24,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
-	"io"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/switchyard/switchyard/store"
@@ -33,8 +33,6 @@ import (
 // Sources are the databases and facts a check reads.
 type Sources struct {
 	Orders, Inventory, Payments *store.DB
-	// Outboxes are the databases holding an outbox, by service.
-	Outboxes map[string]*store.DB
 	// Accepted are order ids clients were told were accepted (load records them).
 	Accepted []string
 	// Now is the time of the check [time.Now].
@@ -68,48 +66,6 @@ func (r *Report) OK() bool {
 		}
 	}
 	return true
-}
-
-// maxShown caps the violations listed per invariant.
-const maxShown = 10
-
-// Write prints the report for people.
-func (r *Report) Write(w io.Writer) {
-	total := 0
-	var parts []string
-	statuses := make([]string, 0, len(r.Orders))
-	for s := range r.Orders {
-		statuses = append(statuses, s)
-	}
-	slices.Sort(statuses)
-	for _, s := range statuses {
-		total += r.Orders[s]
-		parts = append(parts, fmt.Sprintf("%s %d", s, r.Orders[s]))
-	}
-	fmt.Fprintf(w, "%d orders: %s\n", total, strings.Join(parts, ", "))
-	for _, res := range r.Results {
-		mark := "ok  "
-		if len(res.Violations) > 0 {
-			mark = "FAIL"
-		}
-		fmt.Fprintf(w, "  %s  %s (%d checked", mark, res.Name, res.Checked)
-		if n := len(res.Violations); n > 0 {
-			fmt.Fprintf(w, ", %d violations", n)
-		}
-		fmt.Fprintln(w, ")")
-		for i, v := range res.Violations {
-			if i == maxShown {
-				fmt.Fprintf(w, "          … and %d more\n", len(res.Violations)-maxShown)
-				break
-			}
-			fmt.Fprintf(w, "          %s\n", v)
-		}
-	}
-	if r.OK() {
-		fmt.Fprintln(w, "all invariants hold")
-	} else {
-		fmt.Fprintln(w, "INVARIANTS BROKEN")
-	}
 }
 
 type order struct {
@@ -183,11 +139,6 @@ func Run(ctx context.Context, src Sources) (*Report, error) {
 		conservation(stocks, reservations),
 		unfinished(src, orders, sagas),
 	)
-	drained, err := outboxes(ctx, src.Outboxes, src.Now.Add(-src.Grace))
-	if err != nil {
-		return nil, err
-	}
-	rep.Results = append(rep.Results, drained)
 	return rep, nil
 }
 
@@ -354,30 +305,6 @@ func unfinished(src Sources, orders map[string]order, sagas map[string]activeSag
 	}
 	slices.Sort(r.Violations)
 	return r
-}
-
-// outboxes finds events written before cutoff and still unpublished: under load
-// an outbox always holds the last few milliseconds' events, and those are fine.
-func outboxes(ctx context.Context, dbs map[string]*store.DB, cutoff time.Time) (Result, error) {
-	r := Result{Name: "every outbox drained (nothing unpublished past the grace)"}
-	names := make([]string, 0, len(dbs))
-	for n := range dbs {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	for _, name := range names {
-		var n int
-		var oldest sql.NullInt64
-		if err := dbs[name].QueryRowContext(ctx, `SELECT count(*), min(created_at) FROM outbox WHERE sent_at IS NULL AND created_at < $1`, store.Millis(cutoff)).Scan(&n, &oldest); err != nil {
-			return r, fmt.Errorf("%s outbox: %w", name, err)
-		}
-		r.Checked++
-		if n > 0 {
-			r.Violations = append(r.Violations, fmt.Sprintf("%s: %d events unpublished, the oldest written %s ago", name, n,
-				time.Since(store.Time(oldest.Int64)).Round(time.Millisecond)))
-		}
-	}
-	return r, nil
 }
 
 func describePayment(p payment, ok bool) string {

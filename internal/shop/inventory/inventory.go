@@ -104,11 +104,23 @@ type Service struct {
 
 var _ inventoryv1connect.InventoryServiceHandler = (*Service)(nil)
 
-// New builds the service on an open, migrated database (its own migrations and the
-// outbox's) and seeds the stock of products it does not know yet.
-func New(ctx context.Context, cfg Config, db *store.DB, ob *outbox.Outbox, log *slog.Logger) (*Service, error) {
-	if ob == nil {
-		return nil, errors.New("inventory: an outbox is required")
+// Deps are the inventory service's collaborators.
+type Deps struct {
+	// DB is the service's database, migrated (its own migrations and the outbox's).
+	DB *store.DB
+	// Outbox carries the stock events. Required.
+	Outbox *outbox.Outbox
+	Log    *slog.Logger
+}
+
+// New builds the service and seeds the stock of products it does not know yet.
+func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
+	if deps.DB == nil || deps.Outbox == nil {
+		return nil, errors.New("inventory: a database and an outbox are required")
+	}
+	db, ob, log := deps.DB, deps.Outbox, deps.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now

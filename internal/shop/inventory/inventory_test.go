@@ -38,7 +38,7 @@ func open(t *testing.T, url string) (*inventory.Service, *store.DB) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := inventory.New(context.Background(), inventory.Config{}, db, ob, telemetry.Discard())
+	svc, err := inventory.New(context.Background(), inventory.Config{}, inventory.Deps{DB: db, Outbox: ob, Log: telemetry.Discard()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -270,7 +270,7 @@ func TestASeedQuantitySetting(t *testing.T) {
 	db.Migrate(context.Background(), outbox.Migrations(), nil)
 	reg, _ := event.NewRegistry(events.Schemas)
 	ob, _ := outbox.New(db, outbox.Config{Name: "inventory", Registry: reg})
-	if _, err := inventory.New(context.Background(), inventory.Config{Settings: inventory.Settings{SeedQuantity: 50_000}}, db, ob, telemetry.Discard()); err != nil {
+	if _, err := inventory.New(context.Background(), inventory.Config{Settings: inventory.Settings{SeedQuantity: 50_000}}, inventory.Deps{DB: db, Outbox: ob, Log: telemetry.Discard()}); err != nil {
 		t.Fatal(err)
 	}
 	var low, high int64

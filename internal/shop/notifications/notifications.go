@@ -108,7 +108,7 @@ type subscriber struct{ wake chan struct{} }
 
 // New builds the service on an open, migrated database (its migrations and the
 // inbox's).
-func New(cfg Config, deps Deps) (*Service, error) {
+func New(_ context.Context, cfg Config, deps Deps) (*Service, error) {
 	if deps.DB == nil || deps.Inbox == nil || deps.Verifier == nil {
 		return nil, errors.New("notifications: DB, Inbox and Verifier are required")
 	}

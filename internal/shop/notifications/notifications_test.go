@@ -75,7 +75,7 @@ func statuses(ns []notifications.Notification) []string {
 
 func TestCustomersHearOfTheirOrdersAsTheyHappen(t *testing.T) {
 	t.Parallel()
-	shop := shoptest.Start(t, shoptest.Options{Events: true})
+	shop := shoptest.Start(t, shoptest.Options{})
 	ann, bob := shop.Customer("ann"), shop.Customer("bob")
 	annConn, bobConn := dial(t, shop, ann, ""), dial(t, shop, bob, "")
 
@@ -120,7 +120,7 @@ func TestAReconnectingClientResumesWhereItLeftOff(t *testing.T) {
 		}
 		msg := &bus.Message{Event: e}
 		for range 2 { // redelivered: recorded once
-			if err := shop.Notifications.OnEvent(context.Background(), msg); err != nil {
+			if err := shop.Deliver("notifications", msg); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -166,7 +166,7 @@ type Service struct {
 
 // New builds the service on an open database with its migrations, the outbox's
 // and the saga's applied.
-func New(cfg Config, deps Deps) (*Service, error) {
+func New(_ context.Context, cfg Config, deps Deps) (*Service, error) {
 	if deps.DB == nil || deps.Outbox == nil || deps.Verifier == nil || deps.Users == nil || deps.Catalog == nil ||
 		deps.Inventory == nil || deps.Payments == nil {
 		return nil, errors.New("orders: DB, Outbox, Verifier, Users, Catalog, Inventory and Payments are required")

@@ -160,8 +160,7 @@ func TestAnOrderBeyondTheStockIsCancelled(t *testing.T) {
 
 func TestAnOrderPastItsDeadlineIsCompensated(t *testing.T) {
 	t.Parallel()
-	opt := shoptest.Options{Orders: orders.Config{Settings: orders.Settings{SagaDeadline: config.Duration(time.Second),
-		LookupTTL: config.Duration(time.Second), V1Deprecated: "2026-11-01", V1Sunset: "2027-06-01"}}}
+	opt := shoptest.Options{Settings: map[string]map[string]any{"orders": {"saga_deadline": "1s", "lookup_ttl": "1s"}}}
 	shop := shoptest.Start(t, opt)
 	dan := shop.Customer("dan")
 	r := shop.Order(dan, "k1", commerce.CardProviderFails, shoptest.Item(headphones, 1))

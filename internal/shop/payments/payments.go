@@ -88,12 +88,23 @@ type Service struct {
 
 var _ paymentsv1connect.PaymentServiceHandler = (*Service)(nil)
 
-// New builds the service on an open, migrated database (its own migrations and the
-// outbox's).
-func New(cfg Config, db *store.DB, ob *outbox.Outbox, provider Provider, log *slog.Logger) (*Service, error) {
-	if db == nil || ob == nil || provider == nil {
+// Deps are the payments service's collaborators.
+type Deps struct {
+	// DB is the service's database, migrated (its own migrations and the outbox's).
+	DB *store.DB
+	// Outbox carries the payment events. Required.
+	Outbox *outbox.Outbox
+	// Provider charges the cards (NewSimulator here). Required.
+	Provider Provider
+	Log      *slog.Logger
+}
+
+// New builds the service.
+func New(_ context.Context, cfg Config, deps Deps) (*Service, error) {
+	if deps.DB == nil || deps.Outbox == nil || deps.Provider == nil {
 		return nil, errors.New("payments: a database, an outbox and a provider are required")
 	}
+	db, ob, provider, log := deps.DB, deps.Outbox, deps.Provider, deps.Log
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}

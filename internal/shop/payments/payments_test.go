@@ -43,7 +43,7 @@ func open(t *testing.T, url string, p payments.Provider) (*payments.Service, *st
 	if p == nil {
 		p = payments.NewSimulator(payments.SimulatorSettings{})
 	}
-	svc, err := payments.New(payments.Config{}, db, ob, p, telemetry.Discard())
+	svc, err := payments.New(context.Background(), payments.Config{}, payments.Deps{DB: db, Outbox: ob, Provider: p, Log: telemetry.Discard()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,11 +1,11 @@
-// Package shoptest runs the reference shop's services in one test process: each on
-// its own loopback socket, each with its own database, calling each other through
-// the real rpc client stack with service credentials — what `switchyard up` runs,
-// without the processes, so that a service's tests can place real orders.
-//
-// Without Options.Events, events stay in the services' outboxes (no relay runs)
-// and tests read them there; with it, an embedded NATS server carries them, relays
-// publish them and catalog and notifications consume them, as in `switchyard up`.
+// Package shoptest runs the reference shop's services in one test process, each
+// built by the platform exactly as `switchyard serve` builds it (shop.Services):
+// each on its own loopback socket with its own database, finding the others
+// through discovery on an embedded NATS broker that also carries their events,
+// calling each other through the real rpc client stack with service credentials —
+// what `switchyard up` runs, without the processes, so that a service's tests can
+// place real orders. Callers, dependencies and subscriptions come from the shop's
+// switchyard.yaml, as everywhere else.
 package shoptest
 
 import (
@@ -14,235 +14,139 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"io/fs"
+	"maps"
 	"net/http"
 	"path/filepath"
+	"regexp"
+	"sync"
 	"testing"
 	"time"
 
-	"connectrpc.com/connect"
+	"github.com/goccy/go-yaml"
 
+	"github.com/switchyard/switchyard"
 	"github.com/switchyard/switchyard/api/events"
-	"github.com/switchyard/switchyard/api/gen/switchyard/inventory/v1/inventoryv1connect"
-	"github.com/switchyard/switchyard/api/gen/switchyard/payments/v1/paymentsv1connect"
 	"github.com/switchyard/switchyard/authn"
 	"github.com/switchyard/switchyard/broker/brokertest"
 	"github.com/switchyard/switchyard/bus"
-	"github.com/switchyard/switchyard/bus/natsbus"
-	"github.com/switchyard/switchyard/discovery"
-	"github.com/switchyard/switchyard/event"
-	"github.com/switchyard/switchyard/inbox"
-	"github.com/switchyard/switchyard/internal/shop/catalog"
-	"github.com/switchyard/switchyard/internal/shop/inventory"
-	"github.com/switchyard/switchyard/internal/shop/notifications"
+	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/internal/shop"
 	"github.com/switchyard/switchyard/internal/shop/orders"
-	"github.com/switchyard/switchyard/internal/shop/payments"
-	"github.com/switchyard/switchyard/internal/shop/users"
-	"github.com/switchyard/switchyard/outbox"
-	"github.com/switchyard/switchyard/problem"
-	"github.com/switchyard/switchyard/rpc"
-	"github.com/switchyard/switchyard/saga"
-	"github.com/switchyard/switchyard/server"
+	"github.com/switchyard/switchyard/platform"
 	"github.com/switchyard/switchyard/store"
-	"github.com/switchyard/switchyard/telemetry"
 )
 
 // Options shape a shop. Zero fields take the default in brackets.
 type Options struct {
 	// Database returns the database URL of a service [a fresh SQLite file each].
 	Database func(service string) string
-	// Payments shapes the simulated provider [no latency, no declines].
-	Payments payments.SimulatorSettings
-	// Orders configures the orders service.
-	Orders orders.Config
-	// Events runs the event backbone: an embedded broker, the outbox relays and the
-	// consumers.
-	Events bool
+	// Settings replace services' own settings (services.<name>.settings), by
+	// service [payments' simulated provider with no declines, failures or
+	// latency, so that only the test cards decide].
+	Settings map[string]map[string]any
 }
 
 // Shop is a running shop.
 type Shop struct {
-	t    testing.TB
-	urls map[string]string
-	dbs  map[string]*store.DB
-	// Orders is the orders service, for its saga.
-	Orders *orders.Service
-	// Notifications is the notifications service, to feed it events by hand.
-	Notifications *notifications.Service
+	t       testing.TB
+	running map[string]*platform.Running
+	dbs     map[string]*store.DB
+	urls    map[string]string
+	mu      sync.Mutex
+	dbURL   func(string) string
 }
-
-// URL returns a service's base URL (http://127.0.0.1:port).
-func (s *Shop) URL(service string) string { return s.urls[service] }
-
-// DB returns a service's database.
-func (s *Shop) DB(service string) *store.DB { return s.dbs[service] }
-
-var services = []string{"users", "catalog", "inventory", "payments", "orders", "notifications"}
 
 // Start runs the shop until t ends.
 func Start(t testing.TB, opt Options) *Shop {
 	t.Helper()
+	dir := t.TempDir()
+	settings := map[string]map[string]any{"payments": {"decline_rate": 0, "failure_rate": 0, "latency": "0s"}}
+	maps.Copy(settings, opt.Settings)
+	raw := platformFile(t, dir, settings)
+	env := map[string]string{"NATS_URL": brokertest.Embedded(t)}
+	if opt.Database != nil {
+		declared, err := config.Load("shoptest", raw, nil)
+		must(t, err)
+		for _, name := range declared.ServiceNames() {
+			env[config.EnvName(name)+"_DATABASE_URL"] = opt.Database(name)
+		}
+	}
+	// The databases and the broker are named through the environment, as they are
+	// for `switchyard serve`.
+	cfg, err := config.Load("shoptest", raw, func(key string) string { return env[key] })
+	must(t, err)
+	names := append(cfg.ServiceNames(), config.GatewayName)
+	_, err = authn.EnsureIdentities(filepath.Join(cfg.DataDir, "identity"), names)
+	must(t, err)
+
+	s := &Shop{t: t, running: map[string]*platform.Running{}, dbs: map[string]*store.DB{}, urls: map[string]string{}, dbURL: cfg.DatabaseURL}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &Shop{t: t, urls: map[string]string{}, dbs: map[string]*store.DB{}}
-	var stops []func()
 	t.Cleanup(func() {
 		cancel()
-		for i := len(stops) - 1; i >= 0; i-- {
-			stops[i]()
+		for _, r := range s.running {
+			_ = r.Wait()
+		}
+		for _, db := range s.dbs {
+			db.Close()
 		}
 	})
-	dir := t.TempDir()
-	if opt.Database == nil {
-		opt.Database = func(service string) string { return "sqlite:" + filepath.Join(dir, service+".db") }
+	builders := map[string]platform.Service{}
+	for _, svc := range shop.Services() {
+		builders[svc.Name] = svc
 	}
-	bundlePath, err := authn.EnsureIdentities(filepath.Join(dir, "identity"), services)
-	must(t, err)
-	bundle, err := authn.LoadBundle(bundlePath)
-	must(t, err)
-	reg, err := event.NewRegistry(events.Schemas)
-	must(t, err)
-	log := telemetry.Discard()
-	callers := map[string][]string{"users": {"orders", "notifications"}, "catalog": {"orders"}, "inventory": {"orders"}, "payments": {"orders"}}
-	var eventBus bus.Bus
-	if opt.Events {
-		eventBus, err = natsbus.New(brokertest.Connect(t, brokertest.Embedded(t)), natsbus.Config{Registry: reg})
-		must(t, err)
-	}
-	background := func(run func(context.Context) error) {
-		done := make(chan struct{})
-		go func() { _ = run(ctx); close(done) }()
-		stops = append(stops, func() { <-done })
-	}
-
-	// Listeners first: everyone's address is known before anyone calls.
-	servers := map[string]*server.Server{}
-	handlers := map[string]*switchable{}
-	var instances []discovery.Instance
-	for _, name := range services {
-		h := &switchable{}
-		srv := server.New(server.Config{Addr: "127.0.0.1:0", ShutdownTimeout: time.Second}, h, nil, log)
-		must(t, srv.Listen())
-		servers[name], handlers[name] = srv, h
-		s.urls[name] = "http://" + srv.Addr().String()
-		instances = append(instances, discovery.Instance{Service: name, ID: name, Addr: srv.Addr().String()})
-	}
-	resolver := discovery.NewStatic(instances...)
-	tokens := func(name string) *authn.ServiceTokens {
-		id, err := authn.LoadIdentity(name, filepath.Join(dir, "identity", name+".key"))
-		must(t, err)
-		return authn.NewServiceTokens(id, nil)
-	}
-	verifier := func(name string) *authn.ServiceVerifier {
-		return authn.NewServiceVerifier(name, bundle, callers[name], nil)
-	}
-	open := func(name string, own fs.FS, m ...store.Migrations) *store.DB {
-		db, err := store.Open(ctx, store.Config{URL: opt.Database(name), Migrations: own})
-		must(t, err)
-		for _, mig := range m {
-			must(t, db.Migrate(ctx, mig, nil))
+	for _, name := range cfg.ServiceNames() { // dependencies first
+		r, err := platform.Start(ctx, builders[name], platform.Options{Config: cfg, Service: name, Events: events.Schemas})
+		if err != nil {
+			t.Fatalf("start %s: %v", name, err)
 		}
-		s.dbs[name] = db
-		stops = append(stops, func() { db.Close() })
-		return db
-	}
-	outboxOf := func(name string, db *store.DB) *outbox.Outbox {
-		must(t, db.Migrate(ctx, outbox.Migrations(), nil))
-		ob, err := outbox.New(db, outbox.Config{Name: name, Registry: reg})
-		must(t, err)
-		if eventBus != nil {
-			relay, err := ob.Relay(outbox.RelayConfig{Bus: eventBus})
-			must(t, err)
-			background(relay.Run)
-		}
-		return ob
-	}
-	fail := rpc.WriteError(problem.Writer{Log: log})
-
-	// users
-	db := open("users", users.Migrations())
-	us, err := users.New(ctx, users.Config{}, db, verifier("users"), log, nil)
-	must(t, err)
-	handlers["users"].set(us.Handler())
-	background(us.Run)
-
-	// catalog
-	db = open("catalog", catalog.Migrations(), inbox.Migrations())
-	in, err := inbox.New(db, nil)
-	must(t, err)
-	cs, err := catalog.New(ctx, catalog.Config{}, catalog.Deps{DB: db, Log: log, Inbox: in})
-	must(t, err)
-	handlers["catalog"].set(cs.Handler())
-	background(cs.Run)
-	if eventBus != nil {
-		background(func(ctx context.Context) error {
-			return eventBus.Subscribe(ctx, bus.Subscription{Group: "catalog", Types: []string{catalog.EventStockChanged}}, cs.OnStockChanged)
-		})
-	}
-
-	// inventory
-	db = open("inventory", inventory.Migrations())
-	is, err := inventory.New(ctx, inventory.Config{}, db, outboxOf("inventory", db), log)
-	must(t, err)
-	mux := http.NewServeMux()
-	path, h := inventoryv1connect.NewInventoryServiceHandler(is, rpc.HandlerOptions()...)
-	rpc.MountGRPC(mux, func(h http.Handler) http.Handler { return verifier("inventory").RequireService(fail, h) },
-		rpc.GRPCService{Name: inventoryv1connect.InventoryServiceName, Path: path, Handler: h})
-	handlers["inventory"].set(mux)
-
-	// payments
-	db = open("payments", payments.Migrations())
-	ps, err := payments.New(payments.Config{}, db, outboxOf("payments", db), payments.NewSimulator(opt.Payments), log)
-	must(t, err)
-	mux = http.NewServeMux()
-	path, h = paymentsv1connect.NewPaymentServiceHandler(ps, rpc.HandlerOptions()...)
-	rpc.MountGRPC(mux, func(h http.Handler) http.Handler { return verifier("payments").RequireService(fail, h) },
-		rpc.GRPCService{Name: paymentsv1connect.PaymentServiceName, Path: path, Handler: h})
-	handlers["payments"].set(mux)
-
-	// orders, calling the others through the rpc stack
-	db = open("orders", orders.Migrations(), saga.Migrations())
-	client := func(service string, p rpc.Protocol) *rpc.Client {
-		c, err := rpc.NewClient(ctx, rpc.ClientConfig{Service: service, Protocol: p, Resolver: resolver, Tokens: tokens("orders")})
-		must(t, err)
-		return c
-	}
-	uc, cc, ic, pc := client("users", rpc.REST), client("catalog", rpc.REST), client("inventory", rpc.GRPC), client("payments", rpc.GRPC)
-	verify, err := authn.NewVerifier(authn.VerifierConfig{Issuer: "switchyard", Audience: "switchyard"},
-		authn.NewRemoteKeys(authn.RemoteKeysConfig{URL: uc.BaseURL() + "/.well-known/jwks.json", Client: uc.HTTPClient()}))
-	must(t, err)
-	os, err := orders.New(opt.Orders, orders.Deps{
-		DB: db, Outbox: outboxOf("orders", db), Log: log, Verifier: verify,
-		Users: uc.HTTPClient(), UsersURL: uc.BaseURL(), Catalog: cc.HTTPClient(), CatalogURL: cc.BaseURL(),
-		Inventory: inventoryv1connect.NewInventoryServiceClient(ic.HTTPClient(), ic.BaseURL(), connect.WithGRPC()),
-		Payments:  paymentsv1connect.NewPaymentServiceClient(pc.HTTPClient(), pc.BaseURL(), connect.WithGRPC()),
-	})
-	must(t, err)
-	handlers["orders"].set(os.Handler())
-	s.Orders = os
-	background(os.Run)
-
-	// notifications
-	db = open("notifications", notifications.Migrations(), inbox.Migrations())
-	nin, err := inbox.New(db, nil)
-	must(t, err)
-	ns, err := notifications.New(notifications.Config{Poll: 200 * time.Millisecond}, notifications.Deps{DB: db, Inbox: nin, Verifier: verify, Log: log})
-	must(t, err)
-	handlers["notifications"].set(ns.Handler())
-	s.Notifications = ns
-	background(ns.Run)
-	if eventBus != nil {
-		background(func(ctx context.Context) error {
-			return eventBus.Subscribe(ctx, bus.Subscription{Group: "notifications", Types: notifications.Events}, ns.OnEvent)
-		})
-	}
-
-	for _, name := range services {
-		srv := servers[name]
-		done := make(chan struct{})
-		go func() { _ = srv.Run(ctx); close(done) }()
-		stops = append(stops, func() { <-done })
+		s.running[name] = r
+		s.urls[name] = "http://" + r.Addr
 	}
 	return s
+}
+
+var listen = regexp.MustCompile(`listen: 127\.0\.0\.1:\d+`)
+
+// platformFile is the shop's switchyard.yaml for a test: every service on a free
+// port, its files under dir, discovery beating every 200ms, and settings
+// replaced.
+func platformFile(t testing.TB, dir string, settings map[string]map[string]any) []byte {
+	t.Helper()
+	src := listen.ReplaceAll(switchyard.DefaultConfig, []byte("listen: 127.0.0.1:0"))
+	var doc yaml.MapSlice
+	must(t, yaml.UnmarshalWithOptions(src, &doc, yaml.UseOrderedMap()))
+	set := func(m yaml.MapSlice, key string, v any) yaml.MapSlice {
+		for i := range m {
+			if m[i].Key == key {
+				m[i].Value = v
+				return m
+			}
+		}
+		return append(m, yaml.MapItem{Key: key, Value: v})
+	}
+	get := func(m yaml.MapSlice, key string) yaml.MapSlice {
+		for _, it := range m {
+			if it.Key == key {
+				v, _ := it.Value.(yaml.MapSlice)
+				return v
+			}
+		}
+		return nil
+	}
+	doc = set(doc, "data_dir", dir)
+	doc = set(doc, "discovery", yaml.MapSlice{{Key: "kind", Value: "nats"}, {Key: "heartbeat", Value: "200ms"}})
+	services := get(doc, "services")
+	for name, values := range settings {
+		svc := get(services, name)
+		if svc == nil {
+			t.Fatalf("shoptest: settings for %s, which the shop does not declare", name)
+		}
+		services = set(services, name, set(svc, "settings", values))
+	}
+	doc = set(doc, "services", services)
+	out, err := yaml.Marshal(doc)
+	must(t, err)
+	return out
 }
 
 func must(t testing.TB, err error) {
@@ -252,12 +156,28 @@ func must(t testing.TB, err error) {
 	}
 }
 
-// switchable is a handler set after its server listens.
-type switchable struct{ h http.Handler }
+// URL returns a service's base URL (http://127.0.0.1:port).
+func (s *Shop) URL(service string) string { return s.urls[service] }
 
-func (s *switchable) set(h http.Handler) { s.h = h }
+// DB returns a service's database, opened by the test beside the service's own
+// connections.
+func (s *Shop) DB(service string) *store.DB {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if db, ok := s.dbs[service]; ok {
+		return db
+	}
+	db, err := store.Open(context.Background(), store.Config{URL: s.dbURL(service), MaxOpenConns: 4})
+	must(s.t, err)
+	s.dbs[service] = db
+	return db
+}
 
-func (s *switchable) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.h.ServeHTTP(w, r) }
+// Deliver hands an event to a service's consumer as the bus would (a redelivery,
+// say), bypassing the broker.
+func (s *Shop) Deliver(service string, m *bus.Message) error {
+	return s.running[service].Process.Deliver(context.Background(), m)
+}
 
 // Customer is a registered, logged-in customer.
 type Customer struct {
@@ -349,7 +269,7 @@ func Item(product string, quantity int) orders.ItemRequest {
 // Stock returns a product's (available, reserved, sold) in inventory's database.
 func (s *Shop) Stock(product string) (available, reserved, sold int64) {
 	s.t.Helper()
-	err := s.dbs["inventory"].QueryRow(`SELECT available, reserved, sold FROM stock WHERE product_id = $1`, product).Scan(&available, &reserved, &sold)
+	err := s.DB("inventory").QueryRow(`SELECT available, reserved, sold FROM stock WHERE product_id = $1`, product).Scan(&available, &reserved, &sold)
 	if err != nil {
 		s.t.Fatalf("stock of %s: %v", product, err)
 	}

@@ -120,12 +120,26 @@ type Service struct {
 	logins        *prometheus.CounterVec
 }
 
-// New builds the service on an open, migrated database and makes sure a signing key
-// exists. services verifies the service tokens of callers of the internal endpoint
-// GET /v1/users/{id}.
-func New(ctx context.Context, cfg Config, db *store.DB, services *authn.ServiceVerifier, log *slog.Logger, reg prometheus.Registerer) (*Service, error) {
-	if services == nil {
-		return nil, errors.New("users: a service verifier is required")
+// Deps are the users service's collaborators.
+type Deps struct {
+	// DB is the service's database, migrated. Required.
+	DB *store.DB
+	// Callers verifies the service tokens of callers of the internal endpoint
+	// GET /v1/users/{id}. Required.
+	Callers *authn.ServiceVerifier
+	Log     *slog.Logger
+	// Metrics registers the service's metrics [none].
+	Metrics prometheus.Registerer
+}
+
+// New builds the service and makes sure a signing key exists.
+func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
+	if deps.DB == nil || deps.Callers == nil {
+		return nil, errors.New("users: a database and a verifier of callers are required")
+	}
+	db, services, log, reg := deps.DB, deps.Callers, deps.Log, deps.Metrics
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
 	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -181,14 +195,15 @@ func (s *Service) Run(ctx context.Context) error {
 	return s.keys.run(ctx)
 }
 
-// GrantRole gives the account with email a role (e.g. admin). Operators reach it
-// through `switchyard grant <email> <role>`.
-func (s *Service) GrantRole(ctx context.Context, email, role string) error {
+// GrantRole gives the account with email a role (e.g. admin), in the users
+// database db (migrated). Operators reach it through `switchyard grant <email>
+// <role>`: there is deliberately no HTTP route that makes an administrator.
+func GrantRole(ctx context.Context, db *store.DB, email, role string) error {
 	email, err := normalizeEmail(email)
 	if err != nil {
 		return err
 	}
-	return accounts{s.db}.grantRole(ctx, email, role, s.cfg.Now())
+	return accounts{db}.grantRole(ctx, email, role, time.Now())
 }
 
 // Handler serves the users API.

@@ -19,11 +19,11 @@ import (
 
 	"github.com/switchyard/switchyard/api/openapi"
 	"github.com/switchyard/switchyard/authn"
-	"github.com/switchyard/switchyard/contract"
 	"github.com/switchyard/switchyard/internal/shop/users"
 	"github.com/switchyard/switchyard/store"
 	"github.com/switchyard/switchyard/store/storetest"
 	"github.com/switchyard/switchyard/telemetry"
+	"github.com/switchyard/switchyard/testkit/contract"
 )
 
 // clock is a settable time source shared by the service under test.
@@ -55,7 +55,8 @@ func start(t *testing.T, dbURL string, clk *clock, mod func(*users.Config)) *har
 	if mod != nil {
 		mod(&cfg)
 	}
-	svc, err := users.New(ctx, cfg, db, authn.NewServiceVerifier("users", authn.Bundle{"orders": ordersIdentity.Public()}, []string{"orders"}, nil), telemetry.Discard(), nil)
+	svc, err := users.New(ctx, cfg, users.Deps{DB: db, Log: telemetry.Discard(),
+		Callers: authn.NewServiceVerifier("users", authn.Bundle{"orders": ordersIdentity.Public()}, []string{"orders"}, nil)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -344,7 +345,7 @@ func TestUsersSeeOnlyThemselvesUnlessAdmin(t *testing.T) {
 	if r := h.doWith("GET", "/v1/users/"+annID, bobToken, nil, svc); r.code != 404 {
 		t.Errorf("someone else's record: %d, want 404", r.code)
 	}
-	if err := h.svc.GrantRole(context.Background(), "bob@example.com", "admin"); err != nil {
+	if err := users.GrantRole(context.Background(), h.db, "bob@example.com", "admin"); err != nil {
 		t.Fatal(err)
 	}
 	l := h.login("bob@example.com", goodPassword)

@@ -1,0 +1,105 @@
+// Package shop is the reference e-commerce platform as one application: its
+// services (users, catalog, orders, inventory, payments, notifications and the
+// gateway) as the platform builds them, its built-in switchyard.yaml, its event
+// schemas, the invariants `check` holds it to, and its own commands — `load`
+// (customers ordering at a rate) and `grant` (make an administrator). The
+// switchyard binary is cli.Main(shop.App()).
+//
+// It composes the shop's services, as a binary's main does for any application;
+// the services themselves never import each other.
+package shop
+
+import (
+	"context"
+	"net/http"
+
+	"connectrpc.com/connect"
+
+	"github.com/switchyard/switchyard"
+	"github.com/switchyard/switchyard/api/events"
+	"github.com/switchyard/switchyard/api/gen/switchyard/payments/v1/paymentsv1connect"
+	"github.com/switchyard/switchyard/api/openapi"
+	"github.com/switchyard/switchyard/authn"
+	"github.com/switchyard/switchyard/cli"
+	"github.com/switchyard/switchyard/gateway"
+	"github.com/switchyard/switchyard/internal/shop/catalog"
+	"github.com/switchyard/switchyard/internal/shop/commerce"
+	"github.com/switchyard/switchyard/internal/shop/edge"
+	"github.com/switchyard/switchyard/internal/shop/inventory"
+	"github.com/switchyard/switchyard/internal/shop/notifications"
+	"github.com/switchyard/switchyard/internal/shop/orders"
+	"github.com/switchyard/switchyard/internal/shop/payments"
+	"github.com/switchyard/switchyard/internal/shop/users"
+	"github.com/switchyard/switchyard/internal/web"
+	"github.com/switchyard/switchyard/platform"
+	"github.com/switchyard/switchyard/problem"
+	"github.com/switchyard/switchyard/telemetry"
+)
+
+// Services are the shop's services, the gateway included, as the platform builds
+// them: the one wiring `switchyard serve`, `switchyard up` and the tests use.
+func Services() []platform.Service {
+	return []platform.Service{
+		users.Platform(), catalog.Platform(), inventory.Platform(), payments.Platform(), orders.Platform(), notifications.Platform(),
+		Gateway(),
+	}
+}
+
+// App is the shop's command line: the switchyard binary.
+func App() cli.App {
+	return cli.App{
+		Name:       "switchyard",
+		Config:     switchyard.DefaultConfig,
+		ConfigName: switchyard.DefaultConfigName,
+		Events:     events.Schemas,
+		Services:   Services(),
+		Check:      Check,
+		Commands: []cli.Command{
+			{Name: "load", Summary: "drive the shop like its customers do (register, browse, order, some cards declining) at a rate, and summarise",
+				Usage: "load [--rate 100] [--duration 60s] [--customers 20] [--declines 0.1] [--retry-window 10s] [--timeline file] [--config path]", Run: cmdLoad},
+			{Name: "grant", Summary: "give a user a role (e.g. admin, for the gateway's admin routes); they sign in again to carry it",
+				Usage: "grant <email> <role> [--config path]", Run: cmdGrant},
+		},
+	}
+}
+
+// Gateway is the shop's gateway: the platform's, verifying customers against the
+// users JWKS, with the shop's order summary (gathered from orders, payments,
+// catalog and notifications), its storefront at / and its public OpenAPI document.
+func Gateway() platform.Service {
+	doc, _ := openapi.Files.ReadFile("gateway.yaml")
+	return platform.Gateway(platform.GatewayOptions{
+		OpenAPI: doc,
+		Verifier: func(_ context.Context, clients platform.Clients) (*authn.Verifier, error) {
+			users, err := clients("users")
+			if err != nil {
+				return nil, err
+			}
+			return commerce.CustomerVerifier(users)
+		},
+		Routes: func(_ context.Context, p *platform.Process, clients platform.Clients) ([]gateway.Route, error) {
+			routes := []gateway.Route{}
+			for pattern, h := range web.Storefront() {
+				routes = append(routes, gateway.Route{Pattern: pattern, Auth: gateway.AuthNone, Handler: h})
+			}
+			if _, ok := p.Declared.Dependencies["payments"]; !ok {
+				return routes, nil // the order summary needs the platform's payments
+			}
+			summary := &edge.Summary{Problems: problem.Writer{Log: p.Log, RequestID: telemetry.RequestID}}
+			for name, target := range map[string]**http.Client{"orders": &summary.Orders, "catalog": &summary.Catalog, "notifications": &summary.Notifications} {
+				c, err := clients(name)
+				if err != nil {
+					return nil, err
+				}
+				*target = c.HTTPClient()
+			}
+			summary.OrdersURL, summary.CatalogURL, summary.NotificationsURL = "http://orders", "http://catalog", "http://notifications"
+			pay, err := clients("payments")
+			if err != nil {
+				return nil, err
+			}
+			summary.Payments = paymentsv1connect.NewPaymentServiceClient(pay.HTTPClient(), pay.BaseURL(), connect.WithGRPC())
+			return append(routes, summary.Route()), nil
+		},
+	})
+}
