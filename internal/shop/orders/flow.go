@@ -57,13 +57,6 @@ func (s *Service) flow() saga.Definition[Flow] {
 	}
 }
 
-// Saga describes the order saga (its name, deadline and steps) for the design
-// document, with the settings' deadline.
-func Saga(settings Settings) (name string, deadline time.Duration, steps []saga.StepInfo) {
-	d := (&Service{cfg: Config{Settings: settings}}).flow()
-	return d.Name, d.Deadline, d.Describe()
-}
-
 // idempotent marks a gRPC request as safe to retry: every call the saga makes is
 // idempotent by order id, and the key tells the client stack so.
 func idempotent[T any](msg *T, orderID string) *connect.Request[T] {
