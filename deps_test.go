@@ -175,3 +175,32 @@ func TestTheWeightRuleCatchesAHeavyDependency(t *testing.T) {
 		t.Errorf("a light dependency was reported: %v", v)
 	}
 }
+
+// The binary — and so any binary built on cli.Main — links none of the deployment
+// libraries: `switchyard deploy` renders with plain YAML, and the checks that
+// need kustomize, the Kubernetes types, compose-go or buildkit live in the deploy
+// module.
+func TestTheBinaryLinksNoDeploymentLibraries(t *testing.T) {
+	t.Parallel()
+	out, err := exec.Command("go", "list", "-deps", "./cmd/switchyard").Output()
+	if err != nil {
+		t.Fatalf("go list -deps ./cmd/switchyard: %v", err)
+	}
+	for _, v := range weightViolations(map[string][]string{module + "/cmd/switchyard": deploymentOnly(strings.Fields(string(out)))}) {
+		t.Error(v)
+	}
+}
+
+// deploymentOnly keeps the dependencies that are deployment tooling (the binary
+// rightly links the broker, the drivers and the exporters).
+func deploymentOnly(deps []string) []string {
+	var out []string
+	for _, d := range deps {
+		for _, h := range []string{"k8s.io/", "sigs.k8s.io/", "github.com/compose-spec", "github.com/moby/buildkit"} {
+			if strings.HasPrefix(d, h) {
+				out = append(out, d)
+			}
+		}
+	}
+	return out
+}

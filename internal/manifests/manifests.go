@@ -5,8 +5,13 @@
 // policies stay in switchyard.yaml; the manifests follow from it, and the
 // NetworkPolicies allow exactly the edges it declares.
 //
-// Objects are built from the Kubernetes API types (k8s.io/api) and written with
-// sigs.k8s.io/yaml, so what is rendered is what the API server decodes.
+// Objects are written as plain YAML trees of the few kinds rendered (Deployment,
+// Service, NetworkPolicy, PodDisruptionBudget, HorizontalPodAutoscaler), not built
+// from the Kubernetes API types: k8s.io/api would bring some forty modules into
+// every binary with `switchyard deploy`. The deployment tests, in a module of
+// their own (deploy/), decode every rendered object strictly into those API types
+// and build the overlays with kustomize, so what is rendered is what the API server
+// accepts.
 package manifests
 
 import (
@@ -15,15 +20,7 @@ import (
 	"maps"
 	"slices"
 
-	appsv1 "k8s.io/api/apps/v1"
-	autoscalingv2 "k8s.io/api/autoscaling/v2"
-	corev1 "k8s.io/api/core/v1"
-	networkingv1 "k8s.io/api/networking/v1"
-	policyv1 "k8s.io/api/policy/v1"
-	"k8s.io/apimachinery/pkg/api/resource"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/intstr"
-	"sigs.k8s.io/yaml"
+	"github.com/goccy/go-yaml"
 )
 
 // Port every instance listens on inside its pod.
@@ -54,7 +51,7 @@ type Input struct {
 // The engines the services reach, found by their standard labels.
 var engines = map[string]struct {
 	label string
-	port  int32
+	port  int
 }{
 	"nats":     {"nats", 4222},
 	"postgres": {"postgresql", 5432},
@@ -72,13 +69,19 @@ const (
 // IdentitySecret names the Secret holding a service's private key (key.pem).
 func IdentitySecret(service string) string { return "switchyard-" + service + "-identity" }
 
-func labels(service string) map[string]string {
-	return map[string]string{"app.kubernetes.io/name": service, "app.kubernetes.io/part-of": "switchyard"}
+// object is one node of a rendered YAML tree (a JSON object, as Kubernetes reads it).
+type object = map[string]any
+
+func labels(service string) object {
+	return object{"app.kubernetes.io/name": service, "app.kubernetes.io/part-of": "switchyard"}
 }
 
-func selector(service string) map[string]string {
-	return map[string]string{"app.kubernetes.io/name": service}
+func selector(service string) object {
+	return object{"app.kubernetes.io/name": service}
 }
+
+// meta is the metadata of a named object of the platform.
+func meta(name string) object { return object{"name": name, "labels": labels(name)} }
 
 // Render returns every file of deploy/kubernetes, by path below it.
 func Render(in Input) (map[string][]byte, error) {
@@ -181,70 +184,65 @@ func kustomization(body map[string]any) []byte {
 	return append([]byte(header), b...)
 }
 
-func deployment(s Service, image string) *appsv1.Deployment {
-	replicas := int32(2)
-	grace := int64(30) // longer than the 5 s drain delay plus the 5 s drain
-	f, t := false, true
-	user := int64(65532)
-	env := []corev1.EnvVar{
-		{Name: "POD_IP", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "status.podIP"}}},
-		{Name: "POD_NAMESPACE", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.namespace"}}},
-		{Name: "SWITCHYARD_ADVERTISE_ADDR", Value: fmt.Sprintf("$(POD_IP):%d", Port)},
-		{Name: "SWITCHYARD_DISCOVERY", Value: "dns"},
-		{Name: "SWITCHYARD_DISCOVERY_DNS_NAME", Value: "%s.$(POD_NAMESPACE).svc.cluster.local"},
-		{Name: "SWITCHYARD_SERVICE_KEY", Value: "/var/run/switchyard/identity/key.pem"},
-		{Name: "SWITCHYARD_TRUST_BUNDLE", Value: "/var/run/switchyard/trust/bundle.json"},
+func deployment(s Service, image string) object {
+	env := []object{
+		{"name": "POD_IP", "valueFrom": object{"fieldRef": object{"fieldPath": "status.podIP"}}},
+		{"name": "POD_NAMESPACE", "valueFrom": object{"fieldRef": object{"fieldPath": "metadata.namespace"}}},
+		{"name": "SWITCHYARD_ADVERTISE_ADDR", "value": fmt.Sprintf("$(POD_IP):%d", Port)},
+		{"name": "SWITCHYARD_DISCOVERY", "value": "dns"},
+		{"name": "SWITCHYARD_DISCOVERY_DNS_NAME", "value": "%s.$(POD_NAMESPACE).svc.cluster.local"},
+		{"name": "SWITCHYARD_SERVICE_KEY", "value": "/var/run/switchyard/identity/key.pem"},
+		{"name": "SWITCHYARD_TRUST_BUNDLE", "value": "/var/run/switchyard/trust/bundle.json"},
 	}
-	probe := func(path string, period int32) *corev1.Probe {
-		return &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: path, Port: intstr.FromString("http")}},
-			PeriodSeconds: period, TimeoutSeconds: 2, FailureThreshold: 3}
+	probe := func(path string, period int) object {
+		return object{"httpGet": object{"path": path, "port": "http"}, "periodSeconds": period, "timeoutSeconds": 2, "failureThreshold": 3}
 	}
-	return &appsv1.Deployment{
-		TypeMeta:   metav1.TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"},
-		ObjectMeta: metav1.ObjectMeta{Name: s.Name, Labels: labels(s.Name)},
-		Spec: appsv1.DeploymentSpec{
-			Replicas: &replicas,
-			Selector: &metav1.LabelSelector{MatchLabels: selector(s.Name)},
-			Strategy: appsv1.DeploymentStrategy{Type: appsv1.RollingUpdateDeploymentStrategyType, RollingUpdate: &appsv1.RollingUpdateDeployment{
-				MaxUnavailable: ptr(intstr.FromInt32(0)), MaxSurge: ptr(intstr.FromInt32(1))}},
-			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: labels(s.Name), Annotations: map[string]string{
+	const user = 65532
+	return object{
+		"apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta(s.Name),
+		"spec": object{
+			"replicas": 2,
+			"selector": object{"matchLabels": selector(s.Name)},
+			"strategy": object{"type": "RollingUpdate", "rollingUpdate": object{"maxUnavailable": 0, "maxSurge": 1}},
+			"template": object{
+				"metadata": object{"labels": labels(s.Name), "annotations": object{
 					"prometheus.io/scrape": "true", "prometheus.io/port": fmt.Sprint(Port), "prometheus.io/path": "/metrics"}},
-				Spec: corev1.PodSpec{
-					TerminationGracePeriodSeconds: &grace,
-					AutomountServiceAccountToken:  &f,
-					EnableServiceLinks:            &f,
-					SecurityContext: &corev1.PodSecurityContext{RunAsNonRoot: &t, RunAsUser: &user, RunAsGroup: &user,
-						SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault}},
-					Containers: []corev1.Container{{
-						Name:  "switchyard",
-						Image: image,
-						Args: []string{"serve", s.Name, "--config", "/etc/switchyard/switchyard.yaml",
+				"spec": object{
+					// Longer than the 5 s drain delay plus the 5 s drain.
+					"terminationGracePeriodSeconds": 30,
+					"automountServiceAccountToken":  false,
+					"enableServiceLinks":            false,
+					"securityContext": object{"runAsNonRoot": true, "runAsUser": user, "runAsGroup": user,
+						"seccompProfile": object{"type": "RuntimeDefault"}},
+					"containers": []object{{
+						"name":  "switchyard",
+						"image": image,
+						"args": []string{"serve", s.Name, "--config", "/etc/switchyard/switchyard.yaml",
 							"--listen", fmt.Sprintf("0.0.0.0:%d", Port), "--drain-delay", "5s"},
-						Ports:   []corev1.ContainerPort{{Name: "http", ContainerPort: Port, Protocol: corev1.ProtocolTCP}},
-						Env:     env,
-						EnvFrom: []corev1.EnvFromSource{{SecretRef: &corev1.SecretEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: ConnectionsSecret}}}},
-						Resources: corev1.ResourceRequirements{
-							Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("100m"), corev1.ResourceMemory: resource.MustParse("64Mi")},
-							Limits:   corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("1"), corev1.ResourceMemory: resource.MustParse("256Mi")},
+						"ports":   []object{{"name": "http", "containerPort": Port, "protocol": "TCP"}},
+						"env":     env,
+						"envFrom": []object{{"secretRef": object{"name": ConnectionsSecret}}},
+						"resources": object{
+							"requests": object{"cpu": "100m", "memory": "64Mi"},
+							"limits":   object{"cpu": "1", "memory": "256Mi"},
 						},
-						StartupProbe:   &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/livez", Port: intstr.FromString("http")}}, PeriodSeconds: 2, FailureThreshold: 30},
-						LivenessProbe:  probe("/livez", 10),
-						ReadinessProbe: probe("/readyz", 5),
-						SecurityContext: &corev1.SecurityContext{AllowPrivilegeEscalation: &f, ReadOnlyRootFilesystem: &t, RunAsNonRoot: &t,
-							Privileged: &f, Capabilities: &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}}},
-						VolumeMounts: []corev1.VolumeMount{
-							{Name: "config", MountPath: "/etc/switchyard", ReadOnly: true},
-							{Name: "identity", MountPath: "/var/run/switchyard/identity", ReadOnly: true},
-							{Name: "trust", MountPath: "/var/run/switchyard/trust", ReadOnly: true},
-							{Name: "tmp", MountPath: "/tmp"},
+						"startupProbe":   object{"httpGet": object{"path": "/livez", "port": "http"}, "periodSeconds": 2, "failureThreshold": 30},
+						"livenessProbe":  probe("/livez", 10),
+						"readinessProbe": probe("/readyz", 5),
+						"securityContext": object{"allowPrivilegeEscalation": false, "readOnlyRootFilesystem": true, "runAsNonRoot": true,
+							"privileged": false, "capabilities": object{"drop": []string{"ALL"}}},
+						"volumeMounts": []object{
+							{"name": "config", "mountPath": "/etc/switchyard", "readOnly": true},
+							{"name": "identity", "mountPath": "/var/run/switchyard/identity", "readOnly": true},
+							{"name": "trust", "mountPath": "/var/run/switchyard/trust", "readOnly": true},
+							{"name": "tmp", "mountPath": "/tmp"},
 						},
 					}},
-					Volumes: []corev1.Volume{
-						{Name: "config", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: configMap}}}},
-						{Name: "identity", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: IdentitySecret(s.Name), DefaultMode: ptr(int32(0o400))}}},
-						{Name: "trust", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: TrustSecret}}},
-						{Name: "tmp", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{SizeLimit: ptr(resource.MustParse("64Mi"))}}},
+					"volumes": []object{
+						{"name": "config", "configMap": object{"name": configMap}},
+						{"name": "identity", "secret": object{"secretName": IdentitySecret(s.Name), "defaultMode": 0o400}},
+						{"name": "trust", "secret": object{"secretName": TrustSecret}},
+						{"name": "tmp", "emptyDir": object{"sizeLimit": "64Mi"}},
 					},
 				},
 			},
@@ -254,57 +252,45 @@ func deployment(s Service, image string) *appsv1.Deployment {
 
 // service is headless (each instance its own A record, for client-side balancing),
 // except the gateway's, which is the platform's one address.
-func service(s Service) *corev1.Service {
-	svc := &corev1.Service{
-		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Service"},
-		ObjectMeta: metav1.ObjectMeta{Name: s.Name, Labels: labels(s.Name)},
-		Spec: corev1.ServiceSpec{
-			Selector: selector(s.Name),
-			Ports:    []corev1.ServicePort{{Name: "http", Port: Port, TargetPort: intstr.FromString("http"), Protocol: corev1.ProtocolTCP}},
-		},
+func service(s Service) object {
+	spec := object{
+		"selector": selector(s.Name),
+		"ports":    []object{{"name": "http", "port": Port, "targetPort": "http", "protocol": "TCP"}},
 	}
 	if !s.Public {
-		svc.Spec.ClusterIP = corev1.ClusterIPNone
+		spec["clusterIP"] = "None"
 	}
-	return svc
+	return object{"apiVersion": "v1", "kind": "Service", "metadata": meta(s.Name), "spec": spec}
 }
 
-func defaultDeny() *networkingv1.NetworkPolicy {
-	return &networkingv1.NetworkPolicy{
-		TypeMeta:   metav1.TypeMeta{APIVersion: "networking.k8s.io/v1", Kind: "NetworkPolicy"},
-		ObjectMeta: metav1.ObjectMeta{Name: "default-deny"},
-		Spec: networkingv1.NetworkPolicySpec{PodSelector: metav1.LabelSelector{},
-			PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress, networkingv1.PolicyTypeEgress}},
+func defaultDeny() object {
+	return object{
+		"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": object{"name": "default-deny"},
+		"spec": object{"podSelector": object{}, "policyTypes": []string{"Ingress", "Egress"}},
 	}
 }
 
-func tcp(port int32) []networkingv1.NetworkPolicyPort {
-	p := corev1.ProtocolTCP
-	return []networkingv1.NetworkPolicyPort{{Protocol: &p, Port: ptr(intstr.FromInt32(port))}}
-}
+func tcp(port int) []object { return []object{{"protocol": "TCP", "port": port}} }
 
 // networkPolicy lets in exactly the service's callers (any client, for the public
 // one) and Prometheus, and lets out exactly its calls, the engines it uses and DNS.
-func networkPolicy(s Service, callers []string) *networkingv1.NetworkPolicy {
-	var ingress []networkingv1.NetworkPolicyIngressRule
+func networkPolicy(s Service, callers []string) object {
+	var ingress []object
 	if s.Public {
-		ingress = append(ingress, networkingv1.NetworkPolicyIngressRule{Ports: tcp(Port)})
+		ingress = append(ingress, object{"ports": tcp(Port)})
 	} else {
 		slices.Sort(callers)
 		for _, c := range slices.Compact(callers) {
-			ingress = append(ingress, networkingv1.NetworkPolicyIngressRule{Ports: tcp(Port),
-				From: []networkingv1.NetworkPolicyPeer{{PodSelector: &metav1.LabelSelector{MatchLabels: selector(c)}}}})
+			ingress = append(ingress, object{"ports": tcp(Port), "from": []object{{"podSelector": object{"matchLabels": selector(c)}}}})
 		}
 	}
-	ingress = append(ingress, networkingv1.NetworkPolicyIngressRule{Ports: tcp(Port), From: []networkingv1.NetworkPolicyPeer{{
-		NamespaceSelector: &metav1.LabelSelector{},
-		PodSelector:       &metav1.LabelSelector{MatchLabels: map[string]string{"app.kubernetes.io/name": "prometheus"}}}}})
+	ingress = append(ingress, object{"ports": tcp(Port), "from": []object{{
+		"namespaceSelector": object{},
+		"podSelector":       object{"matchLabels": object{"app.kubernetes.io/name": "prometheus"}}}}})
 
-	var egress []networkingv1.NetworkPolicyEgressRule
-	calls := slices.Compact(slices.Sorted(slices.Values(s.Calls)))
-	for _, c := range calls {
-		egress = append(egress, networkingv1.NetworkPolicyEgressRule{Ports: tcp(Port),
-			To: []networkingv1.NetworkPolicyPeer{{PodSelector: &metav1.LabelSelector{MatchLabels: selector(c)}}}})
+	var egress []object
+	for _, c := range slices.Compact(slices.Sorted(slices.Values(s.Calls))) {
+		egress = append(egress, object{"ports": tcp(Port), "to": []object{{"podSelector": object{"matchLabels": selector(c)}}}})
 	}
 	uses := map[string]bool{"nats": true, "postgres": s.Database, "redis": s.Redis}
 	for _, name := range slices.Sorted(maps.Keys(engines)) {
@@ -312,77 +298,42 @@ func networkPolicy(s Service, callers []string) *networkingv1.NetworkPolicy {
 			continue
 		}
 		e := engines[name]
-		egress = append(egress, networkingv1.NetworkPolicyEgressRule{Ports: tcp(e.port), To: []networkingv1.NetworkPolicyPeer{{
-			NamespaceSelector: &metav1.LabelSelector{},
-			PodSelector:       &metav1.LabelSelector{MatchLabels: map[string]string{"app.kubernetes.io/name": e.label}}}}})
+		egress = append(egress, object{"ports": tcp(e.port), "to": []object{{
+			"namespaceSelector": object{},
+			"podSelector":       object{"matchLabels": object{"app.kubernetes.io/name": e.label}}}}})
 	}
-	udp, tcpp := corev1.ProtocolUDP, corev1.ProtocolTCP
-	egress = append(egress, networkingv1.NetworkPolicyEgressRule{
-		Ports: []networkingv1.NetworkPolicyPort{{Protocol: &udp, Port: ptr(intstr.FromInt32(53))}, {Protocol: &tcpp, Port: ptr(intstr.FromInt32(53))}},
-		To: []networkingv1.NetworkPolicyPeer{{
-			NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"kubernetes.io/metadata.name": "kube-system"}},
-			PodSelector:       &metav1.LabelSelector{MatchLabels: map[string]string{"k8s-app": "kube-dns"}}}}})
-	return &networkingv1.NetworkPolicy{
-		TypeMeta:   metav1.TypeMeta{APIVersion: "networking.k8s.io/v1", Kind: "NetworkPolicy"},
-		ObjectMeta: metav1.ObjectMeta{Name: s.Name, Labels: labels(s.Name)},
-		Spec: networkingv1.NetworkPolicySpec{
-			PodSelector: metav1.LabelSelector{MatchLabels: selector(s.Name)},
-			PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress, networkingv1.PolicyTypeEgress},
-			Ingress:     ingress,
-			Egress:      egress,
+	egress = append(egress, object{
+		"ports": []object{{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}},
+		"to": []object{{
+			"namespaceSelector": object{"matchLabels": object{"kubernetes.io/metadata.name": "kube-system"}},
+			"podSelector":       object{"matchLabels": object{"k8s-app": "kube-dns"}}}}})
+	return object{
+		"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": meta(s.Name),
+		"spec": object{
+			"podSelector": object{"matchLabels": selector(s.Name)},
+			"policyTypes": []string{"Ingress", "Egress"},
+			"ingress":     ingress,
+			"egress":      egress,
 		},
 	}
 }
 
-func pdb(s Service) *policyv1.PodDisruptionBudget {
-	return &policyv1.PodDisruptionBudget{
-		TypeMeta:   metav1.TypeMeta{APIVersion: "policy/v1", Kind: "PodDisruptionBudget"},
-		ObjectMeta: metav1.ObjectMeta{Name: s.Name, Labels: labels(s.Name)},
-		Spec: policyv1.PodDisruptionBudgetSpec{MinAvailable: ptr(intstr.FromInt32(2)),
-			Selector: &metav1.LabelSelector{MatchLabels: selector(s.Name)}},
+func pdb(s Service) object {
+	return object{
+		"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": meta(s.Name),
+		"spec": object{"minAvailable": 2, "selector": object{"matchLabels": selector(s.Name)}},
 	}
 }
 
-func hpa(s Service) *autoscalingv2.HorizontalPodAutoscaler {
-	return &autoscalingv2.HorizontalPodAutoscaler{
-		TypeMeta:   metav1.TypeMeta{APIVersion: "autoscaling/v2", Kind: "HorizontalPodAutoscaler"},
-		ObjectMeta: metav1.ObjectMeta{Name: s.Name, Labels: labels(s.Name)},
-		Spec: autoscalingv2.HorizontalPodAutoscalerSpec{
-			ScaleTargetRef: autoscalingv2.CrossVersionObjectReference{APIVersion: "apps/v1", Kind: "Deployment", Name: s.Name},
-			MinReplicas:    ptr(int32(3)),
-			MaxReplicas:    12,
-			Metrics: []autoscalingv2.MetricSpec{{Type: autoscalingv2.ResourceMetricSourceType, Resource: &autoscalingv2.ResourceMetricSource{
-				Name: corev1.ResourceCPU, Target: autoscalingv2.MetricTarget{Type: autoscalingv2.UtilizationMetricType, AverageUtilization: ptr(int32(70))}}}},
+func hpa(s Service) object {
+	return object{
+		"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": meta(s.Name),
+		"spec": object{
+			"scaleTargetRef": object{"apiVersion": "apps/v1", "kind": "Deployment", "name": s.Name},
+			"minReplicas":    3,
+			"maxReplicas":    12,
+			"metrics": []object{{"type": "Resource", "resource": object{
+				"name": "cpu", "target": object{"type": "Utilization", "averageUtilization": 70}}}},
 		},
 	}
-}
-
-func ptr[T any](v T) *T { return &v }
-
-// Edges returns the NetworkPolicy edges of a rendered object set, as "from>to"
-// pairs over port 8080 between services (what tests compare with switchyard.yaml).
-func Edges(policies []networkingv1.NetworkPolicy) (ingress, egress []string) {
-	for _, p := range policies {
-		self := p.Spec.PodSelector.MatchLabels["app.kubernetes.io/name"]
-		if self == "" {
-			continue
-		}
-		for _, r := range p.Spec.Ingress {
-			for _, f := range r.From {
-				if f.PodSelector != nil && f.NamespaceSelector == nil {
-					ingress = append(ingress, f.PodSelector.MatchLabels["app.kubernetes.io/name"]+">"+self)
-				}
-			}
-		}
-		for _, r := range p.Spec.Egress {
-			for _, to := range r.To {
-				if to.PodSelector != nil && to.NamespaceSelector == nil {
-					egress = append(egress, self+">"+to.PodSelector.MatchLabels["app.kubernetes.io/name"])
-				}
-			}
-		}
-	}
-	slices.Sort(ingress)
-	slices.Sort(egress)
-	return ingress, egress
 }

@@ -1,4 +1,4 @@
-package main
+package deploy_test
 
 import (
 	"debug/elf"
@@ -14,7 +14,7 @@ import (
 // dockerfile parses the repository's Dockerfile into its stages' instructions.
 func dockerfile(t *testing.T) [][]*parser.Node {
 	t.Helper()
-	f, err := os.Open(filepath.Join("..", "..", "Dockerfile"))
+	f, err := os.Open(filepath.Join("..", "Dockerfile"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,7 +106,7 @@ func TestTheImageBuildsAStaticBinary(t *testing.T) {
 	out := t.TempDir()
 	build = strings.ReplaceAll(build, "/out/", out+"/")
 	cmd := exec.Command("sh", "-c", build)
-	cmd.Dir = filepath.Join("..", "..")
+	cmd.Dir = ".."
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("%s: %v\n%s", build, err, b)
 	}

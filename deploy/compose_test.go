@@ -1,4 +1,4 @@
-package main
+package deploy_test
 
 import (
 	"context"
@@ -15,7 +15,7 @@ import (
 
 func loadCompose(t *testing.T, env map[string]string) (*types.Project, error) {
 	t.Helper()
-	dir, _ := filepath.Abs(filepath.Join("..", "..", "deploy", "compose"))
+	dir, _ := filepath.Abs(filepath.Join("compose"))
 	return loader.LoadWithContext(context.Background(), types.ConfigDetails{
 		WorkingDir:  dir,
 		ConfigFiles: []types.ConfigFile{{Filename: filepath.Join(dir, "compose.yaml")}},
@@ -72,7 +72,7 @@ func TestTheComposeFileHoldsTogether(t *testing.T) {
 			t.Errorf("%s: command %v read-only %v user %q cap_drop %v", name, s.Command, s.ReadOnly, s.User, s.CapDrop)
 		}
 	}
-	prom, err := os.ReadFile(filepath.Join("..", "..", "deploy", "compose", "prometheus.yml"))
+	prom, err := os.ReadFile(filepath.Join("compose", "prometheus.yml"))
 	if err != nil {
 		t.Fatal(err)
 	}
