@@ -168,7 +168,7 @@ func cmdUp(ctx context.Context, e *Env, args []string) error {
 func printReady(e *Env, status []supervisor.Status, brokerURL string, embedded bool, dataDir, stackPath, hubURL string) {
 	w := tabwriter.NewWriter(e.Stdout, 0, 4, 3, ' ', 0)
 	fmt.Fprintln(w)
-	fmt.Fprintf(w, "switchyard is up: %d services\n\n", len(status))
+	fmt.Fprintf(w, "%s is up: %d services\n\n", e.App.name(), len(status))
 	fmt.Fprintln(w, "  SERVICE\tURL\tPID")
 	for _, s := range status {
 		fmt.Fprintf(w, "  %s\thttp://%s\t%d\n", s.Name, s.Addr, s.PID)
@@ -181,7 +181,7 @@ func printReady(e *Env, status []supervisor.Status, brokerURL string, embedded b
 	if brokerURL != "" {
 		fmt.Fprintf(e.Stdout, "\n  broker  %s (%s)\n", platform.RedactURL(brokerURL), kind)
 	}
-	fmt.Fprintf(e.Stdout, "  traces  %s (switchyard logs, switchyard diagram)\n", hubURL)
+	fmt.Fprintf(e.Stdout, "  traces  %s (%s logs, %s diagram)\n", hubURL, e.App.name(), e.App.name())
 	fmt.Fprintf(e.Stdout, "  data    %s\n  stack   %s\n\n  Ctrl-C stops everything.\n\n", dataDir, stackPath)
 }
 

@@ -188,6 +188,10 @@ func WithCorrelation(ctx context.Context, id, idempotencyKey string) context.Con
 	return context.WithValue(ctx, correlationKey{}, cause{correlation: id, key: idempotencyKey})
 }
 
+// NewID returns a new time-ordered unique id (a UUIDv7), as events carry: handy for
+// an aggregate created with its first event.
+func NewID() string { return uuid.Must(uuid.NewV7()).String() }
+
 // New creates an event of type typ about subject (the aggregate id) from source
 // (/switchyard/<service>), with a UUIDv7 id, the current time, data as JSON, the
 // trace context of ctx, and its cause and correlation.

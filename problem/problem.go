@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -72,6 +73,19 @@ func KindForStatus(status int) Kind {
 		return Unavailable
 	}
 	return Invalid
+}
+
+// FromResponse reads another service's error answer back into an Error of the
+// kind its status says, its problem document's detail kept (or the status text,
+// when the body is no problem document). It reads at most 64 KiB of the body and
+// leaves closing it to the caller.
+func FromResponse(resp *http.Response) *Error {
+	var d Details
+	_ = json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&d)
+	if d.Detail == "" {
+		d.Detail = http.StatusText(resp.StatusCode)
+	}
+	return &Error{Kind: KindForStatus(resp.StatusCode), Detail: d.Detail}
 }
 
 // Status is the HTTP status of k.
