@@ -30,7 +30,7 @@ func webTests(t *testing.T) (dir string, on bool) {
 		t.Fatal("SWITCHYARD_TEST_WEB=1 but there is no node on PATH")
 	}
 	if _, err := os.Stat(filepath.Join(dir, "node_modules", "playwright-core")); err != nil {
-		t.Fatalf("SWITCHYARD_TEST_WEB=1 but web/e2e has no node_modules (run npm ci there): %v", err)
+		t.Fatalf("SWITCHYARD_TEST_WEB=1 but internal/web/e2e has no node_modules (run npm ci there): %v", err)
 	}
 	return dir, true
 }
