@@ -16,12 +16,15 @@ package config
 
 import (
 	"fmt"
+
 	"maps"
 	"net"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"time"
+
+	"github.com/goccy/go-yaml/ast"
 )
 
 // Config is a whole platform as declared in switchyard.yaml.
@@ -53,9 +56,19 @@ type Config struct {
 	// Gateway is the single entry point; absent means no gateway runs.
 	Gateway *Gateway `yaml:"gateway"`
 
+	// Events is the directory of the platform's event schemas, <type>.json each,
+	// relative to this file; empty means the binary's own.
+	Events string `yaml:"events"`
+
+	// Load is the traffic `switchyard load` sends, when the binary has no load of
+	// its own for this platform.
+	Load *Traffic `yaml:"load"`
+
 	// Source names where this configuration came from (a file path, or the built-in
 	// default); it prefixes every error message.
 	Source string `yaml:"-"`
+
+	file *ast.File // as parsed, to place errors found after loading
 }
 
 // Broker selects and configures the event broker.
@@ -176,6 +189,15 @@ type Service struct {
 	// Contracts name the files of the service's API contract (an OpenAPI document,
 	// a .proto), for the design document: "api/openapi/users.yaml".
 	Contracts []string `yaml:"contracts"`
+
+	// Simulate, when present, runs the service as a simulation of what it declares
+	// here, whether or not the binary has its code: for a system designed before it
+	// is written, or a dependency stood in for. Remove it once the code is there.
+	Simulate *Simulate `yaml:"simulate"`
+
+	// Replicas is how many instances `switchyard up` runs [1]; they share the
+	// service's database and consumer group.
+	Replicas int `yaml:"replicas"`
 }
 
 // Dependency is a synchronous call edge from one service to another.

@@ -110,7 +110,7 @@ func Load(source string, data []byte, getenv func(string) string) (*Config, erro
 			return nil, Errors{e}
 		}
 	}
-	cfg.Source = source
+	cfg.Source, cfg.file = source, file
 	for name, s := range cfg.Services {
 		if s == nil {
 			s = &Service{}
@@ -174,6 +174,35 @@ func (c *Config) applyDefaults() {
 	}
 	if c.Gateway != nil && c.Gateway.Listen == "" {
 		c.Gateway.Listen = "127.0.0.1:8080"
+	}
+	for _, s := range c.Services {
+		if s.Replicas == 0 {
+			s.Replicas = 1
+		}
+	}
+	if l := c.Load; l != nil {
+		if l.Target == "" {
+			l.Target = GatewayName
+			if c.Gateway == nil && len(c.Services) == 1 {
+				for name := range c.Services {
+					l.Target = name
+				}
+			}
+		}
+		if l.Rate == 0 {
+			l.Rate = 10
+		}
+		if l.Duration == 0 {
+			l.Duration = Duration(30 * time.Second)
+		}
+		for _, r := range l.Mix {
+			if r != nil && r.Weight == 0 {
+				r.Weight = 1
+			}
+			if r != nil && r.Messages == 0 {
+				r.Messages = 3
+			}
+		}
 	}
 	for i := range routes(c) {
 		if c.Gateway.Routes[i].Auth == "" {
@@ -273,6 +302,15 @@ func PerServiceDatabase(serverURL, service string) string {
 	}
 	u.Path = "/" + db + "_" + strings.ReplaceAll(service, "-", "_")
 	return u.String()
+}
+
+// Errorf returns a problem with the key at the dotted path, placed in the file the
+// configuration came from: for checks made after loading, with what only the
+// binary knows (the event schemas it carries, the gRPC methods it links).
+func (c *Config) Errorf(key, format string, args ...any) *Error {
+	e := &Error{File: c.Source, Key: key, Msg: fmt.Sprintf(format, args...)}
+	e.Line, e.Column = position(c.file, key)
+	return e
 }
 
 // yamlError turns a parser or decoder error into an Error with its position.

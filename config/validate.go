@@ -144,6 +144,18 @@ func (c *Config) validate() Errors {
 			}
 		}
 	}
+	for _, name := range sortedKeys(c.Services) {
+		s := c.Services[name]
+		if s.Replicas < 1 || s.Replicas > 10 {
+			bad("services."+name+".replicas", "want 1 to 10, got %d", s.Replicas)
+		}
+		if s.Simulate != nil {
+			errs = append(errs, c.validateSimulate(s)...)
+		}
+	}
+	if c.Load != nil {
+		errs = append(errs, c.validateLoad(c.Load)...)
+	}
 	if cycle := c.dependencyCycle(); cycle != nil {
 		bad("services."+cycle[0]+".dependencies."+cycle[1], "synchronous dependency cycle: %s", strings.Join(cycle, " → "))
 	}
