@@ -181,7 +181,7 @@ func (l Latency) MarshalYAML() (any, error) {
 	return map[string]string{"p50": l.P50.String(), "p99": l.P99.String()}, nil
 }
 
-// Kind of an endpoint, from how it is written.
+// EndpointKind is the kind of an endpoint, from how it is written.
 type EndpointKind int
 
 // The kinds of endpoint.

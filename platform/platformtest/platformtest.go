@@ -26,6 +26,7 @@ import (
 	"github.com/switchyard/switchyard/bus"
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/platform"
+	"github.com/switchyard/switchyard/simulate"
 	"github.com/switchyard/switchyard/store"
 )
 
@@ -37,8 +38,8 @@ type Options struct {
 	Config []byte
 	// Events holds the event schemas.
 	Events fs.FS
-	// Services are the builders of the declared services (a declared service with
-	// no builder here is not started).
+	// Services are the builders of the declared services. A service declaring a
+	// simulate block runs as its simulation; one with neither is not started.
 	Services []platform.Service
 	// Settings replace services' own settings (services.<name>.settings), by
 	// service.
@@ -92,16 +93,12 @@ func Start(t testing.TB, opt Options) *System {
 			db.Close()
 		}
 	})
-	builders := map[string]platform.Service{}
-	for _, svc := range opt.Services {
-		builders[svc.Name] = svc
-	}
 	names := cfg.ServiceNames() // dependencies first
 	if opt.Gateway && cfg.Gateway != nil {
 		names = append(names, config.GatewayName)
 	}
 	for _, name := range names {
-		b, ok := builders[name]
+		b, ok := simulate.Builder(cfg, name, opt.Services)
 		if !ok {
 			continue
 		}
