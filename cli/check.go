@@ -159,7 +159,7 @@ func (e *Env) invariants(ctx context.Context, in CheckInput) ([]CheckResult, err
 					name, n, in.Now.Sub(oldest).Round(time.Millisecond)))
 			}
 		}
-		if s, ok := e.App.service(name); ok && s.Sagas != nil {
+		if s, ok := e.App.builder(in.Config, name); ok && s.Sagas != nil {
 			runsSagas = true
 			db, err := in.DB(name)
 			if err != nil {

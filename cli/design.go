@@ -29,7 +29,7 @@ func (e *Env) monitoringInput(cfg *config.Config) (monitoring.Input, []design.Sa
 	in := monitoring.Input{Services: cfg.Processes(), Sagas: map[string]time.Duration{}, Registry: cfg.Discovery.Kind == "nats"}
 	var sagas []design.Saga
 	for _, declared := range cfg.Processes() {
-		svc, ok := e.App.service(declared.Name)
+		svc, ok := e.App.builder(cfg, declared.Name)
 		if !ok || svc.Sagas == nil {
 			continue
 		}
@@ -79,7 +79,7 @@ func cmdDesign(ctx context.Context, e *Env, args []string) error {
 	}
 	in := design.Input{Config: cfg, Services: mon.Services, Declared: diagram.Declared(cfg), Contracts: contracts(cfg),
 		Policy:  func(p config.Policy) resilience.Config { return platform.PolicyConfig(p).WithDefaults() },
-		Schemas: e.App.Events, Sagas: sagas, Rules: monitoring.Rules(mon)}
+		Schemas: e.Events(cfg), Sagas: sagas, Rules: monitoring.Rules(mon)}
 	if *observed || *file != "" {
 		src := spanSource{file: *file, since: *since, client: httpClient(30 * time.Second)}
 		if *file == "" {
@@ -178,7 +178,7 @@ func (e *Env) KubernetesFiles(cfg *config.Config, source string) (map[string][]b
 	}
 	var services []manifests.Service
 	for _, s := range cfg.Processes() {
-		b, _ := e.App.service(s.Name)
+		b, _ := e.App.builder(cfg, s.Name)
 		services = append(services, manifests.Service{Name: s.Name, Calls: slices.Sorted(maps.Keys(s.Dependencies)),
 			Database: s.Name != config.GatewayName, Redis: slices.Contains(b.Uses, "redis"), Public: s.Name == config.GatewayName})
 	}

@@ -36,7 +36,7 @@ type operatorBus interface {
 // openOperatorBus connects to the configured broker, or to the running local
 // stack's (stack.json) when the configuration names none.
 func openOperatorBus(e *Env, cfg *config.Config) (operatorBus, func(), error) {
-	reg, err := event.NewRegistry(e.App.Events)
+	reg, err := event.NewRegistry(e.Events(cfg))
 	if err != nil {
 		return nil, nil, err
 	}

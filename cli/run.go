@@ -28,12 +28,15 @@ import (
 	"io/fs"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
 
 	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/event"
 	"github.com/switchyard/switchyard/platform"
+	"github.com/switchyard/switchyard/simulate"
 )
 
 // App is a binary's services and what the command line needs to know of them
@@ -45,11 +48,12 @@ type App struct {
 	// no switchyard.yaml (and no --config is given); ConfigName names it in errors.
 	Config     []byte
 	ConfigName string
-	// Events holds the event schemas, <type>.json each.
+	// Events holds the event schemas, <type>.json each; a platform file naming its
+	// own directory (events: in switchyard.yaml) replaces them.
 	Events fs.FS
 	// Services are the services this binary implements, the gateway included
-	// (platform.Gateway). A declared service the binary does not implement cannot
-	// be served.
+	// (platform.Gateway). A declared service with a simulate block runs as its
+	// simulation instead; one with neither cannot be served.
 	Services []platform.Service
 	// Check adds the application's own invariants to `check`, beside the
 	// toolkit's (every outbox drained, no saga stuck or past its deadline).
@@ -77,14 +81,10 @@ type Env struct {
 
 func (a *App) name() string { return cmp.Or(a.Name, "switchyard") }
 
-// service returns the builder of the named service.
-func (a *App) service(name string) (platform.Service, bool) {
-	for _, s := range a.Services {
-		if s.Name == name {
-			return s, true
-		}
-	}
-	return platform.Service{}, false
+// builder returns how this binary runs the named process of cfg: its simulation
+// when the declaration has a simulate block, else the App's own builder.
+func (a *App) builder(cfg *config.Config, name string) (platform.Service, bool) {
+	return simulate.Builder(cfg, name, a.Services)
 }
 
 // commands is the table of subcommands: the toolkit's, then the application's.
@@ -242,30 +242,93 @@ func ConfigFlag(fs *flag.FlagSet) *string {
 
 // LoadConfig loads the platform: the file at path, else ./switchyard.yaml when it
 // exists, else the App's built-in one. It returns the absolute path of the file
-// used, or "" for the built-in one.
+// used, or "" for the built-in one. The file's events directory is made absolute
+// (it is relative to the file), and every event type the platform publishes or
+// consumes must have a schema there (or among the App's).
 func (e *Env) LoadConfig(path string) (*config.Config, string, error) {
 	if path == "" {
 		if _, err := os.Stat("switchyard.yaml"); err == nil {
 			path = "switchyard.yaml"
 		}
 	}
+	var (
+		cfg *config.Config
+		abs string
+		err error
+	)
 	if path == "" {
 		if len(e.App.Config) == 0 {
 			return nil, "", Usagef("no switchyard.yaml here, and %s has no built-in platform: write one, or pass --config", e.App.name())
 		}
-		cfg, err := config.Load(cmp.Or(e.App.ConfigName, "switchyard.yaml (built-in)"), e.App.Config, e.Getenv)
-		return cfg, "", err
-	}
-	cfg, err := config.LoadFile(path, e.Getenv)
-	if err != nil {
-		var errs config.Errors
-		if errors.As(err, &errs) {
+		if cfg, err = config.Load(cmp.Or(e.App.ConfigName, "switchyard.yaml (built-in)"), e.App.Config, e.Getenv); err != nil {
 			return nil, "", err
 		}
-		return nil, "", Usagef("%v", err)
+	} else {
+		if cfg, err = config.LoadFile(path, e.Getenv); err != nil {
+			var errs config.Errors
+			if errors.As(err, &errs) {
+				return nil, "", err
+			}
+			return nil, "", Usagef("%v", err)
+		}
+		if abs, err = absPath(path); err != nil {
+			return nil, "", err
+		}
 	}
-	abs, err := absPath(path)
-	return cfg, abs, err
+	if cfg.Events != "" && !filepath.IsAbs(cfg.Events) {
+		cfg.Events = filepath.Join(filepath.Dir(cmp.Or(abs, ".")), cfg.Events)
+	}
+	if err := e.checkSchemas(cfg); err != nil {
+		return nil, "", err
+	}
+	return cfg, abs, nil
+}
+
+// Events returns the platform's event schemas: the directory its file names, else
+// the App's own.
+func (e *Env) Events(cfg *config.Config) fs.FS {
+	if cfg.Events != "" {
+		return os.DirFS(cfg.Events)
+	}
+	return e.App.Events
+}
+
+// checkSchemas places every event type declared without a schema.
+func (e *Env) checkSchemas(cfg *config.Config) error {
+	var known map[string]bool
+	var errs config.Errors
+	for _, s := range cfg.Processes() {
+		for kind, list := range map[string][]string{"publishes": s.Publishes, "subscriptions": s.Subscriptions} {
+			for i, typ := range list {
+				if known == nil {
+					known = map[string]bool{}
+					fsys := e.Events(cfg)
+					if fsys == nil {
+						return cfg.Errorf("events", "the platform declares events, but neither it (events: <directory>) nor %s carries their schemas", e.App.name())
+					}
+					reg, err := event.NewRegistry(fsys)
+					if err != nil {
+						return cfg.Errorf("events", "%v", err)
+					}
+					for _, t := range reg.Types() {
+						known[t] = true
+					}
+				}
+				if !known[typ] {
+					where := e.App.name() + "'s own schemas"
+					if cfg.Events != "" {
+						where = cfg.Events
+					}
+					errs = append(errs, cfg.Errorf(fmt.Sprintf("services.%s.%s.%d", s.Name, kind, i), "no schema for %s in %s (%s.json)", typ, where, typ))
+				}
+			}
+		}
+	}
+	if len(errs) > 0 {
+		slices.SortFunc(errs, func(a, b *config.Error) int { return a.Line - b.Line })
+		return errs
+	}
+	return nil
 }
 
 // configRaw is the platform file as written: the file at source, or the built-in one.

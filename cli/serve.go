@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/internal/supervisor"
 	"github.com/switchyard/switchyard/platform"
 )
@@ -39,12 +40,12 @@ func cmdServe(ctx context.Context, e *Env, args []string) error {
 	if cfg.Process(name) == nil {
 		return Usagef("no service %q in %s; it declares %s", name, cfg.Source, strings.Join(cfg.ServiceNames(), ", "))
 	}
-	svc, ok := e.App.service(name)
-	if !ok {
-		return fmt.Errorf("service %q is declared in %s but this binary does not implement it", name, cfg.Source)
+	svc, err := e.builderOf(cfg, name)
+	if err != nil {
+		return err
 	}
 	return platform.Serve(ctx, svc, platform.Options{
-		Config: cfg, Service: name, Events: e.App.Events,
+		Config: cfg, Service: name, Events: e.Events(cfg),
 		Listen: *listen, DrainDelay: *drainDelay, InstanceVersion: *instanceVersion, Weight: *weight,
 		Getenv: e.Getenv, Logs: e.Stdout, LogText: isTerminal(e.Stdout),
 		OnListen: func(addr string) {
@@ -63,4 +64,14 @@ func isTerminal(w io.Writer) bool {
 	}
 	st, err := f.Stat()
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// builderOf returns how this binary runs the named process, or an error placed at
+// its declaration saying how to run it.
+func (e *Env) builderOf(cfg *config.Config, name string) (platform.Service, error) {
+	svc, ok := e.App.builder(cfg, name)
+	if !ok {
+		return svc, config.Errors{cfg.Errorf("services."+name, "%s has no code for %s: give it a simulate block to run it as a simulation, or build it into the binary (cli.App.Services)", e.App.name(), name)}
+	}
+	return svc, nil
 }

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/switchyard/switchyard/authn"
 	"github.com/switchyard/switchyard/broker"
+	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/internal/supervisor"
 	"github.com/switchyard/switchyard/observe"
 	"github.com/switchyard/switchyard/platform"
@@ -54,6 +56,24 @@ func cmdUp(ctx context.Context, e *Env, args []string) error {
 			}
 		}
 		names = slices.DeleteFunc(names, func(n string) bool { return !slices.Contains(picked, n) })
+	}
+
+	// Every service must be runnable before any starts: code in this binary, or a
+	// simulation.
+	var missing config.Errors
+	for _, n := range append(slices.Clone(names), config.GatewayName) {
+		if n == config.GatewayName && cfg.Gateway == nil {
+			continue
+		}
+		if _, err := e.builderOf(cfg, n); err != nil {
+			var errs config.Errors
+			if errors.As(err, &errs) {
+				missing = append(missing, errs...)
+			}
+		}
+	}
+	if len(missing) > 0 {
+		return missing
 	}
 
 	dataDir, err := absPath(cfg.DataDir)
@@ -107,12 +127,21 @@ func cmdUp(ctx context.Context, e *Env, args []string) error {
 	}
 	var children []supervisor.Spec
 	for _, n := range names {
-		args := []string{"serve", n}
-		if cfgFile != "" {
-			args = append(args, "--config", cfgFile)
+		for replica := 1; replica <= cfg.Service(n).Replicas; replica++ {
+			args := []string{"serve", n}
+			if cfgFile != "" {
+				args = append(args, "--config", cfgFile)
+			}
+			name := n
+			if replica > 1 {
+				// The first replica keeps the declared port; the others take free ones.
+				host, _, _ := net.SplitHostPort(cfg.Service(n).Listen)
+				args = append(args, "--listen", net.JoinHostPort(host, "0"))
+				name = fmt.Sprintf("%s%s%d", n, replicaMark, replica)
+			}
+			env := append(slices.Clone(childEnv), platform.EnvServiceKey+"="+filepath.Join(identityDir, n+".key"))
+			children = append(children, supervisor.Spec{Name: name, Args: args, ListenFlag: "--listen", Env: env})
 		}
-		env := append(slices.Clone(childEnv), platform.EnvServiceKey+"="+filepath.Join(identityDir, n+".key"))
-		children = append(children, supervisor.Spec{Name: n, Args: args, ListenFlag: "--listen", Env: env})
 	}
 	if cfg.Gateway != nil && (*only == "" || slices.Contains(strings.Split(*only, ","), "gateway")) {
 		args := []string{"serve", "gateway"}
@@ -163,6 +192,16 @@ func cmdUp(ctx context.Context, e *Env, args []string) error {
 		return err
 	}
 	return <-done
+}
+
+// replicaMark separates a service's name from its replica's number in the names of
+// up's children: orders, orders#2.
+const replicaMark = "#"
+
+// serviceOf is the service a child of up runs.
+func serviceOf(child string) string {
+	name, _, _ := strings.Cut(child, replicaMark)
+	return name
 }
 
 func printReady(e *Env, status []supervisor.Status, brokerURL string, embedded bool, dataDir, stackPath, hubURL string) {
@@ -231,11 +270,11 @@ func dependencies(sup *supervisor.Supervisor) http.Handler {
 				continue // a child restarting has nothing to show
 			}
 			each(families, "rpc_client_breaker_state", func(dep string, v float64) {
-				breakers = append(breakers, dependency{Service: st.Name, Dependency: dep, State: names[v]})
+				breakers = append(breakers, dependency{Service: serviceOf(st.Name), Dependency: dep, State: names[v]})
 			})
 			each(families, "discovery_view_stale", func(dep string, v float64) {
 				if v == 1 {
-					stale = append(stale, dependency{Service: st.Name, Dependency: dep})
+					stale = append(stale, dependency{Service: serviceOf(st.Name), Dependency: dep})
 				}
 			})
 		}

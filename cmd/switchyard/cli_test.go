@@ -94,3 +94,28 @@ func TestBrokenConfigExitsWithStatus2(t *testing.T) {
 		t.Errorf("message:\n%s", out)
 	}
 }
+
+// A declared service the binary has no code for, and no simulation of, is refused
+// before anything starts, at its declaration; so is an event type without a schema.
+func TestAServiceWithNeitherCodeNorSimulationIsRefused(t *testing.T) {
+	for name, c := range map[string]struct{ file, want string }{
+		"no code": {"version: 1\nservices:\n  ledger:\n    listen: 127.0.0.1:0\n",
+			"switchyard.yaml:3:3: services.ledger: switchyard has no code for ledger: give it a simulate block"},
+		"no schema": {"version: 1\nservices:\n  ledger:\n    listen: 127.0.0.1:0\n    publishes: [ledger.entry.posted.v1]\n    simulate: {}\n",
+			"switchyard.yaml:5:17: services.ledger.publishes.0: no schema for ledger.entry.posted.v1 in switchyard's own schemas"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			if err := os.WriteFile(filepath.Join(dir, "switchyard.yaml"), []byte(c.file), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			for _, args := range [][]string{{"up"}, {"serve", "ledger"}} {
+				cmd := execIn(dir, args...)
+				out, _ := cmd.CombinedOutput()
+				if code := cmd.ProcessState.ExitCode(); code != 2 || !strings.Contains(string(out), c.want) {
+					t.Errorf("%s: exit %d, want 2 and %q:\n%s", args[0], code, c.want, out)
+				}
+			}
+		})
+	}
+}

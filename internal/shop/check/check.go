@@ -32,6 +32,8 @@ import (
 
 // Sources are the databases and facts a check reads.
 type Sources struct {
+	// Payments is nil when payments runs as a simulation: it keeps no ledger, and
+	// what the invariants say of charges is not checked.
 	Orders, Inventory, Payments *store.DB
 	// Accepted are order ids clients were told were accepted (load records them).
 	Accepted []string
@@ -119,9 +121,12 @@ func Run(ctx context.Context, src Sources) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	payments, err := readPayments(ctx, src.Payments)
-	if err != nil {
-		return nil, err
+	var payments map[string]payment
+	ledger := src.Payments != nil
+	if ledger {
+		if payments, err = readPayments(ctx, src.Payments); err != nil {
+			return nil, err
+		}
 	}
 	reservations, stocks, err := readInventory(ctx, src.Inventory)
 	if err != nil {
@@ -133,9 +138,9 @@ func Run(ctx context.Context, src Sources) (*Report, error) {
 	}
 	rep.Results = append(rep.Results,
 		existence(src.Accepted, begun, orders, payments, reservations),
-		confirmed(orders, payments, reservations),
+		confirmed(orders, payments, reservations, ledger),
 		cancelled(orders, payments, reservations),
-		charges(orders, payments),
+		charges(orders, payments, ledger),
 		conservation(stocks, reservations),
 		unfinished(src, orders, sagas),
 	)
@@ -180,14 +185,17 @@ func existence(accepted []string, ordersRead time.Time, orders map[string]order,
 // charged reports what a payment has taken and not given back.
 func (p payment) net() int64 { return p.captured - p.refunded }
 
-func confirmed(orders map[string]order, payments map[string]payment, reservations map[string]reservation) Result {
+func confirmed(orders map[string]order, payments map[string]payment, reservations map[string]reservation, ledger bool) Result {
 	r := Result{Name: "CONFIRMED ⇔ payment captured and stock committed"}
+	if !ledger {
+		r.Name = "CONFIRMED ⇔ stock committed (payments is simulated: no ledger to hold captures to)"
+	}
 	for id, o := range orders {
 		p, hasPay := payments[id]
 		res, hasRes := reservations[id]
 		if o.status == "CONFIRMED" {
 			r.Checked++
-			if !hasPay || p.captured != o.total {
+			if ledger && (!hasPay || p.captured != o.total) {
 				r.Violations = append(r.Violations, fmt.Sprintf("order %s is CONFIRMED but its payment is %s", id, describePayment(p, hasPay)))
 			}
 			if !hasRes || res.state != "committed" {
@@ -235,8 +243,11 @@ func cancelled(orders map[string]order, payments map[string]payment, reservation
 	return r
 }
 
-func charges(orders map[string]order, payments map[string]payment) Result {
+func charges(orders map[string]order, payments map[string]payment, ledger bool) Result {
 	r := Result{Name: "no order charged twice or for another amount"}
+	if !ledger {
+		r.Name += " — not checked: payments is simulated and keeps no ledger"
+	}
 	for id, p := range payments {
 		if p.marker {
 			continue
