@@ -18,6 +18,7 @@ import (
 	"github.com/switchyard/switchyard/bus"
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/event"
+	"github.com/switchyard/switchyard/internal/tmpl"
 	"github.com/switchyard/switchyard/problem"
 	"github.com/switchyard/switchyard/rpc"
 )
@@ -37,14 +38,14 @@ type call struct {
 	client      *connect.Client[raw, raw]
 }
 
-func (s *sim) compileCalls(key string, list []*config.Call, sc scope) ([]call, error) {
+func (s *sim) compileCalls(key string, list []*config.Call, sc tmpl.Scope) ([]call, error) {
 	out := make([]call, 0, len(list))
 	for i, d := range list {
 		k := fmt.Sprintf("%s.%d", key, i)
 		kind, method, path, _ := config.ParseEndpoint(d.Endpoint) // validated with the configuration
 		c := call{to: d.To, name: d.Endpoint, kind: kind, method: method, path: path, count: max(d.Count, 1),
 			probability: d.Probability, parallel: d.Parallel, optional: d.Optional, body: d.Body}
-		if err := checkTemplate(d.Body, sc); err != nil {
+		if err := tmpl.Check(d.Body, sc); err != nil {
 			return nil, s.p.Config.Errorf(k+".body", "%v", err)
 		}
 		if kind == config.GRPC {
@@ -101,7 +102,7 @@ func (s *sim) callOnce(ctx context.Context, c *call, x *exchange, n int) error {
 }
 
 func (s *sim) send(ctx context.Context, c *call, x *exchange, n int) error {
-	body := render(c.body, x.vars)
+	body := tmpl.Render(c.body, x.vars)
 	if c.kind == config.GRPC {
 		var msg []byte
 		if c.grpc.known() {
@@ -112,7 +113,7 @@ func (s *sim) send(ctx context.Context, c *call, x *exchange, n int) error {
 			msg = b
 		}
 		req := connect.NewRequest(&raw{b: msg})
-		req.Header().Set("Idempotency-Key", fmt.Sprintf("%s-%s-%d", x.vars.id, c.name, n))
+		req.Header().Set("Idempotency-Key", fmt.Sprintf("%s-%s-%d", x.vars.ID, c.name, n))
 		_, err := c.client.CallUnary(ctx, req)
 		return rpc.FromConnect(err)
 	}
@@ -125,7 +126,7 @@ func (s *sim) send(ctx context.Context, c *call, x *exchange, n int) error {
 		payload = bytes.NewReader(b)
 	}
 	dep := s.clients[c.to]
-	req, err := http.NewRequestWithContext(ctx, c.method, dep.BaseURL()+fillPath(c.path, x.vars), payload)
+	req, err := http.NewRequestWithContext(ctx, c.method, dep.BaseURL()+tmpl.FillPath(c.path, x.vars), payload)
 	if err != nil {
 		return err
 	}
@@ -133,7 +134,7 @@ func (s *sim) send(ctx context.Context, c *call, x *exchange, n int) error {
 		req.Header.Set("Content-Type", "application/json")
 	}
 	// Every simulated call may be repeated: the policy retries POSTs too.
-	req.Header.Set("Idempotency-Key", fmt.Sprintf("%s-%d-%s", x.vars.id, n, strings.ReplaceAll(c.name, " ", "")))
+	req.Header.Set("Idempotency-Key", fmt.Sprintf("%s-%d-%s", x.vars.ID, n, strings.ReplaceAll(c.name, " ", "")))
 	resp, err := dep.HTTPClient().Do(req)
 	if err != nil {
 		return err
@@ -146,26 +147,6 @@ func (s *sim) send(ctx context.Context, c *call, x *exchange, n int) error {
 	return nil
 }
 
-// fillPath fills a path pattern's {names}: with the exchange's own path parameter
-// of that name, else a new id.
-func fillPath(pattern string, v *vars) string {
-	if !strings.Contains(pattern, "{") {
-		return pattern
-	}
-	segs := strings.Split(pattern, "/")
-	for i, seg := range segs {
-		if strings.HasPrefix(seg, "{") && strings.HasSuffix(seg, "}") {
-			name := strings.TrimSuffix(seg[1:len(seg)-1], "...")
-			if got := v.path[name]; got != "" {
-				segs[i] = got
-			} else {
-				segs[i] = event.NewID()
-			}
-		}
-	}
-	return strings.Join(segs, "/")
-}
-
 // handler is a compiled Handler.
 type handler struct {
 	event     string
@@ -176,7 +157,7 @@ type handler struct {
 }
 
 func (s *sim) compileHandler(key string, d *config.Handler) (*handler, error) {
-	sc := scope{event: true}
+	sc := tmpl.Scope{Event: true}
 	h := &handler{event: d.Event, latency: newLatency(d.Latency), errorRate: d.ErrorRate}
 	var err error
 	if h.calls, err = s.compileCalls(key+".calls", d.Calls, sc); err != nil {
@@ -197,8 +178,8 @@ type deliveredKey struct{}
 // transaction, then its row and events through the inbox (once per event).
 func (s *sim) deliver(ctx context.Context, h *handler, m *bus.Message, write bus.Handler) error {
 	begun := time.Now()
-	x := &exchange{rnd: s.rand(), vars: &vars{id: m.Event.ID}, begun: begun}
-	_ = m.Event.DecodeData(&x.vars.event)
+	x := &exchange{rnd: s.rand(), vars: &tmpl.Vars{ID: m.Event.ID}, begun: begun}
+	_ = m.Event.DecodeData(&x.vars.Event)
 	ctx = event.WithCause(ctx, &m.Event)
 	fail := func(err error) error {
 		s.metrics.events.WithLabelValues(m.Event.Type, "failed").Inc()

@@ -17,6 +17,7 @@ import (
 
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/event"
+	"github.com/switchyard/switchyard/internal/tmpl"
 	"github.com/switchyard/switchyard/rest"
 	"github.com/switchyard/switchyard/rpc"
 )
@@ -55,7 +56,7 @@ type outcome struct {
 func (s *sim) compileEndpoint(key string, d *config.Endpoint) (*endpoint, error) {
 	cfg := s.p.Config
 	kind, method, path, _ := config.ParseEndpoint(d.Endpoint) // validated with the configuration
-	ep := &endpoint{name: d.Endpoint, kind: kind, pattern: method + " " + path, params: pathParams(path),
+	ep := &endpoint{name: d.Endpoint, kind: kind, pattern: method + " " + path, params: tmpl.Params(path),
 		latency: newLatency(d.Latency), errorRate: d.ErrorRate, errorSt: d.ErrorStatus, size: d.ResponseBytes,
 		response: d.Response, interval: d.Interval.Std(), messages: d.Messages, messageLen: d.MessageBytes}
 	if ep.errorSt == 0 {
@@ -67,20 +68,20 @@ func (s *sim) compileEndpoint(key string, d *config.Endpoint) (*endpoint, error)
 	if ep.messageLen == 0 {
 		ep.messageLen = 128
 	}
-	sc := scope{request: kind != config.Stream, path: ep.params}
+	sc := tmpl.Scope{Request: kind != config.Stream, Path: ep.params}
 	if kind == config.GRPC {
 		ep.grpc = lookupMethod(d.Endpoint)
 		ep.pattern = path // a gRPC method is POSTed; connect answers anything else
 	}
 	check := func(k string, t any) error {
-		if err := checkTemplate(t, sc); err != nil {
+		if err := tmpl.Check(t, sc); err != nil {
 			return cfg.Errorf(k, "%v", err)
 		}
 		if t != nil && kind == config.GRPC {
 			if !ep.grpc.known() {
 				return cfg.Errorf(k, "this binary links no generated code for %s, so it cannot build its messages; drop the response to answer response_bytes of filler", d.Endpoint)
 			}
-			if _, err := ep.grpc.encode(render(t, &vars{path: map[string]string{}}), false); err != nil {
+			if _, err := ep.grpc.encode(tmpl.Render(t, &tmpl.Vars{Path: map[string]string{}}), false); err != nil {
 				return cfg.Errorf(k, "not a %s: %v", ep.grpc.desc.Output().FullName(), err)
 			}
 		}
@@ -114,28 +115,17 @@ func (s *sim) compileEndpoint(key string, d *config.Endpoint) (*endpoint, error)
 	return ep, nil
 }
 
-// pathParams lists the {names} of a path pattern.
-func pathParams(path string) []string {
-	var out []string
-	for _, seg := range strings.Split(path, "/") {
-		if strings.HasPrefix(seg, "{") && strings.HasSuffix(seg, "}") {
-			out = append(out, strings.TrimSuffix(strings.TrimSuffix(seg[1:len(seg)-1], "}"), "..."))
-		}
-	}
-	return out
-}
-
 // exchange is one request being simulated.
 type exchange struct {
 	rnd   *rand.Rand
-	vars  *vars
+	vars  *tmpl.Vars
 	begun time.Time
 }
 
 func (s *sim) newExchange(r *http.Request, ep *endpoint) *exchange {
-	v := &vars{id: event.NewID(), path: map[string]string{}}
+	v := &tmpl.Vars{ID: event.NewID(), Path: map[string]string{}}
 	for _, p := range ep.params {
-		v.path[p] = r.PathValue(p)
+		v.Path[p] = r.PathValue(p)
 	}
 	return &exchange{rnd: s.rand(), vars: v, begun: time.Now()}
 }
@@ -154,20 +144,20 @@ func (s *sim) serve(ctx context.Context, ep *endpoint, x *exchange) (answer, err
 		if err := pause(ctx, own); err != nil {
 			return answer{}, err
 		}
-		s.note(ctx, row{id: x.vars.id, kind: "request", name: ep.name, status: ep.errorSt, took: time.Since(x.begun)})
+		s.note(ctx, row{id: x.vars.ID, kind: "request", name: ep.name, status: ep.errorSt, took: time.Since(x.begun)})
 		return answer{}, &failure{status: ep.errorSt, detail: fmt.Sprintf("simulated failure (error_rate %g)", ep.errorRate)}
 	}
 	if err := s.makeCalls(ctx, ep.calls, x); err != nil {
-		s.note(ctx, row{id: x.vars.id, kind: "request", name: ep.name, status: http.StatusServiceUnavailable, took: time.Since(x.begun)})
+		s.note(ctx, row{id: x.vars.ID, kind: "request", name: ep.name, status: http.StatusServiceUnavailable, took: time.Since(x.begun)})
 		return answer{}, err
 	}
-	a := answer{status: http.StatusOK, body: render(ep.response, x.vars)}
+	a := answer{status: http.StatusOK, body: tmpl.Render(ep.response, x.vars)}
 	var extra []emit
 	if len(ep.outcomes) > 0 {
 		o := ep.pick(x.rnd)
 		a.status, extra = o.status, o.publishes
 		if o.response != nil {
-			a.body = render(o.response, x.vars)
+			a.body = tmpl.Render(o.response, x.vars)
 		}
 	}
 	if err := pause(ctx, own); err != nil {
@@ -177,7 +167,7 @@ func (s *sim) serve(ctx context.Context, ep *endpoint, x *exchange) (answer, err
 	if err != nil {
 		return answer{}, err
 	}
-	if err := s.write(ctx, row{id: x.vars.id, kind: "request", name: ep.name, status: a.status, took: time.Since(x.begun), events: events}); err != nil {
+	if err := s.write(ctx, row{id: x.vars.ID, kind: "request", name: ep.name, status: a.status, took: time.Since(x.begun), events: events}); err != nil {
 		return answer{}, err
 	}
 	return a, nil
@@ -218,7 +208,7 @@ func (s *sim) endpointHandler(ep *endpoint) http.Handler {
 				s.fail(w, r, &failure{status: http.StatusRequestEntityTooLarge, detail: "the request body is over 1 MiB"})
 				return
 			}
-			_ = json.Unmarshal(body, &x.vars.request) // a body that is no JSON is simply not readable by templates
+			_ = json.Unmarshal(body, &x.vars.Request) // a body that is no JSON is simply not readable by templates
 		}
 		a, err := s.serve(r.Context(), ep, x)
 		s.metrics.requests.WithLabelValues(ep.name, strconv.Itoa(statusOf(a, err))).Inc()
@@ -227,7 +217,7 @@ func (s *sim) endpointHandler(ep *endpoint) http.Handler {
 			return
 		}
 		if a.body == nil {
-			a.body = map[string]any{"id": x.vars.id, "filler": strings.Repeat("x", max(ep.size-len(`{"id":"","filler":""}`)-36, 0))}
+			a.body = map[string]any{"id": x.vars.ID, "filler": strings.Repeat("x", max(ep.size-len(`{"id":"","filler":""}`)-36, 0))}
 		}
 		rest.Write(w, a.status, a.body)
 	})
@@ -248,9 +238,9 @@ func statusOf(a answer, err error) int {
 // connect handler does) with messages as bytes.
 func (s *sim) grpcHandler(ep *endpoint) (string, http.Handler) {
 	return ep.pattern, connect.NewUnaryHandler(ep.pattern, func(ctx context.Context, req *connect.Request[raw]) (*connect.Response[raw], error) {
-		x := &exchange{rnd: s.rand(), vars: &vars{id: event.NewID(), path: map[string]string{}}, begun: time.Now()}
+		x := &exchange{rnd: s.rand(), vars: &tmpl.Vars{ID: event.NewID(), Path: map[string]string{}}, begun: time.Now()}
 		if ep.grpc.known() {
-			x.vars.request = ep.grpc.decode(req.Msg.b, true)
+			x.vars.Request = ep.grpc.decode(req.Msg.b, true)
 		}
 		a, err := s.serve(ctx, ep, x)
 		s.metrics.requests.WithLabelValues(ep.name, strconv.Itoa(statusOf(a, err))).Inc()
@@ -299,7 +289,7 @@ func (s *sim) stream(w http.ResponseWriter, r *http.Request, ep *endpoint) {
 		if err := pause(ctx, ep.interval); err != nil {
 			break
 		}
-		msg, _ := json.Marshal(map[string]any{"stream": x.vars.id, "seq": sent + 1, "at": time.Now().UTC().Format(time.RFC3339Nano), "filler": pad})
+		msg, _ := json.Marshal(map[string]any{"stream": x.vars.ID, "seq": sent + 1, "at": time.Now().UTC().Format(time.RFC3339Nano), "filler": pad})
 		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		err := conn.Write(wctx, websocket.MessageText, msg)
 		cancel()
@@ -308,7 +298,7 @@ func (s *sim) stream(w http.ResponseWriter, r *http.Request, ep *endpoint) {
 		}
 		sent++
 	}
-	s.note(r.Context(), row{id: x.vars.id, kind: "stream", name: ep.name, status: http.StatusSwitchingProtocols, took: time.Since(x.begun)})
+	s.note(r.Context(), row{id: x.vars.ID, kind: "stream", name: ep.name, status: http.StatusSwitchingProtocols, took: time.Since(x.begun)})
 	if ep.messages > 0 && sent == ep.messages {
 		_ = conn.Close(websocket.StatusNormalClosure, "stream complete")
 	}

@@ -49,6 +49,7 @@ import (
 	"github.com/switchyard/switchyard/bus"
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/event"
+	"github.com/switchyard/switchyard/internal/tmpl"
 	"github.com/switchyard/switchyard/outbox"
 	"github.com/switchyard/switchyard/platform"
 	"github.com/switchyard/switchyard/problem"
@@ -224,18 +225,18 @@ type emit struct {
 	data        map[string]any
 }
 
-func compileEmits(list []*config.Emit, key string, sc scope, cfg *config.Config) ([]emit, error) {
+func compileEmits(list []*config.Emit, key string, sc tmpl.Scope, cfg *config.Config) ([]emit, error) {
 	out := make([]emit, 0, len(list))
 	for i, e := range list {
 		k := fmt.Sprintf("%s.%d", key, i)
-		if err := checkTemplate(e.Subject, sc); err != nil {
+		if err := tmpl.Check(e.Subject, sc); err != nil {
 			return nil, cfg.Errorf(k+".subject", "%v", err)
 		}
 		data := map[string]any{}
 		for f, v := range e.Data {
 			data[f] = v
 		}
-		if err := checkTemplate(data, sc); err != nil {
+		if err := tmpl.Check(data, sc); err != nil {
 			return nil, cfg.Errorf(k+".data", "%v", err)
 		}
 		out = append(out, emit{typ: e.Type, probability: e.Probability, subject: e.Subject, data: data})
@@ -244,7 +245,7 @@ func compileEmits(list []*config.Emit, key string, sc scope, cfg *config.Config)
 }
 
 // eventsOf draws the events an exchange publishes.
-func (s *sim) eventsOf(ctx context.Context, rnd *rand.Rand, v *vars, list ...[]emit) ([]event.Event, error) {
+func (s *sim) eventsOf(ctx context.Context, rnd *rand.Rand, v *tmpl.Vars, list ...[]emit) ([]event.Event, error) {
 	var out []event.Event
 	for _, l := range list {
 		for _, e := range l {
@@ -255,10 +256,10 @@ func (s *sim) eventsOf(ctx context.Context, rnd *rand.Rand, v *vars, list ...[]e
 			if err != nil {
 				return nil, err
 			}
-			data = merge(data, render(e.data, v))
-			subject := v.id
+			data = tmpl.Merge(data, tmpl.Render(e.data, v))
+			subject := v.ID
 			if e.subject != "" {
-				subject = renderString(e.subject, v)
+				subject = tmpl.RenderString(e.subject, v)
 			}
 			ev, err := event.New(ctx, "/switchyard/"+s.p.Name, e.typ, subject, data)
 			if err != nil {

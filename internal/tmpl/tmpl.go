@@ -1,0 +1,227 @@
+// Package tmpl fills the templates of switchyard.yaml: a value (a response, a
+// request body, an event's data or subject) whose strings may name values of the
+// exchange being simulated or sent — {{id}} (the exchange's id, the same
+// throughout it), {{uuid}} (a new id each time), {{now}}, {{request.<field>}},
+// {{path.<name>}} and {{event.<field>}}. A string that is one reference alone
+// takes the referenced value with its type (a number stays a number); references
+// inside longer strings are replaced by their text.
+//
+// Go's text/template would let a file run arbitrary pipelines over our values and
+// offers nothing for typed substitution into JSON; these five names are all a
+// declaration needs, and each is checked where it is used.
+package tmpl
+
+import (
+	"fmt"
+	"maps"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/switchyard/switchyard/event"
+)
+
+var reference = regexp.MustCompile(`\{\{\s*([a-z_][a-z0-9_]*(?:\.[A-Za-z0-9_]+)*)\s*\}\}`)
+
+// Vars are what an exchange's templates may read.
+type Vars struct {
+	ID      string
+	Request any // the request's JSON body, or its gRPC message in JSON form
+	Path    map[string]string
+	Event   any // the data of the event being handled
+}
+
+// Scope is what a template may read where it is used.
+type Scope struct {
+	Request, Event bool
+	Path           []string // the path parameters of the endpoint
+}
+
+// Check returns the first reference in t that the scope cannot fill.
+func Check(t any, sc Scope) error {
+	var err error
+	walk(t, func(s string) {
+		for _, m := range reference.FindAllStringSubmatch(s, -1) {
+			if err != nil {
+				return
+			}
+			ns, field, _ := strings.Cut(m[1], ".")
+			switch {
+			case (ns == "id" || ns == "uuid" || ns == "now") && field == "":
+			case ns == "request" && sc.Request && field != "":
+			case ns == "event" && sc.Event && field != "":
+			case ns == "path" && field != "":
+				found := false
+				for _, p := range sc.Path {
+					found = found || p == field
+				}
+				if !found {
+					err = fmt.Errorf("{{%s}}: the endpoint's path has no {%s}", m[1], field)
+				}
+			default:
+				err = fmt.Errorf("{{%s}} is not something this template can read: {{id}}, {{uuid}}, {{now}}%s", m[1], sc.names())
+			}
+		}
+	})
+	return err
+}
+
+func (sc Scope) names() string {
+	var b strings.Builder
+	if sc.Request {
+		b.WriteString(", {{request.<field>}}")
+	}
+	if len(sc.Path) > 0 {
+		b.WriteString(", {{path.<name>}}")
+	}
+	if sc.Event {
+		b.WriteString(", {{event.<field>}}")
+	}
+	return b.String()
+}
+
+func walk(t any, fn func(string)) {
+	switch v := t.(type) {
+	case string:
+		fn(v)
+	case map[string]any:
+		for _, x := range v {
+			walk(x, fn)
+		}
+	case []any:
+		for _, x := range v {
+			walk(x, fn)
+		}
+	}
+}
+
+// Render returns a copy of t with its references filled from v.
+func Render(t any, v *Vars) any {
+	switch x := t.(type) {
+	case string:
+		if m := reference.FindStringSubmatchIndex(x); m != nil && m[0] == 0 && m[1] == len(x) {
+			return v.lookup(x[m[2]:m[3]])
+		}
+		if !strings.Contains(x, "{{") {
+			return x
+		}
+		return reference.ReplaceAllStringFunc(x, func(ref string) string {
+			return text(v.lookup(reference.FindStringSubmatch(ref)[1]))
+		})
+	case map[string]any:
+		out := make(map[string]any, len(x))
+		for k, e := range x {
+			out[k] = Render(e, v)
+		}
+		return out
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = Render(e, v)
+		}
+		return out
+	default:
+		return t
+	}
+}
+
+// RenderString renders a template that must come out as text (a subject).
+func RenderString(t string, v *Vars) string { return text(Render(t, v)) }
+
+func (v *Vars) lookup(name string) any {
+	ns, field, _ := strings.Cut(name, ".")
+	switch ns {
+	case "id":
+		return v.ID
+	case "uuid":
+		return event.NewID()
+	case "now":
+		return time.Now().UTC().Format(time.RFC3339Nano)
+	case "path":
+		return v.Path[field]
+	case "request":
+		return dig(v.Request, field)
+	case "event":
+		return dig(v.Event, field)
+	}
+	return nil
+}
+
+// dig follows a dotted path through decoded JSON; nil when it leads nowhere.
+func dig(v any, path string) any {
+	for _, seg := range strings.Split(path, ".") {
+		switch x := v.(type) {
+		case map[string]any:
+			v = x[seg]
+		case []any:
+			i, err := strconv.Atoi(seg)
+			if err != nil || i < 0 || i >= len(x) {
+				return nil
+			}
+			v = x[i]
+		default:
+			return nil
+		}
+	}
+	return v
+}
+
+func text(v any) string {
+	switch x := v.(type) {
+	case nil:
+		return ""
+	case string:
+		return x
+	default:
+		return fmt.Sprint(x)
+	}
+}
+
+// Merge sets the fields of over onto base (both decoded JSON objects), deeply.
+func Merge(base, over any) any {
+	b, ok1 := base.(map[string]any)
+	o, ok2 := over.(map[string]any)
+	if !ok1 || !ok2 {
+		if over == nil {
+			return base
+		}
+		return over
+	}
+	out := maps.Clone(b)
+	for k, v := range o {
+		out[k] = Merge(out[k], v)
+	}
+	return out
+}
+
+// FillPath fills a path pattern's {names}: with the exchange's own path parameter
+// of that name, else a new id.
+func FillPath(pattern string, v *Vars) string {
+	if !strings.Contains(pattern, "{") {
+		return pattern
+	}
+	segs := strings.Split(pattern, "/")
+	for i, seg := range segs {
+		if strings.HasPrefix(seg, "{") && strings.HasSuffix(seg, "}") {
+			name := strings.TrimSuffix(seg[1:len(seg)-1], "...")
+			if got := v.Path[name]; got != "" {
+				segs[i] = got
+			} else {
+				segs[i] = event.NewID()
+			}
+		}
+	}
+	return strings.Join(segs, "/")
+}
+
+// Params lists the {names} of a path pattern.
+func Params(path string) []string {
+	var out []string
+	for _, seg := range strings.Split(path, "/") {
+		if strings.HasPrefix(seg, "{") && strings.HasSuffix(seg, "}") {
+			out = append(out, strings.TrimSuffix(seg[1:len(seg)-1], "..."))
+		}
+	}
+	return out
+}
