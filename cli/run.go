@@ -100,6 +100,8 @@ func (a *App) commands() []Command {
 		{Name: "events", Summary: "inspect, replay and purge dead letters; tail events as they flow", Usage: eventsUsage, Run: cmdEvents},
 		{Name: "check", Summary: "verify the platform's invariants from the services' own data (exit 1 when one breaks)",
 			Usage: "check [--config path] [--wait 30s] [--accepted file]", Run: cmdCheck},
+		{Name: "load", Summary: "send the platform the traffic switchyard.yaml declares (load:), or the requests given, at a rate; summarise",
+			Usage: loadUsage, Run: Load},
 		{Name: "logs", Summary: "print the log lines every service of the local stack wrote, by service, level or trace",
 			Usage: "logs [--service S] [--level L] [--trace ID] [--follow] [-n 200] [--json]", Run: cmdLogs},
 		{Name: "diagram", Summary: "draw how the services talked, from their traces: interactions (text, Mermaid) with drift, or one trace's sequence",

@@ -12,7 +12,13 @@ import (
 	"github.com/switchyard/switchyard/internal/shop/loadgen"
 )
 
+// cmdLoad drives the shop like its customers do; a platform declaring its own
+// traffic (load: in switchyard.yaml), or requests named with --request, gets the
+// toolkit's load instead.
 func cmdLoad(ctx context.Context, e *cli.Env, args []string) error {
+	if cli.DeclaresLoad(e, args) {
+		return cli.Load(ctx, e, args)
+	}
 	fs := e.Flags("load")
 	configPath := cli.ConfigFlag(fs)
 	rate := fs.Float64("rate", 100, "orders started per `second`")
