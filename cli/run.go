@@ -112,6 +112,8 @@ func (a *App) commands() []Command {
 			Usage: "deploy monitoring|kubernetes|identities [--out dir]", Run: cmdDeploy},
 		{Name: "token", Summary: "mint a service token from the local identities, e.g. for grpcurl",
 			Usage: "token --as <caller> --for <callee> [--ttl 5m]", Run: cmdToken},
+		{Name: "verify", Summary: "the topology gate: exit 1 naming every edge the traces show that switchyard.yaml does not declare, and every declared edge never exercised",
+			Usage: "verify [--since 15m] [--file otlp.json | --jaeger URL --service S] [--config path]", Run: cmdVerify},
 		{Name: "version", Summary: "print the version of this binary", Usage: "version", Run: cmdVersion},
 		{Name: "help", Summary: "explain a command", Usage: "help [command]", Run: cmdHelp},
 	}

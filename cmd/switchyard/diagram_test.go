@@ -158,6 +158,37 @@ func TestDiagramDrawsEveryRealEdgeAndNoInventedOne(t *testing.T) {
 	if edgeList(drawn(a)) != edgeList(drawn(b)) || len(a.Edges) != len(b.Edges) {
 		t.Errorf("the saved spans draw another diagram:\n%s\n---\n%s", fromHub, fromFile)
 	}
+	// The topology gate over the same spans: nothing is called that the platform
+	// does not declare. What it declares and the load never does is named: refunds
+	// (no flow of the shop asks for one: a finding the gate makes), and the paths
+	// of the storefront the load does not take — the order summary (gateway →
+	// payments), the notification stream (gateway → notifications → users' keys) —
+	// and voids, which only a capture failing after an authorization causes.
+	verify := execIn(s.dir, "verify", "--file", saved)
+	out, _ := verify.CombinedOutput()
+	if code := verify.ProcessState.ExitCode(); code != 1 {
+		t.Errorf("verify exits %d, want 1 (refunds never happen):\n%s", code, out)
+	}
+	mayBeUnexercised := map[string]bool{
+		"payments --event--> bus payments.payment.refunded.v1": true, "bus --event--> notifications payments.payment.refunded.v1": true,
+		"payments --event--> bus payments.payment.voided.v1": true, "bus --event--> notifications payments.payment.voided.v1": true,
+		"gateway --HTTP--> notifications": true, "gateway --gRPC--> payments": true, "notifications --HTTP--> users": true,
+	}
+	refunds := false
+	for _, line := range strings.Split(string(out), "\n") {
+		edge, found := strings.CutSuffix(strings.Join(strings.Fields(strings.TrimPrefix(strings.TrimSpace(line), "FAIL")), " "), " declared, never exercised")
+		switch {
+		case strings.Contains(line, "declared nowhere"):
+			t.Errorf("verify finds an edge the platform does not declare: %s", line)
+		case found && !mayBeUnexercised[edge]:
+			t.Errorf("verify finds %q never exercised, which the load exercises", edge)
+		case found && strings.Contains(edge, "refunded"):
+			refunds = true
+		}
+	}
+	if !refunds {
+		t.Errorf("verify does not name the refunds nobody asks for:\n%s", out)
+	}
 	// The design document draws the observed traffic and its drift too.
 	design := execIn(s.dir, "design", "--observed")
 	doc, err := design.Output()
