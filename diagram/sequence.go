@@ -57,83 +57,102 @@ type Sequence struct {
 func SequenceOf(t observe.Trace) Sequence {
 	spans := slices.Clone(t.Spans)
 	observe.SortSpans(spans)
-	byID := make(map[string]*observe.Span, len(spans))
-	children := map[string]int{}
-	sent := map[string]bool{} // message ids the relay's send spans cover
-	for i := range spans {
-		s := &spans[i]
-		byID[s.SpanID] = s
-		children[s.ParentID]++
-		if s.Kind == observe.Producer && s.Attr("outbox") != "" && s.Attr("messaging.message.id") != "" {
-			sent[s.Attr("messaging.message.id")] = true
-		}
-	}
+	h := newHops(spans)
 	var msgs []Message
-	for _, s := range spans {
-		eventType := s.Attr("cloudevents.event_type")
-		switch {
-		case s.Attr("db.system.name", "db.system") != "":
-			arrow := Call
-			if s.Error {
-				arrow = Failed
-			}
-			msgs = append(msgs, Message{At: s.Start, From: s.Service, To: DatabaseOf(s.Service), Text: s.Name, Arrow: arrow})
-		case s.Kind == observe.Server:
-			caller := Client // no parent among the spans: a call from outside
-			if p := byID[s.ParentID]; p != nil {
-				caller = p.Service
-			}
-			if caller == s.Service {
-				continue
-			}
-			msgs = append(msgs, Message{At: s.Start, From: caller, To: s.Service, Text: operationOf(s), Arrow: Call})
-			reply, arrow := s.Attr("http.response.status_code"), Reply
-			if s.Error {
-				arrow = Failed
-				reply = strings.TrimSpace(reply + " " + s.Status)
-			}
-			msgs = append(msgs, Message{At: s.End, From: s.Service, To: caller, Text: cmp.Or(reply, "done"), Arrow: arrow})
-		case s.Kind == observe.Client && s.Attr("peer.service") != "":
-			peer := s.Attr("peer.service")
-			for _, e := range s.Events {
-				if e.Name == "attempt failed" {
-					msgs = append(msgs, Message{At: e.Time, From: s.Service, To: peer,
-						Text: "attempt failed: " + cmp.Or(e.Attributes["outcome"], "error"), Arrow: Failed})
-				}
-			}
-			if s.Error && children[s.SpanID] == 0 {
-				msgs = append(msgs, Message{At: s.End, From: s.Service, To: peer, Text: s.Name + ": " + cmp.Or(s.Status, "failed"), Arrow: Failed})
-			}
-		case s.Kind == observe.Producer && eventType != "":
-			relayed, replayed := s.Attr("outbox") != "", s.Attr("dead_letter.id") != ""
-			if !relayed && !replayed && sent[s.Attr("messaging.message.id")] {
-				continue // drawn when the relay sent it
-			}
-			text, arrow := eventType, Async
-			if replayed {
-				text = "replay " + eventType + " (dead letter " + s.Attr("dead_letter.id") + ")"
-			}
-			if s.Error {
-				arrow = Failed
-			}
-			msgs = append(msgs, Message{At: s.Start, From: s.Service, To: Bus, Text: text, Arrow: arrow})
-		case s.Kind == observe.Consumer && eventType != "":
-			text, arrow := eventType, Async
-			if a := s.Attr("messaging.delivery.attempt"); a != "" && a != "1" {
-				text += " (redelivery " + a + ")"
-			}
-			if s.Error {
-				arrow = Failed
-				text += ": " + s.Status
-			}
-			msgs = append(msgs, Message{At: s.Start, From: Bus, To: s.Service, Text: text, Arrow: arrow})
-		case s.Attr("saga.step") != "":
-			msgs = append(msgs, Message{At: s.Start, From: s.Service, To: s.Service,
-				Text: "saga " + s.Attr("saga.action") + " " + s.Attr("saga.step"), Arrow: Note})
-		}
+	for i := range spans {
+		before, after := h.of(&spans[i])
+		msgs = append(append(msgs, before...), after...)
 	}
 	slices.SortStableFunc(msgs, func(a, b Message) int { return a.At.Compare(b.At) })
 	return Sequence{TraceID: t.ID, Participants: participants(msgs), Messages: fold(msgs)}
+}
+
+// hops says what each span of a trace draws.
+type hops struct {
+	byID     map[string]*observe.Span
+	children map[string]int
+	sent     map[string]bool // message ids the relay's send spans cover
+}
+
+func newHops(spans []observe.Span) *hops {
+	h := &hops{byID: make(map[string]*observe.Span, len(spans)), children: map[string]int{}, sent: map[string]bool{}}
+	for i := range spans {
+		s := &spans[i]
+		h.byID[s.SpanID] = s
+		h.children[s.ParentID]++
+		if s.Kind == observe.Producer && s.Attr("outbox") != "" && s.Attr("messaging.message.id") != "" {
+			h.sent[s.Attr("messaging.message.id")] = true
+		}
+	}
+	return h
+}
+
+// of returns the messages span s draws: those before what it caused, and those
+// after (a server span's reply).
+func (h *hops) of(s *observe.Span) (before, after []Message) {
+	eventType := s.Attr("cloudevents.event_type")
+	switch {
+	case s.Attr("db.system.name", "db.system") != "":
+		arrow := Call
+		if s.Error {
+			arrow = Failed
+		}
+		return []Message{{At: s.Start, From: s.Service, To: DatabaseOf(s.Service), Text: s.Name, Arrow: arrow}}, nil
+	case s.Kind == observe.Server:
+		caller := Client // no parent among the spans: a call from outside
+		if p := h.byID[s.ParentID]; p != nil {
+			caller = p.Service
+		}
+		if caller == s.Service {
+			return nil, nil
+		}
+		reply, arrow := s.Attr("http.response.status_code"), Reply
+		if s.Error {
+			arrow = Failed
+			reply = strings.TrimSpace(reply + " " + s.Status)
+		}
+		return []Message{{At: s.Start, From: caller, To: s.Service, Text: operationOf(*s), Arrow: Call}},
+			[]Message{{At: s.End, From: s.Service, To: caller, Text: cmp.Or(reply, "done"), Arrow: arrow}}
+	case s.Kind == observe.Client && s.Attr("peer.service") != "":
+		peer := s.Attr("peer.service")
+		for _, e := range s.Events {
+			if e.Name == "attempt failed" {
+				before = append(before, Message{At: e.Time, From: s.Service, To: peer,
+					Text: "attempt failed: " + cmp.Or(e.Attributes["outcome"], "error"), Arrow: Failed})
+			}
+		}
+		if s.Error && h.children[s.SpanID] == 0 {
+			after = append(after, Message{At: s.End, From: s.Service, To: peer, Text: s.Name + ": " + cmp.Or(s.Status, "failed"), Arrow: Failed})
+		}
+		return before, after
+	case s.Kind == observe.Producer && eventType != "":
+		relayed, replayed := s.Attr("outbox") != "", s.Attr("dead_letter.id") != ""
+		if !relayed && !replayed && h.sent[s.Attr("messaging.message.id")] {
+			return nil, nil // drawn when the relay sent it
+		}
+		text, arrow := eventType, Async
+		if replayed {
+			text = "replay " + eventType + " (dead letter " + s.Attr("dead_letter.id") + ")"
+		}
+		if s.Error {
+			arrow = Failed
+		}
+		return []Message{{At: s.Start, From: s.Service, To: Bus, Text: text, Arrow: arrow}}, nil
+	case s.Kind == observe.Consumer && eventType != "":
+		text, arrow := eventType, Async
+		if a := s.Attr("messaging.delivery.attempt"); a != "" && a != "1" {
+			text += " (redelivery " + a + ")"
+		}
+		if s.Error {
+			arrow = Failed
+			text += ": " + s.Status
+		}
+		return []Message{{At: s.Start, From: Bus, To: s.Service, Text: text, Arrow: arrow}}, nil
+	case s.Attr("saga.step") != "":
+		return []Message{{At: s.Start, From: s.Service, To: s.Service,
+			Text: "saga " + s.Attr("saga.action") + " " + s.Attr("saga.step"), Arrow: Note}}, nil
+	}
+	return nil, nil
 }
 
 // operationOf names a server span's operation: its name, unless that names a

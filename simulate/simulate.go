@@ -118,6 +118,18 @@ func build(ctx context.Context, p *platform.Process) (*platform.Component, error
 		s.clients[dep] = c
 	}
 
+	// Each endpoint is open to the declared callers only (inside the mux, so that
+	// spans and logs name the route), or to anyone when nothing calls the service.
+	guard := func(h http.Handler) http.Handler { return h }
+	if callers := p.Config.Callers(p.Name); len(callers) > 0 {
+		verifier, err := p.Callers()
+		if err != nil {
+			return nil, err
+		}
+		guard = func(h http.Handler) http.Handler { return verifier.RequireService(s.problems.Write, h) }
+	} else {
+		p.Log.Info("no service calls this one: its endpoints are open to any client")
+	}
 	key := "services." + p.Name + ".simulate"
 	mux := http.NewServeMux()
 	for i, decl := range decl.Endpoints {
@@ -125,21 +137,12 @@ func build(ctx context.Context, p *platform.Process) (*platform.Component, error
 		if err != nil {
 			return nil, err
 		}
-		mux.Handle(ep.pattern, s.endpointHandler(ep))
+		mux.Handle(ep.pattern, guard(s.endpointHandler(ep)))
 	}
 	if err := s.consume(ctx, key, decl.Handlers); err != nil {
 		return nil, err
 	}
 	handler := http.Handler(mux)
-	if callers := p.Config.Callers(p.Name); len(callers) > 0 {
-		verifier, err := p.Callers()
-		if err != nil {
-			return nil, err
-		}
-		handler = verifier.RequireService(s.problems.Write, mux)
-	} else {
-		p.Log.Info("no service calls this one: its endpoints are open to any client")
-	}
 	p.Log.Info("simulated", "endpoints", len(decl.Endpoints), "handlers", len(decl.Handlers), "seed", s.seed)
 	return &platform.Component{Handler: handler, Checks: map[string]server.Check{"database": s.db.PingContext}}, nil
 }

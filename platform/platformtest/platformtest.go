@@ -12,12 +12,17 @@ package platformtest
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"io/fs"
+	"net"
+	"net/http"
 	"path/filepath"
 	"regexp"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/goccy/go-yaml"
 
@@ -25,6 +30,7 @@ import (
 	"github.com/switchyard/switchyard/broker/brokertest"
 	"github.com/switchyard/switchyard/bus"
 	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/observe"
 	"github.com/switchyard/switchyard/platform"
 	"github.com/switchyard/switchyard/simulate"
 	"github.com/switchyard/switchyard/store"
@@ -58,6 +64,7 @@ type System struct {
 	running map[string]*platform.Running
 	mu      sync.Mutex
 	dbs     map[string]*store.DB
+	hub     *observe.Hub
 }
 
 var listen = regexp.MustCompile(`(?m)^(\s*)listen: .*$`)
@@ -83,6 +90,19 @@ func Start(t testing.TB, opt Options) *System {
 	must(t, err)
 
 	s := &System{t: t, Config: cfg, running: map[string]*platform.Running{}, dbs: map[string]*store.DB{}}
+	// Every service exports its spans to a hub of the test's own, as under up.
+	s.hub = observe.NewHub(observe.HubConfig{})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	must(t, err)
+	hubSrv := &http.Server{Handler: s.hub, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = hubSrv.Serve(ln) }()
+	hubURL := "http://" + ln.Addr().String()
+	getenv := func(key string) string {
+		if key == platform.EnvTraceHub {
+			return hubURL
+		}
+		return ""
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(func() {
 		cancel()
@@ -92,6 +112,7 @@ func Start(t testing.TB, opt Options) *System {
 		for _, db := range s.dbs {
 			db.Close()
 		}
+		_ = hubSrv.Close()
 	})
 	names := cfg.ServiceNames() // dependencies first
 	if opt.Gateway && cfg.Gateway != nil {
@@ -102,7 +123,7 @@ func Start(t testing.TB, opt Options) *System {
 		if !ok {
 			continue
 		}
-		r, err := platform.Start(ctx, b, platform.Options{Config: cfg, Service: name, Events: opt.Events})
+		r, err := platform.Start(ctx, b, platform.Options{Config: cfg, Service: name, Events: opt.Events, Getenv: getenv})
 		if err != nil {
 			t.Fatalf("start %s: %v", name, err)
 		}
@@ -193,4 +214,25 @@ func (s *System) Deliver(service string, m *bus.Message) error {
 		return fmt.Errorf("platformtest: %s is not running", service)
 	}
 	return r.Process.Deliver(context.Background(), m)
+}
+
+// Traced returns the header of a request that starts a new trace, and the trace's
+// id: send a flow's first request with it, then read the flow back with Trace.
+func Traced() (traceID string, h http.Header) {
+	var tid [16]byte
+	var sid [8]byte
+	_, _ = rand.Read(tid[:])
+	_, _ = rand.Read(sid[:])
+	traceID = hex.EncodeToString(tid[:])
+	return traceID, http.Header{"Traceparent": {"00-" + traceID + "-" + hex.EncodeToString(sid[:]) + "-01"}}
+}
+
+// Trace returns the spans of a trace the system's services have exported so far
+// (they export in batches: a flow's last spans arrive within a second or two).
+func (s *System) Trace(traceID string) observe.Trace {
+	t, err := s.hub.Trace(traceID)
+	if err != nil {
+		return observe.Trace{ID: traceID}
+	}
+	return t
 }

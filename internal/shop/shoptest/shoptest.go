@@ -31,6 +31,9 @@ type Options struct {
 	// service [payments' simulated provider with no declines, failures or
 	// latency, so that only the test cards decide].
 	Settings map[string]map[string]any
+	// Gateway also runs the gateway (service "gateway" of Do), for flows through
+	// the public API.
+	Gateway bool
 }
 
 // Shop is a running shop.
@@ -45,7 +48,7 @@ func Start(t testing.TB, opt Options) *Shop {
 	settings := map[string]map[string]any{"payments": {"decline_rate": 0, "failure_rate": 0, "latency": "0s"}}
 	maps.Copy(settings, opt.Settings)
 	sys := platformtest.Start(t, platformtest.Options{Config: switchyard.DefaultConfig, Events: events.Schemas,
-		Services: shop.Services(), Settings: settings, Database: opt.Database})
+		Services: shop.Services(), Settings: settings, Database: opt.Database, Gateway: opt.Gateway})
 	return &Shop{System: sys, t: t}
 }
 
