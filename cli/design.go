@@ -73,13 +73,10 @@ func cmdDesign(ctx context.Context, e *Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	mon, sagas, err := e.monitoringInput(cfg)
+	in, err := e.designInput(cfg)
 	if err != nil {
 		return err
 	}
-	in := design.Input{Config: cfg, Services: mon.Services, Declared: diagram.Declared(cfg), Contracts: contracts(cfg),
-		Policy:  func(p config.Policy) resilience.Config { return platform.PolicyConfig(p).WithDefaults() },
-		Schemas: e.Events(cfg), Sagas: sagas, Rules: monitoring.Rules(mon)}
 	if *observed || *file != "" {
 		src := spanSource{file: *file, since: *since, client: httpClient(30 * time.Second)}
 		if *file == "" {
@@ -107,6 +104,17 @@ func cmdDesign(ctx context.Context, e *Env, args []string) error {
 	}
 	_, err = e.Stdout.Write(b.Bytes())
 	return err
+}
+
+// designInput is what the design document of cfg is drawn from, traffic aside.
+func (e *Env) designInput(cfg *config.Config) (design.Input, error) {
+	mon, sagas, err := e.monitoringInput(cfg)
+	if err != nil {
+		return design.Input{}, err
+	}
+	return design.Input{Config: cfg, Services: mon.Services, Declared: diagram.Declared(cfg), Contracts: contracts(cfg),
+		Policy:  func(p config.Policy) resilience.Config { return platform.PolicyConfig(p).WithDefaults() },
+		Schemas: e.Events(cfg), Sagas: sagas, Rules: monitoring.Rules(mon)}, nil
 }
 
 // cmdDeploy renders deployment artefacts from switchyard.yaml.

@@ -74,6 +74,8 @@ type Command struct {
 // os.Args, os.Getenv or os.Stdout directly.
 type Env struct {
 	Getenv func(string) string
+	// Stdin is the terminal a command may ask questions on (init); nil when none.
+	Stdin  io.Reader
 	Stdout io.Writer
 	Stderr io.Writer
 	App    *App
@@ -100,6 +102,8 @@ func (a *App) commands() []Command {
 		{Name: "events", Summary: "inspect, replay and purge dead letters; tail events as they flow", Usage: eventsUsage, Run: cmdEvents},
 		{Name: "check", Summary: "verify the platform's invariants from the services' own data (exit 1 when one breaks)",
 			Usage: "check [--config path] [--wait 30s] [--accepted file]", Run: cmdCheck},
+		{Name: "init", Summary: "start a new system: asked on a terminal, or from flags, a file or a template — a commented switchyard.yaml with every service simulated, a main.go, a README and the design document",
+			Usage: initUsage, Run: cmdInit},
 		{Name: "load", Summary: "send the platform the traffic switchyard.yaml declares (load:), or the requests given, at a rate; summarise",
 			Usage: loadUsage, Run: Load},
 		{Name: "logs", Summary: "print the log lines every service of the local stack wrote, by service, level or trace",
@@ -140,7 +144,11 @@ func (a *App) command(name string) (Command, bool) {
 // else. It is what a binary's main calls, and it does not return.
 func Main(app App) {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := Run(ctx, app, os.Args[1:], os.Getenv, os.Stdout, os.Stderr) //nolint:forbidigo // Main is a binary's main: it hands the process on
+	var stdin io.Reader
+	if isTerminal(os.Stdin) { //nolint:forbidigo // Main is a binary's main: it hands the process on
+		stdin = os.Stdin //nolint:forbidigo // the same
+	}
+	err := run(ctx, app, os.Args[1:], os.Getenv, stdin, os.Stdout, os.Stderr) //nolint:forbidigo // Main is a binary's main: it hands the process on
 	stop()
 	code := ExitCode(err)
 	if err != nil && code != 0 {
@@ -149,9 +157,14 @@ func Main(app App) {
 	os.Exit(code) //nolint:forbidigo // Main is a binary's main
 }
 
-// Run is the whole program: it dispatches args to a subcommand.
+// Run is the whole program: it dispatches args to a subcommand. It asks no
+// questions (no terminal is given).
 func Run(ctx context.Context, app App, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	e := &Env{Getenv: getenv, Stdout: stdout, Stderr: stderr, App: &app}
+	return run(ctx, app, args, getenv, nil, stdout, stderr)
+}
+
+func run(ctx context.Context, app App, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
+	e := &Env{Getenv: getenv, Stdin: stdin, Stdout: stdout, Stderr: stderr, App: &app}
 	if len(args) == 0 {
 		printUsage(e, stderr)
 		return Usagef("no command given")

@@ -84,8 +84,15 @@ func startUp(t *testing.T, platform string, extraEnv ...string) *stack {
 	if err := os.WriteFile(filepath.Join(dir, "switchyard.yaml"), []byte(platform), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	return upIn(t, binary, "switchyard", dir, extraEnv...)
+}
+
+// upIn runs `<bin> up` in dir (an application named app) until t ends, and
+// returns once it is ready.
+func upIn(t *testing.T, bin, app, dir string, extraEnv ...string) *stack {
+	t.Helper()
 	out := &lockedBuffer{}
-	cmd := exec.Command(binary, "up")
+	cmd := exec.Command(bin, "up")
 	cmd.Dir = dir
 	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "SWITCHYARD_HUB=127.0.0.1:0"}, extraEnv...)
 	cmd.Stdout, cmd.Stderr = out, out
@@ -105,13 +112,13 @@ func startUp(t *testing.T, platform string, extraEnv ...string) *stack {
 			t.Logf("switchyard up output:\n%s", out.String())
 		}
 	})
-	deadline := time.After(10 * time.Second)
-	for !strings.Contains(out.String(), "switchyard is up") {
+	deadline := time.After(30 * time.Second)
+	for !strings.Contains(out.String(), app+" is up") {
 		select {
 		case <-s.exited:
 			t.Fatalf("up exited before it was ready (%v):\n%s", s.waitErr, out.String())
 		case <-deadline:
-			t.Fatalf("no ready table within 10s:\n%s", out.String())
+			t.Fatalf("no ready table within 30s:\n%s", out.String())
 		case <-time.After(50 * time.Millisecond):
 		}
 	}

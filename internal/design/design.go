@@ -15,6 +15,7 @@ import (
 	"io/fs"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -82,7 +83,11 @@ func Render(w io.Writer, in Input) error {
 		if s.Name == "gateway" {
 			db = "none"
 		}
-		d.f("| %s | %s | `%s` | %s | %s |\n", s.Name, cmp.Or(s.Owner, "—"), s.Listen, db, cell(s.Description))
+		role := cell(s.Description)
+		if s.Simulated() {
+			role = strings.TrimSpace("*simulated* " + role)
+		}
+		d.f("| %s | %s | `%s` | %s | %s |\n", s.Name, cmp.Or(s.Owner, "—"), s.Listen, db, role)
 	}
 	d.f("\nInfrastructure: broker `%s`; service discovery `%s`", cfg.Broker.Kind, cfg.Discovery.Kind)
 	if cfg.Discovery.Kind == "nats" {
@@ -90,6 +95,7 @@ func Render(w io.Writer, in Input) error {
 	}
 	d.f("; one database per service (SQLite under `switchyard up`, PostgreSQL in production); Redis for shared rate limits when `REDIS_URL` is set.\n\n")
 
+	d.simulated(services)
 	d.interactions(in)
 	d.synchronous(in, services)
 	d.asynchronous(in, services)
@@ -100,6 +106,89 @@ func Render(w io.Writer, in Input) error {
 	d.consistency(in)
 	d.monitoring(in, services)
 	return d.err
+}
+
+// simulated describes what the simulated services do, as their simulate blocks
+// declare: a design before its code.
+func (d *doc) simulated(services []*config.Service) {
+	var sims []*config.Service
+	for _, s := range services {
+		if s.Simulated() {
+			sims = append(sims, s)
+		}
+	}
+	if len(sims) == 0 {
+		return
+	}
+	d.f("## Simulated services\n\n")
+	d.f("These services run as simulations of their declarations (`simulate:` in the configuration): real processes with their own databases, outboxes and inboxes and the real call stack, answering after the latencies below, failing at the rates below. Each is replaced by its code by removing its block once the code is built into the binary.\n\n")
+	for _, s := range sims {
+		d.f("### %s\n\n", s.Name)
+		if len(s.Simulate.Endpoints) > 0 {
+			d.f("| Endpoint | Latency p50 / p99 | Errors | Calls | Publishes |\n|---|---|---|---|---|\n")
+			for _, ep := range s.Simulate.Endpoints {
+				d.f("| `%s` | %s / %s | %s | %s | %s |\n", ep.Endpoint, ep.Latency.P50, ep.Latency.P99, share(ep.ErrorRate),
+					calls(ep.Calls), emits(ep.Publishes, ep.Outcomes))
+			}
+			d.f("\n")
+		}
+		if len(s.Simulate.Handlers) > 0 {
+			d.f("| Handles | Latency p50 / p99 | Errors | Calls | Publishes |\n|---|---|---|---|---|\n")
+			for _, h := range s.Simulate.Handlers {
+				d.f("| `%s` | %s / %s | %s | %s | %s |\n", h.Event, h.Latency.P50, h.Latency.P99, share(h.ErrorRate), calls(h.Calls), emits(h.Publishes, nil))
+			}
+			d.f("\n")
+		}
+	}
+}
+
+func share(r float64) string {
+	if r == 0 {
+		return "none"
+	}
+	return strconv.FormatFloat(100*r, 'g', 3, 64) + " %"
+}
+
+func calls(list []*config.Call) string {
+	var parts []string
+	for _, c := range list {
+		p := c.To + " `" + c.Endpoint + "`"
+		if c.Count > 1 {
+			mode := "in sequence"
+			if c.Parallel {
+				mode = "in parallel"
+			}
+			p += fmt.Sprintf(" ×%d %s", c.Count, mode)
+		}
+		if c.Probability != nil {
+			p += " (" + share(*c.Probability) + " of requests)"
+		}
+		parts = append(parts, p)
+	}
+	if len(parts) == 0 {
+		return "—"
+	}
+	return strings.Join(parts, "; ")
+}
+
+func emits(list []*config.Emit, outcomes []*config.Outcome) string {
+	var parts []string
+	for _, e := range list {
+		parts = append(parts, "`"+e.Type+"`")
+	}
+	total := 0.0
+	for _, o := range outcomes {
+		total += o.Weight
+	}
+	for _, o := range outcomes {
+		for _, e := range o.Publishes {
+			parts = append(parts, fmt.Sprintf("`%s` (%s of answers)", e.Type, share(o.Weight/total)))
+		}
+	}
+	if len(parts) == 0 {
+		return "—"
+	}
+	return strings.Join(parts, ", ")
 }
 
 func dbKind(cfg *config.Config, s *config.Service) string {
