@@ -54,6 +54,9 @@ type Edge struct {
 	// Retries counts attempts that failed and were tried again (calls) or
 	// redeliveries (events).
 	Retries int `json:"retries,omitempty"`
+	// BreakerOpen counts the calls an open circuit breaker refused before they
+	// reached the callee.
+	BreakerOpen int `json:"breaker_open,omitempty"`
 }
 
 // ErrorRate is Errors over Calls.
@@ -100,7 +103,7 @@ func Interactions(spans []observe.Span) Graph {
 		traces[spans[i].TraceID] = true
 	}
 	edges := map[string]*Edge{}
-	add := func(e Edge, failed bool, retries int) {
+	add := func(e Edge, failed bool, retries int) *Edge {
 		k := e.key()
 		got, ok := edges[k]
 		if !ok {
@@ -112,6 +115,7 @@ func Interactions(spans []observe.Span) Graph {
 			got.Errors++
 		}
 		got.Retries += retries
+		return got
 	}
 	published := map[string]bool{}
 	flows := map[Flow]int{}
@@ -121,7 +125,10 @@ func Interactions(spans []observe.Span) Graph {
 		case s.Attr("db.system.name", "db.system") != "":
 			add(Edge{From: s.Service, To: DatabaseOf(s.Service), Protocol: SQL}, s.Error, 0)
 		case s.Kind == observe.Client && s.Attr("peer.service") != "":
-			add(Edge{From: s.Service, To: s.Attr("peer.service"), Protocol: protocolOf(s)}, s.Error, failedAttempts(s))
+			e := add(Edge{From: s.Service, To: s.Attr("peer.service"), Protocol: protocolOf(s)}, s.Error, failedAttempts(s))
+			if slices.ContainsFunc(s.Events, func(ev observe.Event) bool { return ev.Name == "breaker open" }) {
+				e.BreakerOpen++
+			}
 		case s.Kind == observe.Server && byID[s.ParentID] == nil:
 			// No parent, or one outside the spans (a client that sends its own
 			// traceparent): a call from outside.

@@ -11,7 +11,7 @@ import (
 // Text writes the graph in the seeds' style, one edge per line:
 //
 //	client    --HTTP-->   gateway      120 calls
-//	orders    --gRPC-->   inventory    240 calls   2 errors (0.8%)   3 retries
+//	orders    --gRPC-->   inventory    240 calls   2 errors (0.8%)   3 retries   1 refused by the open breaker
 //	orders    --event-->  bus --> inventory   orders.order.placed.v1   120
 //	orders    --SQL-->    orders-db    961 statements
 func (g Graph) Text(w io.Writer) error {
@@ -64,6 +64,9 @@ func failures(e Edge) string {
 	if e.Retries > 0 {
 		fmt.Fprintf(&b, "\t%d retries", e.Retries)
 	}
+	if e.BreakerOpen > 0 {
+		fmt.Fprintf(&b, "\t%d refused by the open breaker", e.BreakerOpen)
+	}
 	return b.String()
 }
 
@@ -98,6 +101,9 @@ func (g Graph) Mermaid(w io.Writer) error {
 		}
 		if e.Retries > 0 {
 			label += fmt.Sprintf(", %d retries", e.Retries)
+		}
+		if e.BreakerOpen > 0 {
+			label += fmt.Sprintf(", breaker open: %d refused", e.BreakerOpen)
 		}
 		arrow := "-->"
 		if e.Protocol.Async() {
