@@ -66,6 +66,11 @@ func (p *Policy) Do(ctx context.Context, req *http.Request, attempt Attempt) (*h
 	return resp, err
 }
 
+// Count records, in the dependency's metrics, a call that ran outside Do: a
+// stream's opening (a WebSocket upgrade), which no deadline, retry or breaker
+// governs but which rpc_client_calls_total must still count.
+func (p *Policy) Count(resp *http.Response, err error, took time.Duration) { p.m.call(resp, err, took) }
+
 // finish translates err and ties cancel to the response: at once on failure, when the
 // body is closed on success.
 func (p *Policy) finish(ctx context.Context, cancel context.CancelFunc, resp *http.Response, err error) error {

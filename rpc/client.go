@@ -212,7 +212,9 @@ func (c *Client) RoundTrip(req *http.Request) (*http.Response, error) {
 	if req.Header.Get("Upgrade") != "" {
 		// A protocol upgrade (WebSocket) opens a stream, not a call: no deadline,
 		// retry or breaker applies to it, only instance selection.
+		start := time.Now()
 		resp, err = c.attempt(req.WithContext(ctx))
+		c.policy.Count(resp, err, time.Since(start))
 	} else {
 		resp, err = c.policy.Do(ctx, req, c.attempt)
 	}

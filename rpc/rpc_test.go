@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	"github.com/coder/websocket"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
@@ -621,5 +622,41 @@ func TestDecisionsAreRecordedOnSpansAndMetrics(t *testing.T) {
 	body, _ := testutil.CollectAndFormat(reg, expfmt.TypeTextPlain, "rpc_client_breaker_state", "rpc_client_calls_total")
 	if !strings.Contains(string(body), `rpc_client_breaker_state{dependency="catalog"} 2`) || !strings.Contains(string(body), `outcome="rejected"`) {
 		t.Errorf("metrics:\n%s", body)
+	}
+}
+
+// A stream opened through the client (a WebSocket upgrade) is a call like any
+// other in rpc_client_calls_total, though no retry or breaker governs it: the
+// diagram draws it, so the counters must count it.
+func TestAStreamsOpeningIsCountedAsACall(t *testing.T) {
+	t.Parallel()
+	reg := prometheus.NewRegistry()
+	metrics, err := resilience.NewMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := backend(t, func(w http.ResponseWriter, r *http.Request) {
+		conn, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		_ = conn.Write(r.Context(), websocket.MessageText, []byte("hello"))
+		_ = conn.Close(websocket.StatusNormalClosure, "")
+	})
+	c := client(t, rpc.ClientConfig{Service: "notifications", Resolver: instancesAt("notifications", addr),
+		Policy: resilience.Config{MaxAttempts: 3, Backoff: time.Millisecond, Metrics: metrics}})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	conn, _, err := websocket.Dial(ctx, c.BaseURL()+"/stream", &websocket.DialOptions{HTTPClient: c.HTTPClient()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.CloseNow()
+	if _, msg, err := conn.Read(ctx); err != nil || string(msg) != "hello" {
+		t.Fatalf("read %q, %v", msg, err)
+	}
+	body, _ := testutil.CollectAndFormat(reg, expfmt.TypeTextPlain, "rpc_client_calls_total")
+	if !strings.Contains(string(body), `rpc_client_calls_total{dependency="notifications",outcome="ok"} 1`+"\n") {
+		t.Errorf("one stream opened, rpc_client_calls_total:\n%s", body)
 	}
 }
