@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"maps"
@@ -112,9 +113,18 @@ func (e *Env) designInput(cfg *config.Config) (design.Input, error) {
 	if err != nil {
 		return design.Input{}, err
 	}
+	notes := e.App.Design
+	schemas := cmp.Or(notes.Schemas, "events")
+	if cfg.Events != "" {
+		schemas = cfg.Events
+		if rel, err := filepath.Rel(filepath.Dir(cfg.Source), cfg.Events); err == nil && !strings.HasPrefix(rel, "..") {
+			schemas = rel
+		}
+	}
 	return design.Input{Config: cfg, Services: mon.Services, Declared: diagram.Declared(cfg), Contracts: contracts(cfg),
 		Policy:  func(p config.Policy) resilience.Config { return platform.PolicyConfig(p).WithDefaults() },
-		Schemas: e.Events(cfg), Sagas: sagas, Rules: monitoring.Rules(mon)}, nil
+		Schemas: e.Events(cfg), SchemaDir: filepath.ToSlash(schemas), Sagas: sagas, Rules: monitoring.Rules(mon),
+		Notes: design.Notes{Identity: notes.Identity, Gateway: notes.Gateway, RealTime: notes.RealTime, Consistency: notes.Consistency}}, nil
 }
 
 // cmdDeploy renders deployment artefacts from switchyard.yaml.

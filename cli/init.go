@@ -442,13 +442,16 @@ func (e *Env) project(sys *system) (map[string][]byte, error) {
 	return files, nil
 }
 
-// designDocument renders DESIGN.md for the platform file written at path.
+// designDocument renders DESIGN.md for the platform file written at path: of
+// the new system alone, none of this binary's own application in it.
 func (e *Env) designDocument(path string) ([]byte, error) {
-	cfg, _, err := e.LoadConfig(path)
+	bare := *e
+	bare.App = &App{Name: e.App.Name}
+	cfg, _, err := bare.LoadConfig(path)
 	if err != nil {
 		return nil, err
 	}
-	in, err := e.designInput(cfg)
+	in, err := bare.designInput(cfg)
 	if err != nil {
 		return nil, err
 	}

@@ -60,6 +60,28 @@ type App struct {
 	Check func(ctx context.Context, in CheckInput) ([]CheckResult, error)
 	// Commands are the application's own subcommands.
 	Commands []Command
+	// Design says, for the design document, what the code does that
+	// switchyard.yaml cannot: who issues end users' tokens, the gateway's own
+	// routes, what streams carry, which views are eventually consistent.
+	Design DesignNotes
+}
+
+// DesignNotes are the design document's sentences about the application's code.
+// Each is optional; without it the document says only what the configuration
+// shows.
+type DesignNotes struct {
+	// Identity: who issues end users' access tokens and how the gateway verifies
+	// them (GatewayOptions.Verifier).
+	Identity string
+	// Gateway: the routes the gateway answers itself (GatewayOptions.Routes).
+	Gateway string
+	// RealTime: what the declared streams carry and how a client resumes one.
+	RealTime string
+	// Consistency: the read models and what feeds them.
+	Consistency string
+	// Schemas is where the event schemas live in the source tree [the events:
+	// directory of switchyard.yaml, else events].
+	Schemas string
 }
 
 // Command is one subcommand.

@@ -45,14 +45,30 @@ type Input struct {
 	Declared []diagram.Edge
 	// Contracts maps a service to the files of its API contract (api/...).
 	Contracts map[string][]string
-	// Schemas holds the event schemas, <type>.json at its root.
-	Schemas fs.FS
-	Sagas   []Saga
-	Rules   monitoring.RuleFile
+	// Schemas holds the event schemas, <type>.json at its root; SchemaDir is
+	// where they live in the source tree.
+	Schemas   fs.FS
+	SchemaDir string
+	// Notes say what the application's code does that the configuration cannot.
+	Notes Notes
+	Sagas []Saga
+	Rules monitoring.RuleFile
 	// Observed, when set, is the traffic seen in traces, drawn with its drift.
 	Observed *diagram.Graph
 	// ObservedFrom says where and over which window it was seen.
 	ObservedFrom string
+}
+
+// Notes are the application's sentences about its code; each is optional.
+type Notes struct {
+	// Identity: who issues end users' tokens and how the gateway verifies them.
+	Identity string
+	// Gateway: the routes the gateway answers itself.
+	Gateway string
+	// RealTime: what the streams carry, how a client resumes one.
+	RealTime string
+	// Consistency: the read models and what feeds them.
+	Consistency string
 }
 
 type doc struct {
@@ -74,7 +90,7 @@ func Render(w io.Writer, in Input) error {
 	slices.SortFunc(services, func(a, b *config.Service) int { return cmp.Compare(a.Name, b.Name) })
 
 	d.f("# Communication design\n\n")
-	d.f("Rendered by `switchyard design` from %s, the contracts in `api/` and the code's saga definitions.\n", cfg.Source)
+	d.f("Rendered by `switchyard design` from %s, the contracts it names, the event schemas and the code's saga definitions.\n", cfg.Source)
 	d.f("Do not edit: change the configuration or the contracts and render it again.\n\n")
 
 	d.f("## Services and ownership\n\n| Service | Owner | Listens on | Database | Role |\n|---|---|---|---|---|\n")
@@ -102,7 +118,7 @@ func Render(w io.Writer, in Input) error {
 	d.discovery(cfg)
 	d.reliability(in, services)
 	d.tracing(cfg)
-	d.gateway(cfg)
+	d.gateway(in)
 	d.consistency(in)
 	d.monitoring(in, services)
 	return d.err
@@ -254,11 +270,23 @@ func (d *doc) interactions(in Input) {
 
 func (d *doc) synchronous(in Input, services []*config.Service) {
 	d.f("## Synchronous communication\n\n")
-	d.f("Contracts:\n\n")
-	for _, name := range slices.Sorted(maps.Keys(in.Contracts)) {
-		d.f("- %s: %s\n", name, "`"+strings.Join(in.Contracts[name], "`, `")+"`")
+	if len(in.Contracts) == 0 {
+		d.f("Contracts: none declared yet (`contracts:` of a service names its OpenAPI documents or protobuf files)")
+		if slices.ContainsFunc(services, (*config.Service).Simulated) {
+			d.f("; the simulated services' endpoints above stand for them")
+		}
+		d.f(".\n")
+	} else {
+		d.f("Contracts:\n\n")
+		for _, name := range slices.Sorted(maps.Keys(in.Contracts)) {
+			d.f("- %s: %s\n", name, "`"+strings.Join(in.Contracts[name], "`, `")+"`")
+		}
 	}
-	d.f("\nAuthentication: every call between services carries a service token — a JWT the caller signs with its own Ed25519 key (EdDSA, 60 s), audience the callee; the callee accepts only the callers that declare it as a dependency. Customers' tokens (EdDSA access tokens from users, verified against its JWKS) ride along where the callee acts for a customer. gRPC is Connect's gRPC protocol over HTTP/2 cleartext; REST is JSON over HTTP/1.1 with RFC 9457 problem details.\n\n")
+	d.f("\nAuthentication: every call between services carries a service token — a JWT the caller signs with its own Ed25519 key (EdDSA, 60 s), audience the callee; the callee accepts only the callers that declare it as a dependency.")
+	if in.Notes.Identity != "" {
+		d.f(" End users' tokens (%s) ride along where the callee acts for a user.", in.Notes.Identity)
+	}
+	d.f(" gRPC is Connect's gRPC protocol over HTTP/2 cleartext; REST is JSON over HTTP/1.1 with RFC 9457 problem details.\n\n")
 	d.f("| Caller | Callee | Protocol | Timeout | Per try | Retries | Circuit breaker | Bulkhead |\n|---|---|---|---|---|---|---|---|\n")
 	for _, s := range services {
 		for _, dep := range slices.Sorted(maps.Keys(s.Dependencies)) {
@@ -302,12 +330,47 @@ func (d *doc) asynchronous(in Input, services []*config.Service) {
 		}
 	}
 	for _, t := range types {
-		d.f("| `%s` | %s | %s | %s | `api/events/%s.json` |\n", t, list(publishers[t]), list(consumers[t]), required(in.Schemas, t), t)
+		d.f("| `%s` | %s | %s | %s | `%s/%s.json` |\n", t, list(publishers[t]), list(consumers[t]), required(in.Schemas, t), cmp.Or(in.SchemaDir, "events"), t)
 	}
 	d.f("\nDelivery: producers write events to an outbox table in the transaction that changes their state; a relay publishes them in order with the event id as the broker's de-duplication id, so a crash between commit and publish loses nothing and duplicates nothing. Consumers are at-least-once: each records handled event ids in an inbox table in the transaction of its effects, so a redelivery changes nothing.\n\n")
 	d.f("Dead letters: a failing handler is retried with backoff; after its attempts (or at once, for an invalid event) the event goes to the dead-letter stream with every attempt's error. `switchyard events dlq list|show|replay|purge` (and the gateway's admin routes) inspect, replay or drop them.\n\n")
-	d.f("Idempotency: commands over HTTP take an `Idempotency-Key` (the same key and body replay the first answer; another body is refused); saga steps call with the order id as key; consumers deduplicate through their inbox.\n\n")
-	d.f("Real time: notifications keeps a numbered log per customer and streams it over an authenticated WebSocket (`/api/v1/notifications`) that resumes from the last number a client saw.\n\n")
+	d.f("Idempotency: commands over HTTP take an `Idempotency-Key` (the same key and body replay the first answer; another body is refused); saga steps call with the saga's id as key; consumers deduplicate through their inbox.\n\n")
+	d.realTime(in, services)
+}
+
+// realTime lists the streams: the gateway's streaming routes and the WebSocket
+// endpoints the simulations declare.
+func (d *doc) realTime(in Input, services []*config.Service) {
+	var streams []string
+	if g := in.Config.Gateway; g != nil {
+		for _, r := range g.Routes {
+			if r.Streaming {
+				streams = append(streams, fmt.Sprintf("`%s` → %s (auth %s)", r.Prefix, cmp.Or(r.Service, r.Upstream), cmp.Or(r.Auth, "required")))
+			}
+		}
+	}
+	for _, s := range services {
+		if s.Simulate == nil {
+			continue
+		}
+		for _, ep := range s.Simulate.Endpoints {
+			if kind, _, path, err := config.ParseEndpoint(ep.Endpoint); err == nil && kind == config.Stream {
+				streams = append(streams, fmt.Sprintf("%s `%s` (simulated: a %d-byte message every %s)", s.Name, path, cmp.Or(ep.MessageBytes, 128), ep.Interval.Std()))
+			}
+		}
+	}
+	if len(streams) == 0 && in.Notes.RealTime == "" {
+		d.f("Real time: no streams are declared.\n\n")
+		return
+	}
+	d.f("Real time: WebSocket streams, each proxied by the gateway without a deadline per message or a concurrency slot:")
+	if len(streams) > 0 {
+		d.f(" %s.", strings.Join(streams, "; "))
+	}
+	if in.Notes.RealTime != "" {
+		d.f(" %s", in.Notes.RealTime)
+	}
+	d.f("\n\n")
 }
 
 func list(names []string) string {
@@ -377,22 +440,34 @@ func (d *doc) tracing(cfg *config.Config) {
 	d.f("## Distributed tracing\n\n")
 	d.f("- Propagation: W3C `traceparent`/`tracestate` and baggage on every HTTP and gRPC call; in each event's CloudEvents extensions, so the consumer continues the writer's trace.\n")
 	d.f("- Spans: the gateway's and every service's server span; a client span per call (with each failed attempt as an event); a producer span when an event is written, another when the relay sends it and another when a dead letter is replayed; a consumer span per delivery; a span per saga step and compensation; a span per SQL statement inside a request when database spans are on (`telemetry.database_spans`; on under `switchyard up`).\n")
-	d.f("- Sampling: %g of new traces, children following their parent.\n", ratio)
-	export := "none configured"
+	d.f("- Sampling: %g%% of new traces, children following their parent.\n", 100*ratio)
+	export := "OTLP/HTTP to the collector `OTEL_EXPORTER_OTLP_ENDPOINT` names (none is configured in the file)"
 	if cfg.Telemetry.OTLPEndpoint != "" {
-		export = "`" + cfg.Telemetry.OTLPEndpoint + "`"
+		export = "OTLP/HTTP to `" + cfg.Telemetry.OTLPEndpoint + "` (or `OTEL_EXPORTER_OTLP_ENDPOINT`)"
 	}
-	d.f("- Export: OTLP/HTTP to %s (or `OTEL_EXPORTER_OTLP_ENDPOINT`); under `switchyard up` also to the local hub on `%s`, which `switchyard diagram`, `switchyard logs` and the dashboard read.\n\n", export, cfg.Telemetry.Hub)
+	d.f("- Export: %s; under `switchyard up` also to the local hub on `%s`, which `switchyard diagram`, `switchyard logs` and the dashboard read.\n\n", export, cfg.Telemetry.Hub)
 }
 
-func (d *doc) gateway(cfg *config.Config) {
-	g := cfg.Gateway
+func (d *doc) gateway(in Input) {
+	g := in.Config.Gateway
 	if g == nil {
 		return
 	}
 	d.f("## API gateway\n\n")
-	d.f("Listens on `%s`. Every request is authenticated per route (`none`, `optional`, `required`, `admin`) against the users service's JWKS (EdDSA, `typ` at+jwt, issuer and audience checked); identity headers from clients are dropped and the verified ones injected; bodies are capped (default %d bytes); load is shed by an adaptive concurrency limit (%d–%d, starting at %d).\n\n",
-		g.Listen, cmp.Or(g.MaxBodyBytes, 1<<20), g.Shedding.MinLimit, g.Shedding.MaxLimit, g.Shedding.InitialLimit)
+	identity := cmp.Or(in.Notes.Identity, "checked by the application's verifier (`GatewayOptions.Verifier`)")
+	users := slices.ContainsFunc(g.Routes, func(r config.Route) bool { return r.Auth != "none" })
+	d.f("Listens on `%s`. ", g.Listen)
+	if users {
+		d.f("Every request is authenticated per route (`none`, `optional`, `required`, `admin`) — end users' tokens are %s; identity headers from clients are dropped and the verified ones injected", identity)
+	} else {
+		d.f("No route needs an end user yet (every route is `auth: none`); identity headers from clients are dropped all the same")
+	}
+	d.f("; bodies are capped (default %d bytes); ", cmp.Or(g.MaxBodyBytes, 1<<20))
+	if g.Shedding.MaxLimit > 0 {
+		d.f("load is shed by an adaptive concurrency limit (%d–%d, starting at %d).\n\n", g.Shedding.MinLimit, g.Shedding.MaxLimit, g.Shedding.InitialLimit)
+	} else {
+		d.f("load shedding is off (`shedding.max_limit` 0).\n\n")
+	}
 	d.f("| Route | Leads to | Auth | Timeout | Rate limit | Notes |\n|---|---|---|---|---|---|\n")
 	for _, r := range g.Routes {
 		to := r.Service
@@ -422,7 +497,11 @@ func (d *doc) gateway(cfg *config.Config) {
 		}
 		d.f("| `%s` | %s | %s | %s | %s | %s |\n", r.Prefix, to, cmp.Or(r.Auth, "required"), cmp.Or(r.Timeout.Std(), 30*time.Second), limit, cmp.Or(strings.Join(notes, "; "), "—"))
 	}
-	d.f("\nRate limits apply per principal — the user, else the API key, else the client address — in process, or shared by every replica through Redis (GCRA). Requests are transformed only at the edges: the public prefix is mapped to the service's path, hop-by-hop headers are removed, a request id and the trace context are added. `GET /api/v1/orders/{id}/summary` is answered by the gateway itself from orders, payments, catalog and notifications in parallel.\n\n")
+	d.f("\nRate limits apply per principal — the user, else the API key, else the client address — in process, or shared by every replica through Redis (GCRA). Requests are transformed only at the edges: the public prefix is mapped to the service's path, hop-by-hop headers are removed, a request id and the trace context are added.")
+	if in.Notes.Gateway != "" {
+		d.f(" %s", in.Notes.Gateway)
+	}
+	d.f("\n\n")
 }
 
 func (d *doc) consistency(in Input) {
@@ -442,7 +521,17 @@ func (d *doc) consistency(in Input) {
 		}
 		d.f("\n")
 	}
-	d.f("Sagas are persisted: each step's outcome is committed with the saga's state; a process holds a lease on the sagas it runs and another takes over when it lapses; writes are fenced by the lease. Compensations run in reverse order and are retried until they succeed — a saga whose compensation keeps failing is marked stuck and alerts. Read models (catalog's availability, notifications) are eventually consistent, fed by events through the inbox.\n\n")
+	if len(in.Sagas) > 0 {
+		d.f("Sagas are persisted: each step's outcome is committed with the saga's state; a process holds a lease on the sagas it runs and another takes over when it lapses; writes are fenced by the lease. Compensations run in reverse order and are retried until they succeed — a saga whose compensation keeps failing is marked stuck and alerts.")
+	} else {
+		d.f("No service runs a saga yet: each writes its own database alone, and what others must learn of it travels as events from its outbox.")
+	}
+	if in.Notes.Consistency != "" {
+		d.f(" %s", in.Notes.Consistency)
+	} else if len(in.Declared) > 0 {
+		d.f(" What a service keeps of another's events is eventually consistent, fed through its inbox.")
+	}
+	d.f("\n\n")
 }
 
 func (d *doc) monitoring(in Input, services []*config.Service) {

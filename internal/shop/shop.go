@@ -54,6 +54,13 @@ func App() cli.App {
 		Events:     events.Schemas,
 		Services:   Services(),
 		Check:      Check,
+		Design: cli.DesignNotes{
+			Identity:    "EdDSA access tokens the users service issues, verified against its JWKS: `typ` at+jwt, issuer and audience checked",
+			Gateway:     "`GET /api/v1/orders/{id}/summary` is answered by the gateway itself from orders, payments, catalog and notifications in parallel; the storefront is served at `/`.",
+			RealTime:    "notifications keeps a numbered log per customer and streams it to the customer alone; a client resumes from the last number it saw.",
+			Consistency: "Read models (catalog's availability, notifications) are eventually consistent, fed by events through the inbox.",
+			Schemas:     "api/events",
+		},
 		Commands: []cli.Command{
 			{Name: "load", Summary: "drive the shop like its customers do (register, browse, order, some cards declining) at a rate, and summarise; with --request, or a platform declaring load:, send that traffic instead",
 				Usage: "load [--rate 100] [--duration 60s] [--customers 20] [--declines 0.1] [--retry-window 10s] [--timeline file] [--config path]", Run: cmdLoad},
