@@ -10,15 +10,16 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"connectrpc.com/connect"
 	"github.com/coder/websocket"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/event"
 	"github.com/switchyard/switchyard/internal/tmpl"
-	"github.com/switchyard/switchyard/rest"
 	"github.com/switchyard/switchyard/rpc"
 )
 
@@ -36,6 +37,8 @@ type endpoint struct {
 	errorSt    int
 	size       int
 	response   any
+	encoded    *tmpl.JSON // response (or the filler), compiled: what REST answers
+	answered   prometheus.Counter // simulate_requests_total of its 200s, resolved once
 	outcomes   []outcome
 	total      float64 // of the outcomes' weights
 	calls      []call
@@ -50,6 +53,7 @@ type outcome struct {
 	weight    float64
 	status    int
 	response  any
+	encoded   *tmpl.JSON
 	publishes []emit
 }
 
@@ -62,6 +66,7 @@ func (s *sim) compileEndpoint(key string, d *config.Endpoint) (*endpoint, error)
 	if ep.errorSt == 0 {
 		ep.errorSt = http.StatusServiceUnavailable
 	}
+	ep.answered = s.metrics.requests.WithLabelValues(ep.name, strconv.Itoa(http.StatusOK))
 	if ep.size == 0 {
 		ep.size = 256
 	}
@@ -91,6 +96,13 @@ func (s *sim) compileEndpoint(key string, d *config.Endpoint) (*endpoint, error)
 		return nil, err
 	}
 	var err error
+	answer := d.Response
+	if answer == nil { // filler of the declared size: an id, and padding
+		answer = map[string]any{"id": "{{id}}", "filler": strings.Repeat("x", max(ep.size-len(`{"id":"","filler":""}`)-36, 0))}
+	}
+	if ep.encoded, err = tmpl.CompileJSON(answer); err != nil {
+		return nil, cfg.Errorf(key+".response", "not JSON: %v", err)
+	}
 	for i, o := range d.Outcomes {
 		k := fmt.Sprintf("%s.outcomes.%d", key, i)
 		if err := check(k+".response", o.Response); err != nil {
@@ -99,6 +111,11 @@ func (s *sim) compileEndpoint(key string, d *config.Endpoint) (*endpoint, error)
 		oc := outcome{weight: o.Weight, status: o.Status, response: o.Response}
 		if oc.status == 0 {
 			oc.status = http.StatusOK
+		}
+		if o.Response != nil {
+			if oc.encoded, err = tmpl.CompileJSON(o.Response); err != nil {
+				return nil, cfg.Errorf(k+".response", "not JSON: %v", err)
+			}
 		}
 		if oc.publishes, err = compileEmits(o.Publishes, k+".publishes", sc, cfg); err != nil {
 			return nil, err
@@ -130,10 +147,12 @@ func (s *sim) newExchange(r *http.Request, ep *endpoint) *exchange {
 	return &exchange{rnd: s.rand(), vars: v, begun: time.Now()}
 }
 
-// answer is what a request comes to.
+// answer is what a request comes to: its status, and the template of its body
+// (nil for filler), rendered by the protocol that answers.
 type answer struct {
-	status int
-	body   any // rendered response; nil for filler
+	status  int
+	body    any
+	encoded *tmpl.JSON
 }
 
 // serve simulates one request: its own processing time, then its error or its
@@ -151,13 +170,13 @@ func (s *sim) serve(ctx context.Context, ep *endpoint, x *exchange) (answer, err
 		s.note(ctx, row{id: x.vars.ID, kind: "request", name: ep.name, status: http.StatusServiceUnavailable, took: time.Since(x.begun)})
 		return answer{}, err
 	}
-	a := answer{status: http.StatusOK, body: tmpl.Render(ep.response, x.vars)}
+	a := answer{status: http.StatusOK, body: ep.response, encoded: ep.encoded}
 	var extra []emit
 	if len(ep.outcomes) > 0 {
 		o := ep.pick(x.rnd)
 		a.status, extra = o.status, o.publishes
 		if o.response != nil {
-			a.body = tmpl.Render(o.response, x.vars)
+			a.body, a.encoded = o.response, o.encoded
 		}
 	}
 	if err := pause(ctx, own); err != nil {
@@ -167,19 +186,21 @@ func (s *sim) serve(ctx context.Context, ep *endpoint, x *exchange) (answer, err
 	if err != nil {
 		return answer{}, err
 	}
-	if err := s.write(ctx, row{id: x.vars.ID, kind: "request", name: ep.name, status: a.status, took: time.Since(x.begun), events: events}); err != nil {
+	r := row{id: x.vars.ID, kind: "request", name: ep.name, status: a.status, took: time.Since(x.begun), events: events}
+	if len(events) == 0 {
+		s.note(ctx, r)
+		return a, nil
+	}
+	if err := s.write(ctx, r); err != nil {
 		return answer{}, err
 	}
 	return a, nil
 }
 
-// note writes the row of an exchange whose answer does not wait for it (a failure,
-// a stream): a database refusing the row changes nothing of the answer.
-func (s *sim) note(ctx context.Context, r row) {
-	if err := s.write(context.WithoutCancel(ctx), r); err != nil {
-		s.p.Log.Warn("record a simulated exchange", "name", r.name, "error", err)
-	}
-}
+// note records the row of an exchange that publishes nothing, whose answer does
+// not wait for it (a read, a failure, a stream): the journal writes it with the
+// next batch.
+func (s *sim) note(ctx context.Context, r row) { s.journal.add(ctx, r) }
 
 func (ep *endpoint) pick(rnd *rand.Rand) outcome {
 	n := rnd.Float64() * ep.total
@@ -211,16 +232,35 @@ func (s *sim) endpointHandler(ep *endpoint) http.Handler {
 			_ = json.Unmarshal(body, &x.vars.Request) // a body that is no JSON is simply not readable by templates
 		}
 		a, err := s.serve(r.Context(), ep, x)
-		s.metrics.requests.WithLabelValues(ep.name, strconv.Itoa(statusOf(a, err))).Inc()
+		s.count(ep, statusOf(a, err))
 		if err != nil {
 			s.fail(w, r, err)
 			return
 		}
-		if a.body == nil {
-			a.body = map[string]any{"id": x.vars.ID, "filler": strings.Repeat("x", max(ep.size-len(`{"id":"","filler":""}`)-36, 0))}
+		buf := bodies.Get().(*[]byte)
+		body := a.encoded.Append((*buf)[:0], x.vars)
+		h := w.Header()
+		h["Content-Type"] = []string{"application/json"}
+		h["Content-Length"] = []string{strconv.Itoa(len(body))}
+		w.WriteHeader(a.status)
+		_, _ = w.Write(body)
+		if cap(body) <= 64<<10 {
+			*buf = body
+			bodies.Put(buf)
 		}
-		rest.Write(w, a.status, a.body)
 	})
+}
+
+// bodies lends the REST answers their buffers.
+var bodies = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+// count counts one answer of ep.
+func (s *sim) count(ep *endpoint, status int) {
+	if status == http.StatusOK {
+		ep.answered.Inc()
+		return
+	}
+	s.metrics.requests.WithLabelValues(ep.name, strconv.Itoa(status)).Inc()
 }
 
 func statusOf(a answer, err error) int {
@@ -243,7 +283,7 @@ func (s *sim) grpcHandler(ep *endpoint) (string, http.Handler) {
 			x.vars.Request = ep.grpc.decode(req.Msg.b, true)
 		}
 		a, err := s.serve(ctx, ep, x)
-		s.metrics.requests.WithLabelValues(ep.name, strconv.Itoa(statusOf(a, err))).Inc()
+		s.count(ep, statusOf(a, err))
 		if err == nil && a.status >= 400 {
 			err = &failure{status: a.status, detail: "simulated outcome"}
 		}
@@ -257,7 +297,7 @@ func (s *sim) grpcHandler(ep *endpoint) (string, http.Handler) {
 		out := &raw{}
 		switch {
 		case a.body != nil:
-			b, err := ep.grpc.encode(a.body, false)
+			b, err := ep.grpc.encode(tmpl.Render(a.body, x.vars), false)
 			if err != nil {
 				return nil, rpc.ConnectError(err)
 			}

@@ -14,8 +14,12 @@
 //     depend on it and the gateway), or to anyone when nothing calls it;
 //   - each request draws its own processing time (fixed, or log-normal from p50
 //     and p99), then, unless it draws an error, makes its calls in order — each
-//     with its probability, count, and in parallel or in sequence — and writes a
-//     row and its events in one transaction: the outbox publishes them;
+//     with its probability, count, and in parallel or in sequence — and, when it
+//     publishes, writes its row and its events in one transaction before it
+//     answers: the outbox publishes them; a request that publishes nothing (a
+//     read, a failure, a stream) costs what a real read costs — its row joins
+//     the journal's next batch (journal.go) — so a simulated hop costs no more
+//     than the code it stands for (bench/RESULTS.md);
 //   - event data is drawn from the event's JSON Schema (event.Registry.Example),
 //     with the declared fields set over it, and must validate;
 //   - a delivery is handled through the inbox: its calls are made and its events
@@ -76,6 +80,7 @@ type sim struct {
 	clients  map[string]*rpc.Client
 	problems problem.Writer
 	metrics  *metrics
+	journal  *journal
 	seed     uint64
 	draws    atomic.Uint64
 }
@@ -97,6 +102,8 @@ func build(ctx context.Context, p *platform.Process) (*platform.Component, error
 	if s.db, err = p.Database(ctx, own); err != nil {
 		return nil, err
 	}
+	s.journal = newJournal(s)
+	p.Go(s.journal.run)
 	if len(p.Declared.Publishes) > 0 {
 		if s.events, err = p.Events(); err != nil {
 			return nil, err

@@ -12,9 +12,11 @@
 package tmpl
 
 import (
+	"encoding/json"
 	"fmt"
 	"maps"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -224,4 +226,103 @@ func Params(path string) []string {
 		}
 	}
 	return out
+}
+
+// JSON is a template compiled to its JSON encoding: the literal text encoded
+// once, the references left as holes filled per exchange. It writes what
+// encoding/json would write of Render's result — keys sorted, HTML escaped — at
+// the cost of the holes alone.
+type JSON struct{ parts []part }
+
+// part is literal JSON, or a hole: a string with references inside (written as
+// a JSON string) or one reference alone (written as its value's JSON).
+type part struct {
+	lit      []byte
+	str, ref string
+}
+
+// CompileJSON compiles t; it fails for a value encoding/json cannot write.
+func CompileJSON(t any) (*JSON, error) {
+	j := &JSON{}
+	var lit []byte
+	flush := func() {
+		if len(lit) > 0 {
+			j.parts = append(j.parts, part{lit: lit})
+			lit = nil
+		}
+	}
+	var walk func(t any) error
+	walk = func(t any) error {
+		switch x := t.(type) {
+		case string:
+			if m := reference.FindStringSubmatchIndex(x); m != nil && m[0] == 0 && m[1] == len(x) {
+				flush()
+				j.parts = append(j.parts, part{ref: x[m[2]:m[3]]})
+				return nil
+			}
+			if strings.Contains(x, "{{") {
+				flush()
+				j.parts = append(j.parts, part{str: x})
+				return nil
+			}
+		case map[string]any:
+			lit = append(lit, '{')
+			for i, k := range slices.Sorted(maps.Keys(x)) {
+				if i > 0 {
+					lit = append(lit, ',')
+				}
+				key, _ := json.Marshal(k)
+				lit = append(append(lit, key...), ':')
+				if err := walk(x[k]); err != nil {
+					return err
+				}
+			}
+			lit = append(lit, '}')
+			return nil
+		case []any:
+			lit = append(lit, '[')
+			for i, e := range x {
+				if i > 0 {
+					lit = append(lit, ',')
+				}
+				if err := walk(e); err != nil {
+					return err
+				}
+			}
+			lit = append(lit, ']')
+			return nil
+		}
+		b, err := json.Marshal(t)
+		if err != nil {
+			return err
+		}
+		lit = append(lit, b...)
+		return nil
+	}
+	if err := walk(t); err != nil {
+		return nil, err
+	}
+	lit = append(lit, '\n') // as json.Encoder ends a value
+	flush()
+	return j, nil
+}
+
+// Append appends the template's JSON, filled from v, to dst.
+func (j *JSON) Append(dst []byte, v *Vars) []byte {
+	for _, p := range j.parts {
+		switch {
+		case p.lit != nil:
+			dst = append(dst, p.lit...)
+		case p.ref != "":
+			b, err := json.Marshal(v.lookup(p.ref))
+			if err != nil {
+				b = []byte("null") // decoded JSON always encodes; nothing else reaches a hole
+			}
+			dst = append(dst, b...)
+		default:
+			b, _ := json.Marshal(Render(p.str, v))
+			dst = append(dst, b...)
+		}
+	}
+	return dst
 }

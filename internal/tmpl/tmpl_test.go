@@ -1,6 +1,8 @@
 package tmpl_test
 
 import (
+	"bytes"
+	"encoding/json"
 	"reflect"
 	"strings"
 	"testing"
@@ -47,5 +49,39 @@ func TestAReferenceOutOfScopeIsRefused(t *testing.T) {
 	}
 	if err := tmpl.Check(map[string]any{"a": "{{id}} {{now}}", "b": "{{event.ride.id}}"}, tmpl.Scope{Event: true}); err != nil {
 		t.Errorf("a template within scope: %v", err)
+	}
+}
+
+// A compiled template writes, byte for byte, what encoding/json writes of the
+// rendered value: keys sorted, HTML escaped, references typed, the trailing newline.
+func TestACompiledTemplateWritesWhatTheEncoderWould(t *testing.T) {
+	v := &tmpl.Vars{ID: "x1", Path: map[string]string{"zone": "<north>"},
+		Request: map[string]any{"seats": 2.0, "rider": map[string]any{"name": "ann & bo"}, "stops": []any{"a", "b"}}}
+	for _, tpl := range []any{
+		map[string]any{
+			"id": "{{id}}", "seats": "{{ request.seats }}", "who": "rider {{request.rider.name}} in {{path.zone}}",
+			"rider": "{{request.rider}}", "missing": "{{request.nothing}}", "list": []any{"{{path.zone}}", 3, uint64(7), true, nil},
+			"z": map[string]any{"b": 1.5, "a": "plain \"quoted\" <b>"}, "": "empty key",
+		},
+		"{{request.stops}}",
+		"just text",
+		[]any{},
+		map[string]any{},
+		nil,
+	} {
+		var want bytes.Buffer
+		if err := json.NewEncoder(&want).Encode(tmpl.Render(tpl, v)); err != nil {
+			t.Fatal(err)
+		}
+		c, err := tmpl.CompileJSON(tpl)
+		if err != nil {
+			t.Fatalf("compile %v: %v", tpl, err)
+		}
+		if got := c.Append(nil, v); string(got) != want.String() {
+			t.Errorf("%v:\n got %s\nwant %s", tpl, got, want.String())
+		}
+	}
+	if _, err := tmpl.CompileJSON(map[string]any{"f": func() {}}); err == nil {
+		t.Error("a value JSON cannot hold compiled")
 	}
 }
