@@ -17,7 +17,8 @@ const module = "github.com/switchyard/switchyard"
 // importViolations applies the dependency rules to a map from package path to the
 // paths it imports (test imports included):
 //
-//   - the toolkit (everything outside cmd/ and internal/shop/) never imports the shop;
+//   - the toolkit (everything outside cmd/, internal/shop/ and bench/) never imports
+//     the shop; bench/ measures the shop's services against what stands beside them;
 //   - one shop service never imports another: they talk through clients, events and
 //     the contracts in api/. internal/shop/commerce is shared vocabulary, check and
 //     loadgen are tools that reach the services as an operator or a client does
@@ -41,7 +42,8 @@ func importViolations(imports map[string][]string) []string {
 		return name
 	}
 	composes := func(pkg string) bool {
-		return strings.HasPrefix(pkg, cmd) || strings.HasPrefix(pkg, shop+"shoptest") || pkg == strings.TrimSuffix(shop, "/")
+		return strings.HasPrefix(pkg, cmd) || strings.HasPrefix(pkg, shop+"shoptest") || pkg == strings.TrimSuffix(shop, "/") ||
+			pkg == module+"/bench"
 	}
 	shared := func(pkg string) bool { return strings.HasPrefix(pkg, shop) }
 	var out []string
