@@ -37,7 +37,7 @@ type endpoint struct {
 	errorSt    int
 	size       int
 	response   any
-	encoded    *tmpl.JSON // response (or the filler), compiled: what REST answers
+	encoded    *tmpl.JSON         // response (or the filler), compiled: what REST answers
 	answered   prometheus.Counter // simulate_requests_total of its 200s, resolved once
 	outcomes   []outcome
 	total      float64 // of the outcomes' weights

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -80,7 +81,8 @@ func (p *project) run(args ...string) (string, int) {
 	cmd := exec.Command(binary, args...)
 	cmd.Dir, cmd.Env = p.dir, []string{"PATH=" + os.Getenv("PATH"), "HOME=" + p.dir}
 	out, err := cmd.CombinedOutput()
-	if _, exited := err.(*exec.ExitError); err != nil && !exited {
+	var exited *exec.ExitError
+	if err != nil && !errors.As(err, &exited) {
 		p.t.Fatalf("%v: %v", args, err)
 	}
 	return string(out), cmd.ProcessState.ExitCode()
