@@ -89,24 +89,26 @@ type instance struct {
 // each, on the machine's server) and Redis (shared rate limits), and two gateways,
 // each driven by its own `switchyard load` whose customers try again for up to 10 s.
 // Mid-run the NATS node leading the discovery bucket's stream is killed (kill -9)
-// and started again 5 s later; later one replica of each service is killed.
+// and started again 5 s later; every order accepted before the node's restart must
+// be final within 30 s of it; then one replica of each service is killed.
 // Afterwards: at least 99 % of the orders placed from the kill until the restart
-// settled were accepted, every order accepted before the node's restart is final
-// within 30 s of it, no service logs a failing heartbeat once the restart has
-// settled, and `switchyard check` passes: no order lost, no double charge, stock
-// conserved. The acceptance and error rates the customers saw are reported.
+// settled were accepted, no service logs a failing heartbeat once the restart has
+// settled, and `switchyard check` passes: every accepted order final, none lost, no
+// double charge, stock conserved. The acceptance and error rates the customers saw are reported.
 //
 // Runs when SWITCHYARD_TEST_POSTGRES and SWITCHYARD_TEST_REDIS name servers (CI sets
-// them); DIST_RATE (orders/s over both gateways, default 50) and DIST_DURATION
+// them); DIST_RATE (orders/s over both gateways, default 30) and DIST_DURATION
 // (default 60s) scale it. README "Running in production" documents the command.
 func TestADistributedRunLosesNothing(t *testing.T) {
 	pg, redisURL := os.Getenv("SWITCHYARD_TEST_POSTGRES"), os.Getenv("SWITCHYARD_TEST_REDIS")
 	if pg == "" || redisURL == "" {
 		t.Skip("the distributed run needs SWITCHYARD_TEST_POSTGRES and SWITCHYARD_TEST_REDIS")
 	}
-	// 50 orders/s: at 100 the seventeen processes and PostgreSQL saturate two cores
-	// before any fault (the gateways shed a third of the orders; bench/RESULTS.md).
-	rate, duration := 50.0, time.Minute
+	// 30 orders/s: the seventeen processes, three NATS nodes and PostgreSQL share two
+	// cores, and at 50 they reach the knee before any fault (inventory's median
+	// answer climbs from ~5 ms to ~1 s), so that recovery would measure the backlog,
+	// not the fault; at 100 the gateways shed a third of the orders (bench/RESULTS.md).
+	rate, duration := 30.0, time.Minute
 	if v := os.Getenv("DIST_RATE"); v != "" {
 		rate, _ = strconv.ParseFloat(v, 64)
 	}
@@ -233,15 +235,22 @@ func TestADistributedRunLosesNothing(t *testing.T) {
 	victim.start()
 	restarted := time.Now()
 	settled := restarted.Add(10 * time.Second)
-	time.Sleep(duration / 6)
+
+	// The node's fault is judged on its own: every order accepted before the
+	// restart final within 30 s of it. Only then — a sixth of the run after the
+	// restart at the earliest — the second fault: one replica of every service,
+	// whose orders the end of the run judges (switchyard check: each final, none
+	// lost). Both faults inside one 30 s window would measure how fast one orders
+	// replica on two saturated cores works through the other's backlog, not the
+	// node's recovery.
+	final := allFinalBy(t, config.PerServiceDatabase(databaseURL, "orders"), restarted, 30*time.Second)
+	t.Logf("every order accepted before the NATS node's restart final %v after it", final.Round(time.Millisecond))
+	time.Sleep(time.Until(restarted.Add(duration / 6)))
 	for _, name := range names {
 		victim := replicas[name][0]
 		t.Logf("kill -9 %s at %s", name, victim.addr)
 		_ = victim.cmd.Process.Signal(syscall.SIGKILL)
 	}
-
-	final := allFinalBy(t, config.PerServiceDatabase(databaseURL, "orders"), restarted, 30*time.Second)
-	t.Logf("every order accepted before the NATS node's restart final %v after it", final.Round(time.Millisecond))
 
 	for i, l := range loads {
 		if err := l.Wait(); err != nil {
