@@ -79,11 +79,9 @@ func cmdDesign(ctx context.Context, e *Env, args []string) error {
 		return err
 	}
 	if *observed || *file != "" {
-		src := spanSource{file: *file, since: *since, client: httpClient(30 * time.Second)}
-		if *file == "" {
-			if src.hub, err = localHub(cfg); err != nil {
-				return err
-			}
+		src, err := newSpanSource(cfg, "", *file, "", *since)
+		if err != nil {
+			return err
 		}
 		spans, err := src.spans(ctx, "")
 		if err != nil {

@@ -81,6 +81,21 @@ type spanSource struct {
 	client                     *http.Client
 }
 
+// newSpanSource reads from jaeger or file when one is given (not both), else
+// from the hub of the stack running from cfg's data directory.
+func newSpanSource(cfg *config.Config, jaeger, file, service string, since time.Duration) (spanSource, error) {
+	src := spanSource{jaeger: jaeger, file: file, service: service, since: since, client: httpClient(30 * time.Second)}
+	if jaeger != "" && file != "" {
+		return src, Usagef("--jaeger and --file are two sources; pick one")
+	}
+	if jaeger == "" && file == "" {
+		var err error
+		src.hub, err = localHub(cfg)
+		return src, err
+	}
+	return src, nil
+}
+
 func (s spanSource) spans(ctx context.Context, traceID string) ([]observe.Span, error) {
 	switch {
 	case s.file != "":
@@ -187,18 +202,13 @@ func cmdDiagram(ctx context.Context, e *Env, args []string) error {
 	if *traceID != "" && !observe.ValidTraceID(*traceID) {
 		return Usagef("--trace: a trace id is 32 hex digits, got %q", *traceID)
 	}
-	if *jaeger != "" && *file != "" {
-		return Usagef("--jaeger and --file are two sources; pick one")
-	}
 	cfg, _, err := e.LoadConfig(*configPath)
 	if err != nil {
 		return err
 	}
-	src := spanSource{jaeger: *jaeger, file: *file, service: *service, since: *since, client: &http.Client{Timeout: 30 * time.Second}}
-	if src.jaeger == "" && src.file == "" {
-		if src.hub, err = localHub(cfg); err != nil {
-			return err
-		}
+	src, err := newSpanSource(cfg, *jaeger, *file, *service, *since)
+	if err != nil {
+		return err
 	}
 	spans, err := src.spans(ctx, strings.ToLower(*traceID))
 	if err != nil {

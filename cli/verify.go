@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"text/tabwriter"
 	"time"
 
@@ -33,18 +32,13 @@ func cmdVerify(ctx context.Context, e *Env, args []string) error {
 	if fs.NArg() > 0 {
 		return Usagef("verify takes no arguments, got %q", fs.Arg(0))
 	}
-	if *jaeger != "" && *file != "" {
-		return Usagef("--jaeger and --file are two sources; pick one")
-	}
 	cfg, _, err := e.LoadConfig(*configPath)
 	if err != nil {
 		return err
 	}
-	src := spanSource{jaeger: *jaeger, file: *file, service: *service, since: *since, client: &http.Client{Timeout: 30 * time.Second}}
-	if src.jaeger == "" && src.file == "" {
-		if src.hub, err = localHub(cfg); err != nil {
-			return err
-		}
+	src, err := newSpanSource(cfg, *jaeger, *file, *service, *since)
+	if err != nil {
+		return err
 	}
 	spans, err := src.spans(ctx, "")
 	if err != nil {
