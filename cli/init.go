@@ -595,6 +595,22 @@ func platformFile(sys *system) string {
 				w("      - %s\n", t)
 			}
 		}
+		// effects writes what the service's main endpoint (or, without one, each
+		// handler) does: its calls to every dependency, the events it publishes.
+		effects := func() {
+			if len(deps) > 0 {
+				w("          calls:\n")
+				for _, d := range deps {
+					w("            - {to: %s, endpoint: %q}\n", d.to, calledEndpoint(sys, d.to, d.protocol))
+				}
+			}
+			if len(pubs) > 0 {
+				w("          publishes:\n")
+				for _, t := range pubs {
+					w("            - {type: %s}\n", t)
+				}
+			}
+		}
 		w("    simulate:\n")
 		if len(p.endpoints) > 0 {
 			w("      endpoints:\n")
@@ -605,20 +621,8 @@ func platformFile(sys *system) string {
 					continue
 				}
 				w("          latency: {p50: 5ms, p99: 25ms}\n          error_rate: 0\n")
-				if ep != p.main {
-					continue
-				}
-				if len(deps) > 0 {
-					w("          calls:\n")
-					for _, d := range deps {
-						w("            - {to: %s, endpoint: %q}\n", d.to, calledEndpoint(sys, d.to, d.protocol))
-					}
-				}
-				if len(pubs) > 0 {
-					w("          publishes:\n")
-					for _, t := range pubs {
-						w("            - {type: %s}\n", t)
-					}
+				if ep == p.main {
+					effects()
 				}
 			}
 		}
@@ -627,18 +631,7 @@ func platformFile(sys *system) string {
 			for _, t := range subs {
 				w("        - event: %s\n          latency: 2ms\n", t)
 				if p.main == "" { // reached only by events: its calls and events go from here
-					if len(deps) > 0 {
-						w("          calls:\n")
-						for _, d := range deps {
-							w("            - {to: %s, endpoint: %q}\n", d.to, calledEndpoint(sys, d.to, d.protocol))
-						}
-					}
-					if len(pubs) > 0 {
-						w("          publishes:\n")
-						for _, t := range pubs {
-							w("            - {type: %s}\n", t)
-						}
-					}
+					effects()
 				}
 			}
 		}
