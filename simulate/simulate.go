@@ -41,6 +41,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"net/http"
@@ -117,7 +118,7 @@ func build(ctx context.Context, p *platform.Process) (*platform.Component, error
 			return nil, err
 		}
 	}
-	for _, dep := range sortedKeys(p.Declared.Dependencies) {
+	for _, dep := range slices.Sorted(maps.Keys(p.Declared.Dependencies)) {
 		c, err := p.Client(ctx, dep)
 		if err != nil {
 			return nil, err
@@ -361,15 +362,6 @@ func (s *sim) fail(w http.ResponseWriter, r *http.Request, err error) {
 	kind := problem.KindForStatus(f.status)
 	problem.WriteDetails(w, problem.Details{Type: kind.TypeURI(), Title: "Simulated failure", Status: f.status,
 		Detail: f.detail, Instance: r.URL.Path, RequestID: telemetry.RequestID(r.Context())})
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
 
 func (f *failure) asProblem() *problem.Error {

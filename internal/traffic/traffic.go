@@ -282,7 +282,7 @@ func (r *runner) progress(begun time.Time) func() {
 				rate := float64(ok-last) / now.Sub(lastAt).Seconds()
 				last, lastAt = ok, now
 				r.mu.Lock()
-				p99 := percentile(slices.Clone(r.recent), 0.99)
+				p99 := Percentile(r.recent, 0.99)
 				r.mu.Unlock()
 				fmt.Fprintf(r.cfg.Progress, "\r%5.0fs  %6d ok  %7.1f/s  p99 %-8v  %d refused  %d failed  %d not sent   ",
 					now.Sub(begun).Seconds(), ok, rate, p99.Round(100*time.Microsecond), r.refused.Load(), r.failed.Load(), r.notSent.Load())
@@ -293,12 +293,15 @@ func (r *runner) progress(begun time.Time) func() {
 }
 
 // percentile of ds, which it sorts.
-func percentile(ds []time.Duration, p float64) time.Duration {
+// Percentile is the p-quantile (0 to 1) of ds, which it leaves as they are; 0
+// when there are none.
+func Percentile(ds []time.Duration, p float64) time.Duration {
 	if len(ds) == 0 {
 		return 0
 	}
-	slices.Sort(ds)
-	return ds[min(len(ds)-1, int(p*float64(len(ds))))]
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[min(len(s)-1, int(p*float64(len(s))))]
 }
 
 func (r *runner) summary(scheduled int, elapsed time.Duration) *Summary {
@@ -311,8 +314,7 @@ func (r *runner) summary(scheduled int, elapsed time.Duration) *Summary {
 		s.Sent += st.Sent
 		lat := st.latencies
 		if len(lat) > 0 {
-			st.P50, st.P90, st.P99 = percentile(lat, .5), percentile(lat, .9), percentile(lat, .99)
-			st.Max = lat[len(lat)-1]
+			st.P50, st.P90, st.P99, st.Max = Percentile(lat, .5), Percentile(lat, .9), Percentile(lat, .99), slices.Max(lat)
 		}
 		s.order = append(s.order, req.Name)
 	}
@@ -336,14 +338,16 @@ func (s *Summary) Write(w io.Writer) {
 		st := s.ByRequest[name]
 		round := func(d time.Duration) time.Duration { return d.Round(10 * time.Microsecond) }
 		fmt.Fprintf(w, "  %-*s  %6d  %6d  %9v  %9v  %9v  %9v  %s\n", width, name, st.Sent, st.OK,
-			round(st.P50), round(st.P90), round(st.P99), round(st.Max), tally(st.Statuses))
+			round(st.P50), round(st.P90), round(st.P99), round(st.Max), Tally(st.Statuses))
 	}
 	if len(s.Errors) > 0 {
-		fmt.Fprintf(w, "errors           %s\n", tally(s.Errors))
+		fmt.Fprintf(w, "errors           %s\n", Tally(s.Errors))
 	}
 }
 
-func tally(m map[string]int) string {
+// Tally writes counts by name, the largest first: "200 97, 503 3"; "none" when
+// there are none.
+func Tally(m map[string]int) string {
 	keys := slices.Collect(maps.Keys(m))
 	slices.SortFunc(keys, func(a, b string) int { return m[b] - m[a] })
 	parts := make([]string, len(keys))

@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/switchyard/switchyard/internal/shop/commerce"
+	"github.com/switchyard/switchyard/internal/traffic"
 )
 
 // Config shapes a run. Zero fields take the default in brackets.
@@ -517,7 +518,7 @@ func (r *runner) progress(begun time.Time) func() {
 				rate := float64(acc-last) / now.Sub(lastAt).Seconds()
 				last, lastAt = acc, now
 				r.mu.Lock()
-				p99 := percentile(r.latencies[max(0, len(r.latencies)-int(r.cfg.Rate*2)):], 0.99)
+				p99 := traffic.Percentile(r.latencies[max(0, len(r.latencies)-int(r.cfg.Rate*2)):], 0.99)
 				r.mu.Unlock()
 				fmt.Fprintf(r.cfg.Progress, "\r%5.0fs  %6d accepted  %7.1f/s  p99 %-8v  %d refused  %d failed  %d not sent   ",
 					now.Sub(begun).Seconds(), acc, rate, p99.Round(100*time.Microsecond), r.refused.Load(), r.failed.Load(), r.notSent.Load())
@@ -525,15 +526,6 @@ func (r *runner) progress(begun time.Time) func() {
 		}
 	}()
 	return func() { close(done); <-stopped }
-}
-
-func percentile(ds []time.Duration, p float64) time.Duration {
-	if len(ds) == 0 {
-		return 0
-	}
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	return s[min(len(s)-1, int(p*float64(len(s))))]
 }
 
 func (r *runner) summary(elapsed time.Duration) *Summary {
@@ -547,7 +539,7 @@ func (r *runner) summary(elapsed time.Duration) *Summary {
 	lat := slices.Clone(r.latencies)
 	slices.Sort(lat)
 	if len(lat) > 0 {
-		s.P50, s.P90, s.P99, s.Max = percentile(lat, .5), percentile(lat, .9), percentile(lat, .99), lat[len(lat)-1]
+		s.P50, s.P90, s.P99, s.Max = traffic.Percentile(lat, .5), traffic.Percentile(lat, .9), traffic.Percentile(lat, .99), lat[len(lat)-1]
 	}
 	return s
 }
@@ -650,34 +642,18 @@ func (s *Summary) Write(w io.Writer) {
 	fmt.Fprintf(w, "  not sent       %d (in-flight cap reached)\n", s.NotSent)
 	fmt.Fprintf(w, "place order      p50 %v  p90 %v  p99 %v  max %v\n", s.P50.Round(10*time.Microsecond),
 		s.P90.Round(10*time.Microsecond), s.P99.Round(10*time.Microsecond), s.Max.Round(10*time.Microsecond))
-	fmt.Fprintf(w, "outcomes         %s\n", tally(s.Outcomes))
+	fmt.Fprintf(w, "outcomes         %s\n", traffic.Tally(s.Outcomes))
 	if len(s.Reasons) > 0 {
-		fmt.Fprintf(w, "  cancelled for  %s\n", tally(s.Reasons))
+		fmt.Fprintf(w, "  cancelled for  %s\n", traffic.Tally(s.Reasons))
 	}
 	if s.Unfinished > 0 {
 		fmt.Fprintf(w, "  unfinished     %d still in flight when the settle time ran out\n", s.Unfinished)
 	}
 	fmt.Fprintf(w, "confirmed        %.1f orders/s over the run\n", s.ConfirmedPerSecond)
 	if len(s.Errors) > 0 {
-		fmt.Fprintf(w, "errors           %s\n", tally(s.Errors))
+		fmt.Fprintf(w, "errors           %s\n", traffic.Tally(s.Errors))
 	}
 	if len(s.Waited) > 0 {
-		fmt.Fprintf(w, "told to wait     %s (tried again after Retry-After)\n", tally(s.Waited))
+		fmt.Fprintf(w, "told to wait     %s (tried again after Retry-After)\n", traffic.Tally(s.Waited))
 	}
-}
-
-func tally(m map[string]int) string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.SortFunc(keys, func(a, b string) int { return m[b] - m[a] })
-	parts := make([]string, len(keys))
-	for i, k := range keys {
-		parts[i] = fmt.Sprintf("%s %d", k, m[k])
-	}
-	if len(parts) == 0 {
-		return "none"
-	}
-	return strings.Join(parts, ", ")
 }
