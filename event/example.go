@@ -163,15 +163,7 @@ func object(s *jsonschema.Schema, rnd *rand.Rand, depth int) (any, error) {
 }
 
 func array(s *jsonschema.Schema, rnd *rand.Rand, depth int) (any, error) {
-	lo, hi := 1, 3
-	if s.MinItems != nil {
-		lo = *s.MinItems
-		hi = max(hi, lo)
-	}
-	if s.MaxItems != nil {
-		hi = min(hi, *s.MaxItems)
-		lo = min(lo, hi)
-	}
+	lo, hi := sizes(1, 3, s.MinItems, s.MaxItems)
 	n := lo + rnd.IntN(hi-lo+1)
 	item := s.Items2020
 	if it, ok := s.Items.(*jsonschema.Schema); ok && item == nil {
@@ -251,15 +243,7 @@ func number(s *jsonschema.Schema, rnd *rand.Rand) float64 {
 }
 
 func str(s *jsonschema.Schema, rnd *rand.Rand) (string, error) {
-	lo, hi := 6, 16
-	if s.MinLength != nil {
-		lo = *s.MinLength
-		hi = max(hi, lo)
-	}
-	if s.MaxLength != nil {
-		hi = min(hi, *s.MaxLength)
-		lo = min(lo, hi)
-	}
+	lo, hi := sizes(6, 16, s.MinLength, s.MaxLength)
 	if s.Format != nil {
 		if v, ok := formatted(s.Format.Name, rnd); ok {
 			return v, nil
@@ -384,4 +368,18 @@ func fromClass(ranges []rune, rnd *rand.Rand) rune {
 	}
 	i := 2 * rnd.IntN(len(ranges)/2)
 	return ranges[i] + rune(rnd.IntN(int(ranges[i+1]-ranges[i])+1))
+}
+
+// sizes narrows a preferred size range [lo, hi] to the schema's minimum and
+// maximum, when it gives them.
+func sizes(lo, hi int, minimum, maximum *int) (int, int) {
+	if minimum != nil {
+		lo = *minimum
+		hi = max(hi, lo)
+	}
+	if maximum != nil {
+		hi = min(hi, *maximum)
+		lo = min(lo, hi)
+	}
+	return lo, hi
 }
