@@ -292,7 +292,6 @@ func (r *runner) progress(begun time.Time) func() {
 	return func() { close(done); <-stopped }
 }
 
-// percentile of ds, which it sorts.
 // Percentile is the p-quantile (0 to 1) of ds, which it leaves as they are; 0
 // when there are none.
 func Percentile(ds []time.Duration, p float64) time.Duration {
