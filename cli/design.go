@@ -119,7 +119,11 @@ func (e *Env) designInput(cfg *config.Config) (design.Input, error) {
 			schemas = rel
 		}
 	}
-	return design.Input{Config: cfg, Services: mon.Services, Declared: diagram.Declared(cfg), Contracts: contracts(cfg),
+	report, err := e.analyse(cfg, 0)
+	if err != nil {
+		return design.Input{}, err
+	}
+	return design.Input{Config: cfg, Services: mon.Services, Analysis: &report, Declared: diagram.Declared(cfg), Contracts: contracts(cfg),
 		Policy:  func(p config.Policy) resilience.Config { return platform.PolicyConfig(p).WithDefaults() },
 		Schemas: e.Events(cfg), SchemaDir: filepath.ToSlash(schemas), Sagas: sagas, Rules: monitoring.Rules(mon),
 		Notes: design.Notes{Identity: notes.Identity, Gateway: notes.Gateway, RealTime: notes.RealTime, Consistency: notes.Consistency}}, nil

@@ -126,6 +126,8 @@ func (a *App) commands() []Command {
 			Usage: "check [--config path] [--wait 30s] [--accepted file]", Run: cmdCheck},
 		{Name: "init", Summary: "start a new system: asked on a terminal, or from flags, a file or a template — a commented switchyard.yaml with every service simulated, a main.go, a README and the design document",
 			Usage: initUsage, Run: cmdInit},
+		{Name: "lint", Summary: "analyse the policies and shape of the declared system — timeout inversions, retry amplification, deadline budgets, structural smells — and, with --set, what a change would do (exit 1 on errors)",
+			Usage: lintUsage, Run: cmdLint},
 		{Name: "load", Summary: "send the platform the traffic switchyard.yaml declares (load:), or the requests given, at a rate; summarise",
 			Usage: loadUsage, Run: Load},
 		{Name: "logs", Summary: "print the log lines every service of the local stack wrote, by service, level or trace",
@@ -314,13 +316,32 @@ func (e *Env) LoadConfig(path string) (*config.Config, string, error) {
 			return nil, "", err
 		}
 	}
-	if cfg.Events != "" && !filepath.IsAbs(cfg.Events) {
-		cfg.Events = filepath.Join(filepath.Dir(cmp.Or(abs, ".")), cfg.Events)
-	}
-	if err := e.checkSchemas(cfg); err != nil {
+	if err := e.settle(cfg, filepath.Dir(cmp.Or(abs, "."))); err != nil {
 		return nil, "", err
 	}
 	return cfg, abs, nil
+}
+
+// LoadConfigText loads a platform file given as text (a changed copy of one, say)
+// named source, its relative paths taken from dir, as LoadConfig loads a file.
+func (e *Env) LoadConfigText(source, dir string, raw []byte) (*config.Config, error) {
+	cfg, err := config.Load(source, raw, e.Getenv)
+	if err != nil {
+		return nil, err
+	}
+	if err := e.settle(cfg, dir); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// settle resolves a loaded configuration's event schema directory against dir and
+// checks that every declared event type has a schema.
+func (e *Env) settle(cfg *config.Config, dir string) error {
+	if cfg.Events != "" && !filepath.IsAbs(cfg.Events) {
+		cfg.Events = filepath.Join(dir, cfg.Events)
+	}
+	return e.checkSchemas(cfg)
 }
 
 // Events returns the platform's event schemas: the directory its file names, else

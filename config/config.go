@@ -253,6 +253,10 @@ type Retry struct {
 // window (the default: 0.5 of at least 10 calls in 10s) or, when
 // consecutive_failures is set, on that many failures in a row — not both.
 type Breaker struct {
+	// Disabled removes the breaker: every call reaches the dependency however often
+	// it fails. `switchyard lint` warns about it; set it only for a dependency whose
+	// failures a breaker must never turn into refusals.
+	Disabled bool `yaml:"disabled"`
 	// FailureRatio opens the breaker when this share of calls in Window fail [0.5].
 	FailureRatio float64 `yaml:"failure_ratio"`
 	// MinCalls is how many calls Window needs before the ratio counts [10].
@@ -283,8 +287,9 @@ type Gateway struct {
 	Owner string `yaml:"owner"`
 	// Contracts name the files of the public API's contract, for the design document.
 	Contracts []string `yaml:"contracts"`
-	// Policy governs the gateway's calls to every route's service [timeout 10s,
-	// try_timeout 5s, retries of safe requests, a breaker, bulkhead 1024].
+	// Policy governs the gateway's calls to every route's service (only safe
+	// requests, and writes carrying an Idempotency-Key, are retried); unset fields
+	// take a dependency's defaults. A route's timeout cuts its calls shorter.
 	Policy Policy `yaml:"policy"`
 	// Dependencies the gateway calls itself (for aggregated answers) beyond the
 	// services its routes lead to, which are its dependencies implicitly.
@@ -337,6 +342,10 @@ type Route struct {
 	Canary *Canary `yaml:"canary"`
 	// Streaming marks long-lived requests (WebSocket), not counted by load shedding.
 	Streaming bool `yaml:"streaming"`
+	// Objective is the share of the route's requests that must succeed, its error
+	// budget being the rest; `switchyard lint` holds the route's fan-out to it
+	// [0.999].
+	Objective float64 `yaml:"objective"`
 }
 
 // RateLimit is requests per period per principal, with a burst.

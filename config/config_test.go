@@ -222,6 +222,7 @@ func TestBrokenConfigurationsAreReportedWithFileLineAndKey(t *testing.T) {
       auth: maybe
       rate_limit: {requests: 0, on_redis_error: sometimes}
       canary: {version: "", weight: 150}
+      objective: 99.9
 `,
 			want: []string{
 				"gateway.cors.allowed_origins.0: an origin is scheme://host[:port] with no path",
@@ -232,7 +233,17 @@ func TestBrokenConfigurationsAreReportedWithFileLineAndKey(t *testing.T) {
 				"gateway.routes.2.rate_limit.on_redis_error: want open or closed",
 				"gateway.routes.2.canary.version: the canary instances' version tag is required",
 				"gateway.routes.2.canary.weight: want 0 to 100",
+				"gateway.routes.2.objective: want a share of requests above 0 and below 1 (0.999 for 99.9 %), got 99.9",
 			},
+		},
+		{
+			name: "a disabled breaker with settings",
+			src: minimal + `  orders:
+    listen: 127.0.0.1:8083
+    dependencies:
+      users: {protocol: rest, policy: {breaker: {disabled: true, min_calls: 5}}}
+`,
+			want: []string{"services.orders.dependencies.users.policy.breaker.disabled: a disabled breaker takes no other setting"},
 		},
 		{
 			name: "subscription nobody publishes",

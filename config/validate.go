@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"math"
 	"net/url"
 	"regexp"
 	"slices"
@@ -191,6 +192,9 @@ func (p Policy) validate(key string) Errors {
 	}
 	if p.Breaker.MinCalls < 0 || p.Breaker.ConsecutiveFailures < 0 || p.Breaker.HalfOpenProbes < 0 {
 		bad("breaker", "counts must not be negative")
+	}
+	if p.Breaker.Disabled && (p.Breaker.FailureRatio > 0 || p.Breaker.MinCalls > 0 || p.Breaker.ConsecutiveFailures > 0 || p.Breaker.Window > 0 || p.Breaker.OpenFor > 0 || p.Breaker.HalfOpenProbes > 0) {
+		bad("breaker.disabled", "a disabled breaker takes no other setting; drop them or the flag")
 	}
 	if p.Breaker.ConsecutiveFailures > 0 && (p.Breaker.FailureRatio > 0 || p.Breaker.MinCalls > 0 || p.Breaker.Window > 0) {
 		bad("breaker.consecutive_failures", "the breaker opens on consecutive failures or on a failure ratio, not both; drop one")
@@ -397,6 +401,9 @@ func (c *Config) validateGateway(g *Gateway) Errors {
 			if rl.OnRedisError != "" && rl.OnRedisError != "open" && rl.OnRedisError != "closed" {
 				bad(key+".rate_limit.on_redis_error", "want open or closed, got %q", rl.OnRedisError)
 			}
+		}
+		if r.Objective != 0 && (r.Objective <= 0 || r.Objective >= 1 || math.IsNaN(r.Objective)) {
+			bad(key+".objective", "want a share of requests above 0 and below 1 (0.999 for 99.9 %%), got %v", r.Objective)
 		}
 		if cn := r.Canary; cn != nil {
 			if r.Service == "" {

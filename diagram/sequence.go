@@ -6,6 +6,7 @@ import (
 	"html"
 	"io"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -111,6 +112,10 @@ func (h *hops) of(s *observe.Span) (before, after []Message) {
 			arrow = Failed
 			reply = strings.TrimSpace(reply + " " + s.Status)
 		}
+		if left, ok := ranOut(s); ok {
+			arrow = Failed
+			reply = strings.TrimSpace(reply + " — deadline ran out here (" + left.String() + " left on arrival)")
+		}
 		return []Message{{At: s.Start, From: caller, To: s.Service, Text: operationOf(*s), Arrow: Call}},
 			[]Message{{At: s.End, From: s.Service, To: caller, Text: cmp.Or(reply, "done"), Arrow: arrow}}
 	case s.Kind == observe.Client && s.Attr("peer.service") != "":
@@ -122,7 +127,11 @@ func (h *hops) of(s *observe.Span) (before, after []Message) {
 			}
 		}
 		if s.Error && h.children[s.SpanID] == 0 {
-			after = append(after, Message{At: s.End, From: s.Service, To: peer, Text: s.Name + ": " + cmp.Or(s.Status, "failed"), Arrow: Failed})
+			text := s.Name + ": " + cmp.Or(s.Status, "failed")
+			if left, ok := ranOut(s); ok {
+				text += " — deadline ran out here (" + left.String() + " left when called)"
+			}
+			after = append(after, Message{At: s.End, From: s.Service, To: peer, Text: text, Arrow: Failed})
 		}
 		return before, after
 	case s.Kind == observe.Producer && eventType != "":
@@ -153,6 +162,21 @@ func (h *hops) of(s *observe.Span) (before, after []Message) {
 			Text: "saga " + s.Attr("saga.action") + " " + s.Attr("saga.step"), Arrow: Note}}, nil
 	}
 	return nil, nil
+}
+
+// ranOut reports whether span s outlasted the deadline it arrived with (recorded
+// in milliseconds as rpc.DeadlineAttribute), and what that deadline left it.
+func ranOut(s *observe.Span) (time.Duration, bool) {
+	v := s.Attr("switchyard.deadline.remaining_ms")
+	if v == "" {
+		return 0, false
+	}
+	ms, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		return 0, false
+	}
+	left := time.Duration(ms) * time.Millisecond
+	return left, s.Duration() >= left
 }
 
 // operationOf names a server span's operation: its name, unless that names a

@@ -381,6 +381,7 @@ func PolicyConfig(p config.Policy) resilience.Config {
 		ConsecutiveFailures: p.Breaker.ConsecutiveFailures,
 		OpenFor:             p.Breaker.OpenFor.Std(),
 		HalfOpenProbes:      p.Breaker.HalfOpenProbes,
+		NoBreaker:           p.Breaker.Disabled,
 		MaxConcurrent:       p.Bulkhead.MaxConcurrent,
 		MaxWait:             p.Bulkhead.MaxWait.Std(),
 		HedgeDelay:          p.Hedge.Delay.Std(),
@@ -412,7 +413,7 @@ func (p *Process) server(comp *Component, opt Options) (*server.Server, error) {
 	handler := telemetry.Middleware(telemetry.HTTPConfig{
 		Logger: p.Log, Tracer: p.Tracing.Tracer("switchyard/" + p.Name), Propagator: p.Tracing.Propagator,
 		Metrics: p.Metrics, Untraced: comp.Untraced,
-	})(comp.Handler)
+	})(rpc.Deadline(comp.Handler))
 	addr := cmp.Or(opt.Listen, p.Declared.Listen)
 	srv := server.New(server.Config{Addr: addr, DrainDelay: opt.DrainDelay, MaxHeaderBytes: comp.MaxHeaderBytes,
 		Profiling: p.getenv(EnvProfiling) == "1"}, handler, p.Metrics.Handler(), p.Log)

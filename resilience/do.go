@@ -30,10 +30,7 @@ type Attempt func(*http.Request) (*http.Response, error)
 func (p *Policy) Do(ctx context.Context, req *http.Request, attempt Attempt) (*http.Response, error) {
 	start := time.Now()
 	parent := ctx
-	deadline := start.Add(p.cfg.Timeout)
-	if dl, ok := parent.Deadline(); ok && dl.Before(deadline) {
-		deadline = dl // the caller's deadline wins
-	}
+	deadline := p.Deadline(ctx, start)
 	p.budget.RecordExecution()
 	replayable := req.Body == nil || req.Body == http.NoBody || req.GetBody != nil
 	canRetry := p.retrying != nil && replayable && Retryable(req)
@@ -64,6 +61,16 @@ func (p *Policy) Do(ctx context.Context, req *http.Request, attempt Attempt) (*h
 		return p.cfg.Fallback(req, err)
 	}
 	return resp, err
+}
+
+// Deadline is when a call made at now within ctx must end: after the overall
+// timeout, or at ctx's deadline when that comes first.
+func (p *Policy) Deadline(ctx context.Context, now time.Time) time.Time {
+	deadline := now.Add(p.cfg.Timeout)
+	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
+		return dl // the caller's deadline wins
+	}
+	return deadline
 }
 
 // Count records, in the dependency's metrics, a call that ran outside Do: a

@@ -39,6 +39,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"time"
 
@@ -84,6 +85,9 @@ type Config struct {
 	OpenFor time.Duration
 	// HalfOpenProbes must all succeed to close the breaker [1].
 	HalfOpenProbes int
+	// NoBreaker removes the breaker: calls reach the dependency however often it
+	// fails (the other breaker fields are ignored).
+	NoBreaker bool
 	// MaxConcurrent calls in flight [64].
 	MaxConcurrent int
 	// MaxWait for a bulkhead slot before refusing [0: refuse at once].
@@ -183,9 +187,13 @@ func New(cfg Config) (*Policy, error) {
 		WithDelay(cfg.OpenFor).
 		WithSuccessThreshold(uint(cfg.HalfOpenProbes)).
 		OnStateChanged(func(e circuitbreaker.StateChangedEvent) { m.breakerState(e.NewState) })
-	if cfg.ConsecutiveFailures > 0 {
+	switch {
+	case cfg.NoBreaker:
+		// A breaker that never opens keeps one code path for every call.
+		cb = cb.WithFailureThreshold(math.MaxUint32)
+	case cfg.ConsecutiveFailures > 0:
 		cb = cb.WithFailureThreshold(uint(cfg.ConsecutiveFailures))
-	} else {
+	default:
 		cb = cb.WithFailureRateThreshold(cfg.FailureRatio, uint(cfg.MinCalls), cfg.Window)
 	}
 	p.breaker = cb.Build()

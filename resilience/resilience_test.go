@@ -442,3 +442,19 @@ func TestBadConfigurationIsRefused(t *testing.T) {
 		t.Error("per-try timeout above the overall one accepted")
 	}
 }
+
+// With the breaker disabled, a dependency failing every time still receives every
+// call: nothing refuses on its behalf.
+func TestADisabledBreakerNeverOpens(t *testing.T) {
+	t.Parallel()
+	d := serve(t, func(_ int64, w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusInternalServerError) })
+	p := policy(t, resilience.Config{MaxAttempts: 1, NoBreaker: true, MinCalls: 1, FailureRatio: 0.1})
+	for range 200 {
+		if _, err := call(p, http.MethodGet, d.url, nil); err != nil {
+			t.Fatalf("a call was refused: %v", err)
+		}
+	}
+	if p.BreakerOpen() || d.calls.Load() != 200 {
+		t.Errorf("breaker open %v, %d of 200 calls arrived", p.BreakerOpen(), d.calls.Load())
+	}
+}

@@ -206,6 +206,10 @@ func (c *Client) RoundTrip(req *http.Request) (*http.Response, error) {
 	recording := span.IsRecording()
 	if recording {
 		span.SetAttributes(attribute.String("http.request.method", req.Method), attribute.String("url.path", req.URL.Path))
+		if req.Header.Get("Upgrade") == "" {
+			now := time.Now()
+			span.SetAttributes(attribute.Int64(DeadlineAttribute, c.policy.Deadline(ctx, now).Sub(now).Milliseconds()))
+		}
 	}
 	var resp *http.Response
 	var err error
@@ -268,7 +272,7 @@ func (c *Client) prepare(try *http.Request, addr string) (*http.Request, error) 
 		}
 		h[authn.ServiceHeader] = v
 	}
-	if dl, ok := ctx.Deadline(); ok && c.cfg.Protocol == REST {
+	if dl, ok := ctx.Deadline(); ok && c.cfg.Protocol == REST && try.Header.Get("Upgrade") == "" {
 		h[TimeoutHeader] = []string{strconv.FormatInt(max(time.Until(dl).Milliseconds(), 1), 10)}
 	}
 	return try, nil

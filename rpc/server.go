@@ -10,6 +10,8 @@ import (
 	"connectrpc.com/connect"
 	"connectrpc.com/grpchealth"
 	"connectrpc.com/grpcreflect"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/switchyard/switchyard/problem"
 )
@@ -17,13 +19,28 @@ import (
 // MaxPropagatedTimeout caps the deadline a caller may impose through TimeoutHeader.
 const MaxPropagatedTimeout = time.Minute
 
+// DeadlineAttribute is the span attribute recording, in milliseconds, the time a
+// request's deadline left it on arrival (on server spans) or when the call began
+// (on client spans); a sequence diagram marks the hop where it ran out.
+const DeadlineAttribute = "switchyard.deadline.remaining_ms"
+
 // Deadline applies a caller's propagated deadline (TimeoutHeader) to the request's
-// context, so the handler's database calls and outgoing calls stop when it passes.
-// A malformed header is refused with 400.
+// context, so the handler's database calls and outgoing calls stop when it passes,
+// and records the time left on the request's span — for gRPC too, whose
+// grpc-timeout connect applies itself. A malformed header is refused with 400. A
+// protocol upgrade (a WebSocket) opens a stream that outlives any call: no
+// deadline applies to it.
 func Deadline(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Upgrade") != "" {
+			next.ServeHTTP(w, r)
+			return
+		}
 		v := r.Header.Get(TimeoutHeader)
 		if v == "" {
+			if d, ok := grpcTimeout(r.Header.Get("Grpc-Timeout")); ok {
+				trace.SpanFromContext(r.Context()).SetAttributes(attribute.Int64(DeadlineAttribute, d.Milliseconds()))
+			}
 			next.ServeHTTP(w, r)
 			return
 		}
@@ -33,10 +50,27 @@ func Deadline(next http.Handler) http.Handler {
 			return
 		}
 		d := min(time.Duration(ms)*time.Millisecond, MaxPropagatedTimeout)
+		trace.SpanFromContext(r.Context()).SetAttributes(attribute.Int64(DeadlineAttribute, d.Milliseconds()))
 		ctx, cancel := context.WithTimeout(r.Context(), d)
 		defer cancel()
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})
+}
+
+// grpcTimeout parses a grpc-timeout header: at most eight digits and a unit.
+func grpcTimeout(v string) (time.Duration, bool) {
+	if len(v) < 2 || len(v) > 9 {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(v[:len(v)-1], 10, 64)
+	if err != nil || n < 0 {
+		return 0, false
+	}
+	unit := map[byte]time.Duration{'H': time.Hour, 'M': time.Minute, 'S': time.Second, 'm': time.Millisecond, 'u': time.Microsecond, 'n': time.Nanosecond}[v[len(v)-1]]
+	if unit == 0 {
+		return 0, false
+	}
+	return time.Duration(n) * unit, true
 }
 
 // GRPCService is one connect service handler to mount.

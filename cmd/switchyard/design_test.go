@@ -65,7 +65,7 @@ func TestDesignDocumentMatchesItsGolden(t *testing.T) {
 func TestTheDesignDocumentFollowsThePolicies(t *testing.T) {
 	before := runInProcess(t, "", "design")
 	dir := t.TempDir()
-	cfg := strings.Replace(fullPlatform, "timeout: 3s\n          try_timeout: 1s", "timeout: 4500ms\n          try_timeout: 1500ms", 1)
+	cfg := strings.Replace(fullPlatform, "timeout: 3s\n          try_timeout: 900ms", "timeout: 4500ms\n          try_timeout: 1500ms", 1)
 	cfg = strings.Replace(cfg, "rate_limit: {requests: 100, burst: 200}", "rate_limit: {requests: 250, burst: 500}", 1)
 	cfg = strings.Replace(cfg, "owner: payments-team", "owner: money-team", 1)
 	if cfg == fullPlatform {

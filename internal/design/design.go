@@ -21,6 +21,7 @@ import (
 
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/diagram"
+	"github.com/switchyard/switchyard/internal/analysis"
 	"github.com/switchyard/switchyard/internal/monitoring"
 	"github.com/switchyard/switchyard/resilience"
 	"github.com/switchyard/switchyard/saga"
@@ -53,6 +54,8 @@ type Input struct {
 	Notes Notes
 	Sagas []Saga
 	Rules monitoring.RuleFile
+	// Analysis, when set, is the policy analysis of the configuration (switchyard lint).
+	Analysis *analysis.Report
 	// Observed, when set, is the traffic seen in traces, drawn with its drift.
 	Observed *diagram.Graph
 	// ObservedFrom says where and over which window it was seen.
@@ -117,6 +120,9 @@ func Render(w io.Writer, in Input) error {
 	d.asynchronous(in, services)
 	d.discovery(cfg)
 	d.reliability(in, services)
+	if in.Analysis != nil && d.err == nil {
+		d.err = in.Analysis.Markdown(d.w)
+	}
 	d.tracing(cfg)
 	d.gateway(in)
 	d.consistency(in)

@@ -227,6 +227,9 @@ func Traced() (traceID string, h http.Header) {
 	return traceID, http.Header{"Traceparent": {"00-" + traceID + "-" + hex.EncodeToString(sid[:]) + "-01"}}
 }
 
+// Spans returns every span the system's services have exported so far.
+func (s *System) Spans() []observe.Span { return s.hub.Traces.Spans(observe.TraceQuery{}) }
+
 // Trace returns the spans of a trace the system's services have exported so far
 // (they export in batches: a flow's last spans arrive within a second or two).
 func (s *System) Trace(traceID string) observe.Trace {
