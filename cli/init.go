@@ -451,7 +451,12 @@ func (e *Env) designDocument(path string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	in, err := bare.designInput(cfg)
+	return bare.render(cfg)
+}
+
+// render is the design document of cfg.
+func (e *Env) render(cfg *config.Config) ([]byte, error) {
+	in, err := e.designInput(cfg)
 	if err != nil {
 		return nil, err
 	}

@@ -97,7 +97,10 @@ type Command struct {
 type Env struct {
 	Getenv func(string) string
 	// Stdin is the terminal a command may ask questions on (init); nil when none.
-	Stdin  io.Reader
+	Stdin io.Reader
+	// Input is the process's standard input, terminal or not (the MCP server's
+	// stdio transport reads it); nil under Run.
+	Input  io.Reader
 	Stdout io.Writer
 	Stderr io.Writer
 	App    *App
@@ -128,6 +131,8 @@ func (a *App) commands() []Command {
 			Usage: initUsage, Run: cmdInit},
 		{Name: "lint", Summary: "analyse the policies and shape of the declared system — timeout inversions, retry amplification, deadline budgets, structural smells — and, with --set, what a change would do (exit 1 on errors)",
 			Usage: lintUsage, Run: cmdLint},
+		{Name: "mcp", Summary: "serve the system to an assistant over the Model Context Protocol (stdio, or streamable HTTP on loopback): describe, analyse, diagrams, traces, dead letters, explain an order, validate and propose changes",
+			Usage: mcpUsage, Run: cmdMCP},
 		{Name: "load", Summary: "send the platform the traffic switchyard.yaml declares (load:), or the requests given, at a rate; summarise",
 			Usage: loadUsage, Run: Load},
 		{Name: "logs", Summary: "print the log lines every service of the local stack wrote, by service, level or trace",
@@ -172,7 +177,7 @@ func Main(app App) {
 	if isTerminal(os.Stdin) { //nolint:forbidigo // Main is a binary's main: it hands the process on
 		stdin = os.Stdin //nolint:forbidigo // the same
 	}
-	err := run(ctx, app, os.Args[1:], os.Getenv, stdin, os.Stdout, os.Stderr) //nolint:forbidigo // Main is a binary's main: it hands the process on
+	err := run(ctx, app, os.Args[1:], os.Getenv, stdio{terminal: stdin, input: os.Stdin}, os.Stdout, os.Stderr) //nolint:forbidigo // Main is a binary's main: it hands the process on
 	stop()
 	code := ExitCode(err)
 	if err != nil && code != 0 {
@@ -184,11 +189,14 @@ func Main(app App) {
 // Run is the whole program: it dispatches args to a subcommand. It asks no
 // questions (no terminal is given).
 func Run(ctx context.Context, app App, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	return run(ctx, app, args, getenv, nil, stdout, stderr)
+	return run(ctx, app, args, getenv, stdio{}, stdout, stderr)
 }
 
-func run(ctx context.Context, app App, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
-	e := &Env{Getenv: getenv, Stdin: stdin, Stdout: stdout, Stderr: stderr, App: &app}
+// stdio is the process's standard input: as a terminal to ask on, and as input.
+type stdio struct{ terminal, input io.Reader }
+
+func run(ctx context.Context, app App, args []string, getenv func(string) string, in stdio, stdout, stderr io.Writer) error {
+	e := &Env{Getenv: getenv, Stdin: in.terminal, Input: in.input, Stdout: stdout, Stderr: stderr, App: &app}
 	if len(args) == 0 {
 		printUsage(e, stderr)
 		return Usagef("no command given")
