@@ -4,10 +4,12 @@ import (
 	"math"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/switchyard/switchyard"
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/internal/analysis"
+	"github.com/switchyard/switchyard/resilience"
 	"github.com/switchyard/switchyard/saga"
 )
 
@@ -216,5 +218,36 @@ func TestTheShopsDesignHasNoErrors(t *testing.T) {
 	}
 	if len(r.Paths) == 0 || len(r.Routes) == 0 {
 		t.Errorf("no paths or routes analysed: %+v", r)
+	}
+}
+
+// A forecast replays recorded attempts under a policy: more attempts raise the
+// success rate of independent failures, and a failure share past the breaker's
+// ratio says the breaker would open.
+func TestAForecastReplaysAttemptsUnderAPolicy(t *testing.T) {
+	o := analysis.Observed{From: "a", To: "b", Window: 10 * time.Second}
+	for i := range 100 {
+		o.Calls = append(o.Calls, analysis.Sample{Took: time.Millisecond})
+		o.Attempts = append(o.Attempts, analysis.Sample{Took: time.Millisecond, Failed: i%5 < 3}) // 60 % fail
+	}
+	p := resilience.Config{MaxAttempts: 1, NoBreaker: true}
+	one := analysis.Predict(o, p, 1)
+	p.MaxAttempts = 3
+	three := analysis.Predict(o, p, 1)
+	if math.Abs(one.Success-0.4) > 0.02 || math.Abs(three.Success-(1-0.6*0.6*0.6)) > 0.02 || one.BreakerOpens || three.BreakerOpens {
+		t.Errorf("one attempt %+v, three %+v", one, three)
+	}
+	// At 10 calls a second the budget (20 % + 10/s) covers every retry; at 1000 it
+	// holds them to about a fifth of the calls.
+	if three.Attempts < 1.9 {
+		t.Errorf("three attempts at 10 calls/s: %.2f per call, want the budget to allow them", three.Attempts)
+	}
+	o.Window = 100 * time.Millisecond
+	budgeted := analysis.Predict(o, p, 1)
+	if budgeted.Attempts > 1.35 || budgeted.Success > three.Success {
+		t.Errorf("at 1000 calls/s: %+v, want about 1.3 attempts per call", budgeted)
+	}
+	if withBreaker := analysis.Predict(o, resilience.Config{MaxAttempts: 3}, 1); !withBreaker.BreakerOpens {
+		t.Errorf("60 %% of attempts failing under a 50 %% breaker: %+v", withBreaker)
 	}
 }

@@ -156,6 +156,10 @@ type Outcome struct {
 	Success  float64       `json:"success"`
 	P99      time.Duration `json:"p99"`
 	Attempts float64       `json:"attempts"`
+	// BreakerOpens says that the share of attempts failing reaches the policy's
+	// breaker ratio: the breaker would open, and the calls it then refuses are not
+	// in the forecast.
+	BreakerOpens bool `json:"breaker_opens,omitempty"`
 }
 
 // Measured is the outcome the recorded calls had.
@@ -189,7 +193,7 @@ func Predict(o Observed, p resilience.Config, replicas int) Outcome {
 	run := func(allow float64) (Outcome, float64) {
 		rnd := rand.New(rand.NewPCG(1, 2))
 		durations := make([]time.Duration, calls)
-		ok, attempts := 0, 0
+		ok, attempts, failures := 0, 0, 0
 		for i := range calls {
 			var took time.Duration
 			for k := 1; ; k++ {
@@ -201,10 +205,13 @@ func Predict(o Observed, p resilience.Config, replicas int) Outcome {
 				}
 				if took+d >= p.Timeout {
 					took = p.Timeout
+					failures++
 					break
 				}
 				took += d
-				if !failed {
+				if failed {
+					failures++
+				} else {
 					ok++
 					break
 				}
@@ -219,7 +226,9 @@ func Predict(o Observed, p resilience.Config, replicas int) Outcome {
 			}
 			durations[i] = took
 		}
-		return Outcome{Success: float64(ok) / calls, P99: traffic.Percentile(durations, 0.99), Attempts: float64(attempts) / calls},
+		failing := float64(failures) / float64(attempts)
+		opens := !p.NoBreaker && p.ConsecutiveFailures == 0 && failing >= p.FailureRatio
+		return Outcome{Success: float64(ok) / calls, P99: traffic.Percentile(durations, 0.99), Attempts: float64(attempts) / calls, BreakerOpens: opens},
 			float64(attempts-calls) / calls
 	}
 	out, retries := run(1)
@@ -235,7 +244,11 @@ func Predict(o Observed, p resilience.Config, replicas int) Outcome {
 
 // String writes the outcome as "97.3% 41ms ×1.31".
 func (o Outcome) String() string {
-	return fmt.Sprintf("%.1f%% %s ×%.2f", 100*o.Success, o.P99.Round(100*time.Microsecond), o.Attempts)
+	s := fmt.Sprintf("%.1f%% %s ×%.2f", 100*o.Success, o.P99.Round(100*time.Microsecond), o.Attempts)
+	if o.BreakerOpens {
+		s += " (breaker opens)"
+	}
+	return s
 }
 
 // Forecast is one edge's recorded outcome beside the forecasts under the declared
