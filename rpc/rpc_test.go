@@ -660,3 +660,16 @@ func TestAStreamsOpeningIsCountedAsACall(t *testing.T) {
 		t.Errorf("one stream opened, rpc_client_calls_total:\n%s", body)
 	}
 }
+
+// The route a ServeMux matched below Deadline is seen by the middleware above it,
+// which names spans and metrics after it.
+func TestTheMatchedRouteSurvivesTheDeadline(t *testing.T) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/users/{id}", func(http.ResponseWriter, *http.Request) {})
+	req := httptest.NewRequest(http.MethodGet, "/v1/users/42", nil)
+	req.Header.Set(rpc.TimeoutHeader, "500")
+	rpc.Deadline(mux).ServeHTTP(httptest.NewRecorder(), req)
+	if req.Pattern != "GET /v1/users/{id}" {
+		t.Errorf("pattern %q after Deadline, want the mux's", req.Pattern)
+	}
+}

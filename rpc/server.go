@@ -53,7 +53,11 @@ func Deadline(next http.Handler) http.Handler {
 		trace.SpanFromContext(r.Context()).SetAttributes(attribute.Int64(DeadlineAttribute, d.Milliseconds()))
 		ctx, cancel := context.WithTimeout(r.Context(), d)
 		defer cancel()
-		next.ServeHTTP(w, r.WithContext(ctx))
+		inner := r.WithContext(ctx)
+		next.ServeHTTP(w, inner)
+		// A ServeMux names the route on the request it was given; the middleware
+		// outside (spans, metrics, the access log) reads it from the original.
+		r.Pattern = inner.Pattern
 	})
 }
 
