@@ -104,11 +104,14 @@ func TestADistributedRunLosesNothing(t *testing.T) {
 	if pg == "" || redisURL == "" {
 		t.Skip("the distributed run needs SWITCHYARD_TEST_POSTGRES and SWITCHYARD_TEST_REDIS")
 	}
-	// 30 orders/s: the seventeen processes, three NATS nodes and PostgreSQL share two
-	// cores, and at 50 they reach the knee before any fault (inventory's median
-	// answer climbs from ~5 ms to ~1 s), so that recovery would measure the backlog,
-	// not the fault; at 100 the gateways shed a third of the orders (bench/RESULTS.md).
-	rate, duration := 30.0, time.Minute
+	// 20 orders/s: the seventeen processes, three NATS nodes and PostgreSQL share two
+	// cores, and near the knee recovery measures the backlog, not the fault. At 50
+	// inventory's median answer climbs from ~5 ms to ~1 s before any fault; on
+	// 2026-12-02 even 30 left inventory answering in up to 900 ms and the 30 s
+	// finality held in 1 run of 4 (the build of the day before included), where 20
+	// held in 4 of 4, final 160–180 ms after the restart. At 100 the gateways shed a
+	// third of the orders (bench/RESULTS.md).
+	rate, duration := 20.0, time.Minute
 	if v := os.Getenv("DIST_RATE"); v != "" {
 		rate, _ = strconv.ParseFloat(v, 64)
 	}
