@@ -1,12 +1,14 @@
 package cli
 
 import (
+	"bufio"
 	"context"
 	"flag"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -34,7 +36,7 @@ func (h headerFlags) Set(v string) error {
 	return nil
 }
 
-const loadUsage = "load [--request \"METHOD /path[=weight]\" ...] [--rate 10] [--duration 30s] [--target URL] [--header \"Name: value\"] [--config path]"
+const loadUsage = "load [--request \"METHOD /path[=weight]\" ...] [--rate 10] [--duration 30s] [--target URL] [--header \"Name: value\"] [--timeline file] [--config path]"
 
 // Load is the toolkit's `load`: it sends the platform the traffic its file
 // declares (load: in switchyard.yaml) or the flags give, through its gateway or
@@ -54,6 +56,7 @@ func Load(ctx context.Context, e *Env, args []string) error {
 	target := fs.String("target", "", "base `URL` to send to (default: the local stack's address of load.target, the gateway if declared)")
 	maxInFlight := fs.Int("max-in-flight", 1000, "requests in flight at most; beyond, a request is counted as not sent")
 	seed := fs.Uint64("seed", 0, "seed of the draws, to repeat a run (default random)")
+	timeline := fs.String("timeline", "", "`file` to write one JSON line per scheduled request to: when, outcome, latency")
 	if err := e.Parse(fs, args); err != nil {
 		return err
 	}
@@ -116,6 +119,16 @@ func Load(ctx context.Context, e *Env, args []string) error {
 	}
 	tc := traffic.Config{Target: base, Rate: plan.Rate, Duration: plan.Duration.Std(), Header: http.Header(header),
 		MaxInFlight: *maxInFlight, Seed: *seed, Progress: e.Stderr}
+	var flush func() error
+	if *timeline != "" {
+		f, err := os.Create(*timeline)
+		if err != nil {
+			return fmt.Errorf("--timeline: %w", err)
+		}
+		defer f.Close()
+		w := bufio.NewWriter(f)
+		tc.Timeline, flush = w, w.Flush
+	}
 	for _, r := range plan.Mix {
 		kind, method, path, _ := config.ParseEndpoint(r.Request) // validated
 		tc.Mix = append(tc.Mix, traffic.Request{Name: r.Request, Method: method, Path: path, Stream: kind == config.Stream,
@@ -125,6 +138,11 @@ func Load(ctx context.Context, e *Env, args []string) error {
 	sum, err := traffic.Run(ctx, tc)
 	if sum != nil {
 		sum.Write(e.Stdout)
+	}
+	if flush != nil {
+		if ferr := flush(); ferr != nil && err == nil {
+			err = fmt.Errorf("--timeline: %w", ferr)
+		}
 	}
 	return err
 }

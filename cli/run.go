@@ -127,6 +127,8 @@ func (a *App) commands() []Command {
 		{Name: "events", Summary: "inspect, replay and purge dead letters; tail events as they flow", Usage: eventsUsage, Run: cmdEvents},
 		{Name: "check", Summary: "verify the platform's invariants from the services' own data (exit 1 when one breaks)",
 			Usage: "check [--config path] [--wait 30s] [--accepted file]", Run: cmdCheck},
+		{Name: "faults", Summary: "run a fault scenario — the platform, a load, faults at times or drawn from a seed, what must hold — and report (exit 1 when an assertion fails)",
+			Usage: faultsUsage, Run: cmdFaults},
 		{Name: "init", Summary: "start a new system: asked on a terminal, or from flags, a file or a template — a commented switchyard.yaml with every service simulated, a main.go, a README and the design document",
 			Usage: initUsage, Run: cmdInit},
 		{Name: "lint", Summary: "analyse the policies and shape of the declared system — timeout inversions, retry amplification, deadline budgets, structural smells — and, with --set, what a change would do (exit 1 on errors)",

@@ -493,6 +493,16 @@ func (d Duration) String() string { return time.Duration(d).String() }
 // MarshalText writes d as a duration string.
 func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
 
+// UnmarshalText reads a duration string, as JSON carries one.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("%q is not a duration: write it with a unit, e.g. \"5s\"", b)
+	}
+	*d = Duration(v)
+	return nil
+}
+
 func splitHostPort(addr string) (host string, port int, err error) {
 	h, p, err := net.SplitHostPort(addr)
 	if err != nil {

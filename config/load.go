@@ -313,6 +313,44 @@ func (c *Config) Errorf(key, format string, args ...any) *Error {
 	return e
 }
 
+// Decode reads data (one YAML document, named source in errors) into v strictly,
+// as Load reads switchyard.yaml: an unknown key or a value of the wrong type is an
+// *Error naming the line, column and key. Other files of the toolkit (fault
+// scenarios) use it, and Place to put their own findings on the line of a key.
+func Decode(source string, data []byte, v any) (*Document, error) {
+	if len(data) > MaxFileSize {
+		return nil, &Error{File: source, Msg: fmt.Sprintf("%d bytes is more than %d", len(data), MaxFileSize)}
+	}
+	file, err := parser.ParseBytes(data, 0)
+	if err != nil {
+		return nil, yamlError(source, err)
+	}
+	if len(file.Docs) > 1 {
+		return nil, &Error{File: source, Msg: "want one YAML document, found several"}
+	}
+	if len(file.Docs) == 1 && file.Docs[0].Body != nil {
+		if err := yaml.NodeToValue(file.Docs[0].Body, v, yaml.Strict()); err != nil {
+			e := yamlError(source, err)
+			e.Key = keyAt(file.Docs[0].Body, "", e.Line, e.Column)
+			return nil, e
+		}
+	}
+	return &Document{source: source, file: file}, nil
+}
+
+// Document is a decoded file, to place errors in.
+type Document struct {
+	source string
+	file   *ast.File
+}
+
+// Errorf returns an error at key's place in the document.
+func (d *Document) Errorf(key, format string, args ...any) *Error {
+	e := &Error{File: d.source, Key: key, Msg: fmt.Sprintf(format, args...)}
+	e.Line, e.Column = position(d.file, key)
+	return e
+}
+
 // yamlError turns a parser or decoder error into an Error with its position.
 func yamlError(source string, err error) *Error {
 	var posErr *positionError

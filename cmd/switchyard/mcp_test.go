@@ -241,3 +241,31 @@ func TestAnAssistantWorksOnTheRunningShop(t *testing.T) {
 		}
 	}
 }
+
+// The streamable HTTP transport, on loopback only: a session lists the tools and
+// describes the system; any other address is refused before anything listens.
+func TestTheAssistantServesStreamableHTTPOnLoopbackOnly(t *testing.T) {
+	dir := t.TempDir()
+	if code, _, errOut := runCLI(t, dir, "mcp", "--http", "0.0.0.0:7777"); code != 2 || !strings.Contains(errOut, "loopback") {
+		t.Errorf("a public address: exit %d %s", code, errOut)
+	}
+	addr := freePort(t)
+	cmd := exec.Command(binary, "mcp", "--http", addr)
+	cmd.Dir, cmd.Env = dir, []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	client := mcp.NewClient(&mcp.Implementation{Name: "switchyard-test", Version: "1"}, nil)
+	var session *mcp.ClientSession
+	waitUntil(t, "the MCP endpoint", 10*time.Second, func() bool {
+		var err error
+		session, err = client.Connect(context.Background(), &mcp.StreamableClientTransport{Endpoint: "http://" + addr}, nil)
+		return err == nil
+	})
+	defer session.Close()
+	var desc struct{ Services []struct{ Name string } }
+	if text, isErr := callTool(t, session, "describe", nil, &desc); isErr || len(desc.Services) != 7 {
+		t.Errorf("describe over HTTP: %v %s", isErr, text)
+	}
+}

@@ -63,6 +63,18 @@ type Config struct {
 	Progress io.Writer
 	// Client sends the requests [one pooling MaxInFlight connections].
 	Client *http.Client
+	// Timeline, when set, receives one JSON line per scheduled request — when it
+	// was scheduled (at, Unix milliseconds), its outcome (accepted, refused,
+	// failed, not sent) and latency — the shop's load writes the same lines, and
+	// `switchyard faults` reads them.
+	Timeline io.Writer
+}
+
+// TimelineEntry is one line of Config.Timeline.
+type TimelineEntry struct {
+	At        int64   `json:"at"`
+	Outcome   string  `json:"outcome"`
+	LatencyMS float64 `json:"latency_ms,omitempty"`
 }
 
 // Stats are one request's figures.
@@ -94,6 +106,8 @@ type runner struct {
 	failed  atomic.Int64
 	notSent atomic.Int64
 	recent  []time.Duration // latencies of the last two seconds' worth, for progress
+
+	timeline sync.Mutex // serialises Config.Timeline's lines
 }
 
 // Run sends the traffic until Duration is over (or ctx ends), waits for the
@@ -147,11 +161,12 @@ schedule:
 		case slots <- struct{}{}:
 		default:
 			r.notSent.Add(1)
+			r.record(at, "not sent", 0)
 			continue
 		}
 		wg.Go(func() {
 			defer func() { <-slots }()
-			r.send(ctx, req)
+			r.send(ctx, req, at)
 		})
 	}
 	wg.Wait()
@@ -170,8 +185,19 @@ func pick(mix []Request, total float64, rng *rand.Rand) Request {
 	return mix[len(mix)-1]
 }
 
+// record writes a request's line of the timeline; the caller may hold r.mu.
+func (r *runner) record(at time.Time, outcome string, took time.Duration) {
+	if r.cfg.Timeline == nil {
+		return
+	}
+	line, _ := json.Marshal(TimelineEntry{At: at.UnixMilli(), Outcome: outcome, LatencyMS: float64(took.Microseconds()) / 1000})
+	r.timeline.Lock()
+	defer r.timeline.Unlock()
+	_, _ = r.cfg.Timeline.Write(append(line, '\n'))
+}
+
 // send makes one request and records how it went.
-func (r *runner) send(ctx context.Context, req Request) {
+func (r *runner) send(ctx context.Context, req Request, at time.Time) {
 	v := &tmpl.Vars{ID: event.NewID(), Path: map[string]string{}}
 	url := strings.TrimSuffix(r.cfg.Target, "/") + tmpl.FillPath(req.Path, v)
 	begun := time.Now()
@@ -198,12 +224,15 @@ func (r *runner) send(ctx context.Context, req Request) {
 	case err == nil && code < 400:
 		s.OK++
 		r.ok.Add(1)
+		r.record(at, "accepted", took)
 	case err == nil && code < 500:
 		s.Refused++
 		r.refused.Add(1)
+		r.record(at, "refused", took)
 	default:
 		s.Failed++
 		r.failed.Add(1)
+		r.record(at, "failed", took)
 		what := status
 		if err != nil {
 			what = err.Error()

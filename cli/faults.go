@@ -1,0 +1,238 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/goccy/go-yaml"
+
+	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/internal/faults"
+)
+
+const faultsUsage = `faults run <scenario.yaml> [--duration d] [--seed n] [--out dir] [--shrink runs] [--json]
+       switchyard faults report <result dir> [--json]`
+
+// ErrFaults is what faults run returns when an assertion failed: exit status 1.
+type ErrFaults struct{ Scenario string }
+
+func (e *ErrFaults) Error() string {
+	return "scenario " + e.Scenario + ": an assertion failed (see the report)"
+}
+
+func cmdFaults(ctx context.Context, e *Env, args []string) error {
+	if len(args) == 0 {
+		return Usagef("faults needs run or report:\n  %s", faultsUsage)
+	}
+	switch args[0] {
+	case "run":
+		return faultsRun(ctx, e, args[1:])
+	case "report":
+		return faultsReport(e, args[1:])
+	}
+	return Usagef("faults: no subcommand %q (run, report)", args[0])
+}
+
+func faultsRun(ctx context.Context, e *Env, args []string) error {
+	fs := e.Flags("faults run")
+	duration := fs.Duration("duration", 0, "shorten (or lengthen) the load to this `duration`, the faults' times scaled alike")
+	seed := fs.Uint64("seed", 0, "draw the random faults with this `seed` (printed when drawn; the same seed replays the schedule)")
+	out := fs.String("out", "", "write the run into this `directory` [<scenario>.result beside the file]")
+	shrink := fs.Int("shrink", 0, "on a failure, rerun at most this many `times` to shrink the schedule to a smaller one that still fails")
+	asJSON := fs.Bool("json", false, "print the result as JSON")
+	path, rest := splitFirst(args)
+	if err := e.Parse(fs, rest); err != nil {
+		return err
+	}
+	if path == "" || fs.NArg() > 0 {
+		return Usagef("faults run takes one scenario file:\n  %s", faultsUsage)
+	}
+	s, err := faults.LoadFile(path, nil)
+	if err != nil {
+		return Usagef("%v", err)
+	}
+	var cfg *config.Config
+	if s.Platform != "" {
+		cfg, _, err = e.LoadConfig(filepath.Join(filepath.Dir(path), s.Platform))
+	} else {
+		cfg, _, err = e.LoadConfig("")
+	}
+	if err != nil {
+		return err
+	}
+	services := cfg.ServiceNames()
+	if s, err = faults.LoadFile(path, services); err != nil {
+		return Usagef("%v", err)
+	}
+	if *duration > 0 {
+		scale := float64(*duration) / float64(s.Load.Duration)
+		for i := range s.Faults {
+			s.Faults[i].At = config.Duration(float64(s.Faults[i].At) * scale)
+		}
+		if s.Random != nil {
+			s.Random.From, s.Random.To = config.Duration(float64(s.Random.From)*scale), config.Duration(float64(s.Random.To)*scale)
+		}
+		s.Load.Duration = config.Duration(*duration)
+	}
+	if s.Random != nil && *seed == 0 {
+		*seed = rand.Uint64()>>12 + 1
+	}
+	if s.Random != nil {
+		fmt.Fprintf(e.Stderr, "faults: seed %d\n", *seed)
+	}
+	dir := *out
+	if dir == "" {
+		dir = strings.TrimSuffix(path, filepath.Ext(path)) + ".result"
+	}
+	bin, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	runner := func(out string) *faults.Runner {
+		return &faults.Runner{Binary: bin, App: e.App.name(), Out: out, Env: e.childEnv(),
+			Log: func(format string, args ...any) { fmt.Fprintf(e.Stderr, "faults: "+format+"\n", args...) }}
+	}
+	schedule := faults.Draw(s, *seed, services)
+	res, err := runner(dir).Run(ctx, s, schedule, *seed)
+	if err != nil {
+		return err
+	}
+	if err := writeResult(dir, res); err != nil {
+		return err
+	}
+	if !res.Held && *shrink > 0 && len(schedule) > 1 {
+		runs := 0
+		smaller := faults.Shrink(schedule, *shrink, func(candidate []faults.Fault) bool {
+			runs++
+			fmt.Fprintf(e.Stderr, "faults: shrinking, run %d with %d faults\n", runs, len(candidate))
+			r, err := runner(filepath.Join(dir, fmt.Sprintf("shrink-%d", runs))).Run(ctx, s, candidate, *seed)
+			return err == nil && !r.Held
+		})
+		shrunk := *s
+		shrunk.Random, shrunk.Faults = nil, smaller
+		shrunk.Name = s.Name + " (shrunk)"
+		b, err := yaml.Marshal(scenarioFile(shrunk))
+		if err != nil {
+			return err
+		}
+		file := filepath.Join(dir, "shrunk.yaml")
+		if err := os.WriteFile(file, b, 0o644); err != nil {
+			return err
+		}
+		fmt.Fprintf(e.Stderr, "faults: %d faults still fail; the scenario is %s\n", len(smaller), file)
+	}
+	if err := printResult(e, res, *asJSON); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.Stderr, "faults: report in %s (report.txt, report.svg, result.json)\n", dir)
+	if !res.Held {
+		return &ErrFaults{Scenario: s.Name}
+	}
+	return nil
+}
+
+// scenarioFile is a scenario as a file writes it.
+func scenarioFile(s faults.Scenario) map[string]any {
+	out := map[string]any{"version": 1, "name": s.Name, "faults": s.Faults, "load": s.Load, "assert": s.Assert}
+	if s.Platform != "" {
+		out["platform"] = s.Platform
+	}
+	if s.Broker != "" {
+		out["broker"] = s.Broker
+	}
+	return out
+}
+
+// splitFirst takes the first argument that is not a flag or a flag's value out
+// of args (flags may come before or after it); --json takes no value.
+func splitFirst(args []string) (string, []string) {
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if !strings.HasPrefix(a, "-") {
+			return a, append(append([]string{}, args[:i]...), args[i+1:]...)
+		}
+		if !strings.Contains(a, "=") && strings.TrimLeft(a, "-") != "json" {
+			i++ // the flag's value
+		}
+	}
+	return "", args
+}
+
+func writeResult(dir string, res *faults.Result) error {
+	b, err := json.MarshalIndent(res, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "result.json"), b, 0o644); err != nil {
+		return err
+	}
+	return drawResult(dir, res)
+}
+
+func drawResult(dir string, res *faults.Result) error {
+	txt, err := os.Create(filepath.Join(dir, "report.txt"))
+	if err != nil {
+		return err
+	}
+	defer txt.Close()
+	if err := res.Text(txt); err != nil {
+		return err
+	}
+	svg, err := os.Create(filepath.Join(dir, "report.svg"))
+	if err != nil {
+		return err
+	}
+	defer svg.Close()
+	return res.SVG(svg)
+}
+
+func printResult(e *Env, res *faults.Result, asJSON bool) error {
+	if asJSON {
+		enc := json.NewEncoder(e.Stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(res)
+	}
+	return res.Text(e.Stdout)
+}
+
+// faultsReport redraws a run's report from its result.json.
+func faultsReport(e *Env, args []string) error {
+	fs := e.Flags("faults report")
+	asJSON := fs.Bool("json", false, "print the result as JSON")
+	dir, rest := splitFirst(args)
+	if err := e.Parse(fs, rest); err != nil {
+		return err
+	}
+	if dir == "" || fs.NArg() > 0 {
+		return Usagef("faults report takes a result directory:\n  %s", faultsUsage)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "result.json"))
+	if err != nil {
+		return Usagef("faults report: %v", err)
+	}
+	var res faults.Result
+	if err := json.Unmarshal(b, &res); err != nil {
+		return fmt.Errorf("%s: %w", filepath.Join(dir, "result.json"), err)
+	}
+	if err := drawResult(dir, &res); err != nil {
+		return err
+	}
+	return printResult(e, &res, *asJSON)
+}
+
+// childEnv is the environment handed to the processes a command starts: the
+// path and home, and the variables naming servers and settings, nothing else.
+func (e *Env) childEnv() []string {
+	var out []string
+	for _, k := range []string{"PATH", "HOME", "TMPDIR", "DATABASE_URL", "REDIS_URL", "OTEL_EXPORTER_OTLP_ENDPOINT"} {
+		if v := e.Getenv(k); v != "" {
+			out = append(out, k+"="+v)
+		}
+	}
+	return out
+}

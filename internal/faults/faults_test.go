@@ -1,0 +1,118 @@
+package faults_test
+
+import (
+	"bytes"
+	"encoding/xml"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/switchyard/switchyard/internal/faults"
+)
+
+var services = []string{"inventory", "orders", "payments"}
+
+func TestAScenarioIsReadStrictly(t *testing.T) {
+	s, err := faults.Parse("s1.yaml", []byte(`version: 1
+load: {rate: 30, duration: 60s, args: [--customers, "10"]}
+faults:
+  - {at: 20s, kill: payments}
+  - {at: 30s, stop: inventory, for: 3s}
+assert:
+  settle: 30s
+  error_rate: {during: 0.02, after: 0}
+`), services)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Name != "s1" || s.Load.Rate != 30 || len(s.Faults) != 2 || s.Faults[1].Lasts() != 3*time.Second || !s.Assert.Checks() {
+		t.Errorf("%+v", s)
+	}
+	for _, c := range []struct{ name, src, want string }{
+		{"unknown key", "version: 1\nlaod: {rate: 1}\n", `bad.yaml:2:1: laod: unknown key "laod"`},
+		{"bad duration", "version: 1\nload: {duration: soon}\n", `bad.yaml:2:18: load.duration: "soon" is not a duration`},
+		{"two faults in one", "version: 1\nfaults:\n  - {at: 1s, kill: orders, stop: orders}\n", "faults.0: a fault is exactly one of"},
+		{"unknown service", "version: 1\nfaults:\n  - {at: 1s, kill: billing}\n", `bad.yaml:3:14: faults.0.kill: no service "billing" in the platform`},
+		{"the shared broker", "version: 1\nfaults:\n  - {at: 1s, broker: kill, for: 5s}\n", "set broker: private"},
+		{"a kill that lasts", "version: 1\nfaults:\n  - {at: 1s, kill: orders, for: 5s}\n", "faults.0.for: a kill is instant"},
+		{"a bad share", "version: 1\nassert: {error_rate: {during: 2}}\n", "assert.error_rate.during: want a share from 0 to 1"},
+		{"a bad random kind", "version: 1\nrandom: {kinds: [flood]}\n", "random.kinds.0: want one of kill, stop"},
+		{"no version", "load: {rate: 1}\n", "version: want 1"},
+	} {
+		if _, err := faults.Parse("bad.yaml", []byte(c.src), services); err == nil || !strings.Contains(err.Error(), c.want) || !strings.HasPrefix(err.Error(), "bad.yaml") {
+			t.Errorf("%s: %v, want an error with %q", c.name, err, c.want)
+		}
+	}
+}
+
+func TestTheSameSeedDrawsTheSameSchedule(t *testing.T) {
+	s, err := faults.Parse("r.yaml", []byte("version: 1\nload: {duration: 60s}\nrandom: {faults: 5}\n"), services)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b, c := faults.Draw(s, 42, services), faults.Draw(s, 42, services), faults.Draw(s, 43, services)
+	if len(a) != 5 || !slices.Equal(a, b) || slices.Equal(a, c) {
+		t.Fatalf("seed 42 twice: %v / %v; seed 43: %v", a, b, c)
+	}
+	for _, f := range a {
+		if f.At.Std() < 6*time.Second || f.At.Std() > 40*time.Second || !slices.Contains(services, f.Target()) {
+			t.Errorf("a fault outside the vocabulary's bounds: %s", f)
+		}
+	}
+}
+
+// A schedule of ten faults fails only when two particular ones are both in it:
+// the shrinker finds those two (at most three), within its runs.
+func TestAFailingScheduleShrinksToTheFaultsThatMatter(t *testing.T) {
+	s, _ := faults.Parse("r.yaml", []byte("version: 1\nload: {duration: 60s}\nrandom: {faults: 10}\n"), services)
+	schedule := faults.Draw(s, 7, services)
+	culprits := []faults.Fault{schedule[2], schedule[7]}
+	runs := 0
+	fails := func(candidate []faults.Fault) bool {
+		runs++
+		return slices.Contains(candidate, culprits[0]) && slices.Contains(candidate, culprits[1])
+	}
+	small := faults.Shrink(schedule, 40, fails)
+	if len(small) > 3 || !fails(small) {
+		t.Errorf("shrunk to %d faults %v (after %d runs), want the two culprits", len(small), small, runs)
+	}
+	t.Logf("10 faults → %d in %d runs", len(small), runs)
+}
+
+func TestTheReportJudgesEachWindowAndDrawsTheRun(t *testing.T) {
+	start := time.UnixMilli(1_700_000_000_000)
+	var entries []faults.Entry
+	for ms := int64(0); ms < 30_000; ms += 100 { // 10 a second for 30 s
+		outcome := "accepted"
+		if ms >= 10_000 && ms < 12_000 && ms%500 == 0 { // 4 failures of 20 during the fault
+			outcome = "failed"
+		}
+		entries = append(entries, faults.Entry{At: start.UnixMilli() + ms, Outcome: outcome, LatencyMS: 5})
+	}
+	s, err := faults.Parse("w.yaml", []byte("version: 1\nassert: {error_rate: {during: 0.05, after: 0}, recovery: 1s, p99_after: 50ms}\n"), services)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := faults.Fault{Stop: "orders"}
+	res := &faults.Result{Scenario: "w", Started: start, Faults: []faults.Applied{{Fault: f, Start: 10 * time.Second, End: 11 * time.Second}}}
+	res.Judge(s, entries)
+	res.Settle()
+	if len(res.Windows) != 2 || res.Windows[0].Requests != 20 || res.Windows[0].Failed != 4 || res.Windows[1].Failed != 0 || res.Windows[1].Requests != 180 {
+		t.Fatalf("windows %+v", res.Windows)
+	}
+	// 20 % failed during the fault, over its 5 % bound: the run failed, saying so.
+	if res.Held || res.Verdicts[0].Held || !res.Verdicts[1].Held || !res.Verdicts[2].Held {
+		t.Errorf("verdicts %+v", res.Verdicts)
+	}
+	var text, svg bytes.Buffer
+	if err := res.Text(&text); err != nil || !strings.Contains(text.String(), "FAIL error rate during fault 1 ≤ 5%: 20.00% of 20 requests failed") {
+		t.Errorf("text: %v\n%s", err, text.String())
+	}
+	if err := res.SVG(&svg); err != nil || len(res.Seconds) != 30 {
+		t.Fatal(err)
+	}
+	if err := xml.Unmarshal(svg.Bytes(), new(struct{})); err != nil || !strings.Contains(svg.String(), "1: stop orders") {
+		t.Errorf("the SVG is not well-formed or lacks the fault: %v", err)
+	}
+}
