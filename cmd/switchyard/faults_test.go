@@ -29,7 +29,7 @@ func TestAFaultScenarioRunsJudgesAndReports(t *testing.T) {
 	if err := os.WriteFile(scenario, []byte(`version: 1
 name: short
 broker: private
-load: {rate: 15, duration: 16s, args: [--customers, "5", --retry-window, 10s]}
+load: {rate: 15, duration: 20s, args: [--customers, "5", --retry-window, 10s]}
 faults:
   - {at: 3s, kill: payments}
   - {at: 6s, stop: inventory, for: 1s}

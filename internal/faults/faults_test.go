@@ -116,3 +116,16 @@ func TestTheReportJudgesEachWindowAndDrawsTheRun(t *testing.T) {
 		t.Errorf("the SVG is not well-formed or lacks the fault: %v", err)
 	}
 }
+
+// An after-bound with no request after the faults would hold vacuously: it fails.
+func TestABoundOnNothingFails(t *testing.T) {
+	start := time.UnixMilli(1_700_000_000_000)
+	entries := []faults.Entry{{At: start.UnixMilli(), Outcome: "accepted"}, {At: start.UnixMilli() + 2000, Outcome: "accepted"}}
+	s, _ := faults.Parse("v.yaml", []byte("version: 1\nassert: {error_rate: {after: 0}}\n"), services)
+	res := &faults.Result{Started: start, Faults: []faults.Applied{{Fault: faults.Fault{Kill: "orders"}, Start: time.Second, End: time.Second}}}
+	res.Judge(s, entries)
+	res.Settle()
+	if res.Held || !strings.Contains(res.Verdicts[0].Detail, "lengthen it") {
+		t.Errorf("%+v", res.Verdicts)
+	}
+}

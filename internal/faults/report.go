@@ -136,6 +136,11 @@ func (r *Result) Judge(s *Scenario, entries []Entry) {
 	}
 	after := window("after the faults", entries, r.Started, last, max(end, last))
 	r.Windows = append(r.Windows, after)
+	if after.Requests == 0 && (s.Assert.ErrorRate.After != nil || s.Assert.P99 > 0) {
+		// A bound on nothing would hold vacuously.
+		r.verdict("requests after the faults", false,
+			"the load ended %s into the run, before the last fault's window did (%s): lengthen it, or shorten the recovery", end.Round(time.Second), last)
+	}
 	if b := s.Assert.ErrorRate.After; b != nil {
 		r.verdict(fmt.Sprintf("error rate after the faults ≤ %.2g%%", 100**b), after.ErrorRate <= *b,
 			"%.2f%% of %d requests failed", 100*after.ErrorRate, after.Requests)
