@@ -79,11 +79,7 @@ func cmdDesign(ctx context.Context, e *Env, args []string) error {
 		return err
 	}
 	if *observed || *file != "" {
-		src, err := newSpanSource(cfg, "", *file, "", *since)
-		if err != nil {
-			return err
-		}
-		spans, err := src.spans(ctx, "")
+		spans, err := recorded(ctx, cfg, *file, *since)
 		if err != nil {
 			return err
 		}

@@ -100,11 +100,7 @@ func cmdLint(ctx context.Context, e *Env, args []string) error {
 		res.Changed, res.Changes, final = &after, &diff, after
 	}
 	if *observed || *file != "" {
-		src, err := newSpanSource(cfg, "", *file, "", *since)
-		if err != nil {
-			return err
-		}
-		spans, err := src.spans(ctx, "")
+		spans, err := recorded(ctx, cfg, *file, *since)
 		if err != nil {
 			return err
 		}

@@ -144,6 +144,16 @@ func (s spanSource) spans(ctx context.Context, traceID string) ([]observe.Span, 
 	return out.Spans, json.Unmarshal(body, &out)
 }
 
+// recorded returns the spans of the local stack's hub over since, or of an OTLP
+// JSON file when one is named: the traffic design --observed and lint forecast from.
+func recorded(ctx context.Context, cfg *config.Config, file string, since time.Duration) ([]observe.Span, error) {
+	src, err := newSpanSource(cfg, "", file, "", since)
+	if err != nil {
+		return nil, err
+	}
+	return src.spans(ctx, "")
+}
+
 func (s spanSource) get(ctx context.Context, u string) ([]byte, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {

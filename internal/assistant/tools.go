@@ -460,18 +460,10 @@ func (s *server) call(ctx context.Context, method, u, token string) ([]byte, err
 		return nil, err
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	if err != nil {
-		return nil, err
-	}
 	if resp.StatusCode/100 != 2 {
-		var p problem.Details
-		if json.Unmarshal(body, &p) == nil && p.Detail != "" {
-			return nil, fmt.Errorf("%s %s: %d %s", method, req.URL.Path, resp.StatusCode, p.Detail)
-		}
-		return nil, fmt.Errorf("%s %s: %s", method, req.URL.Path, resp.Status)
+		return nil, fmt.Errorf("%s %s: %d %s", method, req.URL.Path, resp.StatusCode, problem.FromResponse(resp).Detail)
 	}
-	return body, nil
+	return io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 }
 
 // hub is the running system's trace hub.
