@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/goccy/go-yaml"
 
@@ -72,7 +73,7 @@ func faultsRun(ctx context.Context, e *Env, args []string) error {
 	if *duration > 0 {
 		scale := float64(*duration) / float64(s.Load.Duration)
 		for i := range s.Faults {
-			s.Faults[i].At = config.Duration(float64(s.Faults[i].At) * scale)
+			s.Faults[i].At = config.Duration(time.Duration(float64(s.Faults[i].At) * scale).Round(100 * time.Millisecond))
 		}
 		if s.Random != nil {
 			s.Random.From, s.Random.To = config.Duration(float64(s.Random.From)*scale), config.Duration(float64(s.Random.To)*scale)
