@@ -158,13 +158,19 @@ func (r lintResult) text(w io.Writer) error {
 
 // analyse runs the policy analysis of cfg with the sagas its services' code defines.
 func (e *Env) analyse(cfg *config.Config, rate float64) (analysis.Report, error) {
-	_, sagas, err := e.monitoringInput(cfg)
+	sagas, err := e.sagas(cfg)
 	if err != nil {
 		return analysis.Report{}, err
 	}
-	in := analysis.Input{Config: cfg, Rate: rate}
+	return analysis.Analyze(analysis.Input{Config: cfg, Rate: rate, Sagas: sagas}), nil
+}
+
+// sagas describes the sagas cfg's services' code defines, for the analysis.
+func (e *Env) sagas(cfg *config.Config) ([]analysis.Saga, error) {
+	_, sagas, err := e.monitoringInput(cfg)
+	out := make([]analysis.Saga, 0, len(sagas))
 	for _, s := range sagas {
-		in.Sagas = append(in.Sagas, analysis.Saga{Service: s.Service, Name: s.Name, Steps: s.Steps})
+		out = append(out, analysis.Saga{Service: s.Service, Name: s.Name, Steps: s.Steps})
 	}
-	return analysis.Analyze(in), nil
+	return out, err
 }

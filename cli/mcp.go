@@ -18,7 +18,6 @@ import (
 	"github.com/switchyard/switchyard"
 	"github.com/switchyard/switchyard/bus"
 	"github.com/switchyard/switchyard/config"
-	"github.com/switchyard/switchyard/internal/analysis"
 	"github.com/switchyard/switchyard/internal/assistant"
 )
 
@@ -104,17 +103,10 @@ func (e *Env) assistantOptions(cfg *config.Config, source, token string) assista
 		Source:     filepath.Base(cmp.Or(source, "switchyard.yaml")),
 		Raw:        func() ([]byte, error) { return e.configRaw(source) },
 		Load:       func(raw []byte) (*config.Config, error) { return e.LoadConfigText(cfg.Source, dir, raw) },
-		Analyse:    func(c *config.Config) (analysis.Report, error) { return e.analyse(c, 0) },
+		Analyse:    e.analyse,
 		AdminToken: token,
-		Sagas: func(c *config.Config) ([]analysis.Saga, error) {
-			_, sagas, err := e.monitoringInput(c)
-			out := make([]analysis.Saga, 0, len(sagas))
-			for _, s := range sagas {
-				out = append(out, analysis.Saga{Service: s.Service, Name: s.Name, Steps: s.Steps})
-			}
-			return out, err
-		},
-		Design: e.render,
+		Sagas:      e.sagas,
+		Design:     e.render,
 		Stack: func() (string, string, error) {
 			st, err := readStack(cfg.DataDir)
 			if err != nil {

@@ -6,7 +6,6 @@ import (
 	"html"
 	"io"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -164,19 +163,11 @@ func (h *hops) of(s *observe.Span) (before, after []Message) {
 	return nil, nil
 }
 
-// ranOut reports whether span s outlasted the deadline it arrived with (recorded
-// in milliseconds as rpc.DeadlineAttribute), and what that deadline left it.
+// ranOut reports whether span s outlasted the deadline it arrived with, and what
+// that deadline left it.
 func ranOut(s *observe.Span) (time.Duration, bool) {
-	v := s.Attr("switchyard.deadline.remaining_ms")
-	if v == "" {
-		return 0, false
-	}
-	ms, err := strconv.ParseInt(v, 10, 64)
-	if err != nil {
-		return 0, false
-	}
-	left := time.Duration(ms) * time.Millisecond
-	return left, s.Duration() >= left
+	left, ok := s.DeadlineLeft()
+	return left, ok && s.Duration() >= left
 }
 
 // operationOf names a server span's operation: its name, unless that names a

@@ -16,6 +16,7 @@ package observe
 
 import (
 	"slices"
+	"strconv"
 	"time"
 )
 
@@ -71,6 +72,21 @@ func (s Span) Attr(keys ...string) string {
 		}
 	}
 	return ""
+}
+
+// DeadlineAttribute is the span attribute recording, in milliseconds, the time a
+// request's deadline left it on arrival (server spans) or when the call began
+// (client spans).
+const DeadlineAttribute = "switchyard.deadline.remaining_ms"
+
+// DeadlineLeft is what the span's deadline left it (DeadlineAttribute), if it
+// recorded one.
+func (s Span) DeadlineLeft() (time.Duration, bool) {
+	ms, err := strconv.ParseInt(s.Attr(DeadlineAttribute), 10, 64)
+	if err != nil {
+		return 0, false
+	}
+	return time.Duration(ms) * time.Millisecond, true
 }
 
 // Trace is the spans of one trace, ordered by start.

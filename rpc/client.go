@@ -39,6 +39,7 @@ import (
 	"github.com/switchyard/switchyard/authn"
 	"github.com/switchyard/switchyard/balancer"
 	"github.com/switchyard/switchyard/discovery"
+	"github.com/switchyard/switchyard/observe"
 	"github.com/switchyard/switchyard/problem"
 	"github.com/switchyard/switchyard/resilience"
 	"github.com/switchyard/switchyard/telemetry"
@@ -208,7 +209,7 @@ func (c *Client) RoundTrip(req *http.Request) (*http.Response, error) {
 		span.SetAttributes(attribute.String("http.request.method", req.Method), attribute.String("url.path", req.URL.Path))
 		if req.Header.Get("Upgrade") == "" {
 			now := time.Now()
-			span.SetAttributes(attribute.Int64(DeadlineAttribute, c.policy.Deadline(ctx, now).Sub(now).Milliseconds()))
+			span.SetAttributes(attribute.Int64(observe.DeadlineAttribute, c.policy.Deadline(ctx, now).Sub(now).Milliseconds()))
 		}
 	}
 	var resp *http.Response

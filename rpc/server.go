@@ -13,16 +13,12 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/switchyard/switchyard/observe"
 	"github.com/switchyard/switchyard/problem"
 )
 
 // MaxPropagatedTimeout caps the deadline a caller may impose through TimeoutHeader.
 const MaxPropagatedTimeout = time.Minute
-
-// DeadlineAttribute is the span attribute recording, in milliseconds, the time a
-// request's deadline left it on arrival (on server spans) or when the call began
-// (on client spans); a sequence diagram marks the hop where it ran out.
-const DeadlineAttribute = "switchyard.deadline.remaining_ms"
 
 // Deadline applies a caller's propagated deadline (TimeoutHeader) to the request's
 // context, so the handler's database calls and outgoing calls stop when it passes,
@@ -39,7 +35,7 @@ func Deadline(next http.Handler) http.Handler {
 		v := r.Header.Get(TimeoutHeader)
 		if v == "" {
 			if d, ok := grpcTimeout(r.Header.Get("Grpc-Timeout")); ok {
-				trace.SpanFromContext(r.Context()).SetAttributes(attribute.Int64(DeadlineAttribute, d.Milliseconds()))
+				trace.SpanFromContext(r.Context()).SetAttributes(attribute.Int64(observe.DeadlineAttribute, d.Milliseconds()))
 			}
 			next.ServeHTTP(w, r)
 			return
@@ -50,7 +46,7 @@ func Deadline(next http.Handler) http.Handler {
 			return
 		}
 		d := min(time.Duration(ms)*time.Millisecond, MaxPropagatedTimeout)
-		trace.SpanFromContext(r.Context()).SetAttributes(attribute.Int64(DeadlineAttribute, d.Milliseconds()))
+		trace.SpanFromContext(r.Context()).SetAttributes(attribute.Int64(observe.DeadlineAttribute, d.Milliseconds()))
 		ctx, cancel := context.WithTimeout(r.Context(), d)
 		defer cancel()
 		inner := r.WithContext(ctx)

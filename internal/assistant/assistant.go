@@ -50,9 +50,10 @@ type Options struct {
 	// Write replaces the configuration file; nil when it cannot be written (the
 	// binary's built-in one).
 	Write func(raw []byte) error
-	// Analyse is the policy analysis of a configuration; Sagas describes the sagas
-	// its services' code defines.
-	Analyse func(*config.Config) (analysis.Report, error)
+	// Analyse is the policy analysis of a configuration with retry budgets at rate
+	// requests per second (0: the default); Sagas describes the sagas its
+	// services' code defines.
+	Analyse func(cfg *config.Config, rate float64) (analysis.Report, error)
 	Sagas   func(*config.Config) ([]analysis.Saga, error)
 	// Design renders the design document of a configuration.
 	Design func(*config.Config) ([]byte, error)

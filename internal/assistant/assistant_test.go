@@ -41,8 +41,8 @@ func connect(t *testing.T) (*mcp.ClientSession, string) {
 		Raw:    func() ([]byte, error) { return os.ReadFile(path) },
 		Load:   func(raw []byte) (*config.Config, error) { return config.Load(path, raw, nil) },
 		Write:  func(raw []byte) error { return os.WriteFile(path, raw, 0o600) },
-		Analyse: func(c *config.Config) (analysis.Report, error) {
-			return analysis.Analyze(analysis.Input{Config: c}), nil
+		Analyse: func(c *config.Config, rate float64) (analysis.Report, error) {
+			return analysis.Analyze(analysis.Input{Config: c, Rate: rate}), nil
 		},
 	})
 	st, ct := mcp.NewInMemoryTransports()

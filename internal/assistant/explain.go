@@ -167,8 +167,8 @@ func (s *server) caseFile(cfg *config.Config, id string, traces []observe.Trace)
 			if sp.Error {
 				c.Status = strings.TrimSpace(c.Status + " " + sp.Status)
 			}
-			if ms := sp.Attr("switchyard.deadline.remaining_ms"); ms != "" {
-				c.DeadlineLeft = ms + "ms"
+			if left, ok := sp.DeadlineLeft(); ok {
+				c.DeadlineLeft = left.String()
 			}
 			for _, e := range sp.Events {
 				d := e.Name

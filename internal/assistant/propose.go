@@ -142,11 +142,11 @@ func (s *server) propose(_ context.Context, _ *mcp.CallToolRequest, in proposeIn
 	after, errs := s.check(changed)
 	out.Valid, out.Errors = len(errs) == 0, nonNilErrors(errs)
 	if after != nil {
-		before, err := s.Analyse(cfg)
+		before, err := s.Analyse(cfg, 0)
 		if err != nil {
 			return nil, nil, err
 		}
-		report, err := s.Analyse(after)
+		report, err := s.Analyse(after, 0)
 		if err != nil {
 			return nil, nil, err
 		}

@@ -164,7 +164,7 @@ func (s *server) analyze(_ context.Context, _ *mcp.CallToolRequest, in analyzeIn
 		return nil, nil, err
 	}
 	var out analyzeOut
-	if out.Report, err = s.analyse(cfg, in.Rate); err != nil {
+	if out.Report, err = s.Analyse(cfg, in.Rate); err != nil {
 		return nil, nil, err
 	}
 	var b strings.Builder
@@ -183,7 +183,7 @@ func (s *server) analyze(_ context.Context, _ *mcp.CallToolRequest, in analyzeIn
 		if err != nil {
 			return nil, nil, fieldError("set", "the changed configuration does not load: %v", err)
 		}
-		after, err := s.analyse(changed, in.Rate)
+		after, err := s.Analyse(changed, in.Rate)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -194,20 +194,6 @@ func (s *server) analyze(_ context.Context, _ *mcp.CallToolRequest, in analyzeIn
 		_ = diff.Text(&b)
 	}
 	return text(b.String()), out, nil
-}
-
-func (s *server) analyse(cfg *config.Config, rate float64) (analysis.Report, error) {
-	if rate == 0 {
-		return s.Analyse(cfg)
-	}
-	var sagas []analysis.Saga
-	if s.Sagas != nil {
-		var err error
-		if sagas, err = s.Sagas(cfg); err != nil {
-			return analysis.Report{}, err
-		}
-	}
-	return analysis.Analyze(analysis.Input{Config: cfg, Sagas: sagas, Rate: rate}), nil
 }
 
 type diagramIn struct {

@@ -38,19 +38,7 @@ const indentStep = 2
 // Path segments are mapping keys; a segment that is a decimal number indexes a
 // sequence ("gateway.routes.2.timeout").
 func Set(src []byte, key, value string) ([]byte, error) {
-	segs, err := splitPath(key)
-	if err != nil {
-		return nil, err
-	}
-	value, err = checkValue(key, value)
-	if err != nil {
-		return nil, err
-	}
-	d, err := load(src, key)
-	if err != nil {
-		return nil, err
-	}
-	at, err := find(d.root, segs, key)
+	segs, value, d, at, err := locate(src, key, value)
 	if err != nil {
 		return nil, err
 	}
@@ -69,19 +57,7 @@ func Set(src []byte, key, value string) ([]byte, error) {
 // Append returns src with value appended to the sequence at key, creating the key
 // (as a one-item sequence) when missing.
 func Append(src []byte, key, value string) ([]byte, error) {
-	segs, err := splitPath(key)
-	if err != nil {
-		return nil, err
-	}
-	value, err = checkValue(key, value)
-	if err != nil {
-		return nil, err
-	}
-	d, err := load(src, key)
-	if err != nil {
-		return nil, err
-	}
-	at, err := find(d.root, segs, key)
+	segs, value, d, at, err := locate(src, key, value)
 	if err != nil {
 		return nil, err
 	}
@@ -103,6 +79,23 @@ func Append(src []byte, key, value string) ([]byte, error) {
 		return nil, err
 	}
 	return finish(src, edits, key, segs, true, []byte(value))
+}
+
+// locate checks key and value and finds, in src, how much of key's path exists.
+func locate(src []byte, key, value string) ([]string, string, *doc, loc, error) {
+	segs, err := splitPath(key)
+	if err != nil {
+		return nil, "", nil, loc{}, err
+	}
+	if value, err = checkValue(key, value); err != nil {
+		return nil, "", nil, loc{}, err
+	}
+	d, err := load(src, key)
+	if err != nil {
+		return nil, "", nil, loc{}, err
+	}
+	at, err := find(d.root, segs, key)
+	return segs, value, d, at, err
 }
 
 // Insert returns src with a new key under the mapping at parent ("" for the
