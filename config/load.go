@@ -95,21 +95,15 @@ func Load(source string, data []byte, getenv func(string) string) (*Config, erro
 	if getenv == nil {
 		getenv = func(string) string { return "" }
 	}
-	file, err := parser.ParseBytes(data, 0)
-	if err != nil {
-		return nil, Errors{yamlError(source, err)}
+	cfg := &Config{}
+	doc, err := Decode(source, data, cfg)
+	var e *Error
+	if errors.As(err, &e) {
+		return nil, Errors{e}
+	} else if err != nil {
+		return nil, err
 	}
-	cfg := &Config{Source: source}
-	if len(file.Docs) > 1 {
-		return nil, Errors{{File: source, Msg: "want one YAML document, found several"}}
-	}
-	if len(file.Docs) == 1 && file.Docs[0].Body != nil {
-		if err := yaml.NodeToValue(file.Docs[0].Body, cfg, yaml.Strict()); err != nil {
-			e := yamlError(source, err)
-			e.Key = keyAt(file.Docs[0].Body, "", e.Line, e.Column)
-			return nil, Errors{e}
-		}
-	}
+	file := doc.file
 	cfg.Source, cfg.file = source, file
 	for name, s := range cfg.Services {
 		if s == nil {
