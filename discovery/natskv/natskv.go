@@ -221,8 +221,8 @@ func (k *KV) Stale() (since time.Time, stale bool) {
 }
 
 // Expiry is how long a crashed instance stays resolvable at most while the
-// registry answers.
-func (k *KV) Expiry() time.Duration { return 3 * k.cfg.Heartbeat }
+// registry answers: three heartbeats, and one more to confirm it is gone.
+func (k *KV) Expiry() time.Duration { return 4 * k.cfg.Heartbeat }
 
 func key(service, id string) string { return service + "." + id }
 
@@ -361,12 +361,13 @@ func (k *KV) expiry(e jetstream.KeyValueEntry) time.Time {
 // an entry expires three heartbeats after its last write (a crashed instance
 // announces nothing), but only as the KV type's doc says: never while the registry
 // cannot be read, not before three heartbeats after it came back, and only once
-// the registry confirms the entry is gone.
+// the registry has said twice, a heartbeat apart, that the entry is gone.
 //
 // A watch that falls silent while instances are known is started over: every
 // instance writes each heartbeat, so two heartbeats without a word mean the
 // watcher's consumer was lost (its server left the cluster, the stream's leader
-// changed, the broker restarted) rather than that every instance died.
+// changed, the broker restarted) rather than that every instance died. A watch
+// that knows no instance is started over after three.
 func (k *KV) Watch(ctx context.Context, service string) (<-chan []discovery.Instance, error) {
 	w, err := k.current().Watch(ctx, service+".*")
 	if err != nil {
@@ -374,7 +375,7 @@ func (k *KV) Watch(ctx context.Context, service string) (<-chan []discovery.Inst
 		return nil, fmt.Errorf("natskv: watch %s: %w", service, err)
 	}
 	out := make(chan []discovery.Instance, 1)
-	v := &view{k: k, service: service, entries: map[string]kvEntry{}, out: out}
+	v := &view{k: k, service: service, entries: map[string]kvEntry{}, suspect: map[string]time.Time{}, out: out}
 	go func() {
 		defer close(out)
 		for {
@@ -414,6 +415,12 @@ type view struct {
 	k       *KV
 	service string
 	entries map[string]kvEntry
+	// suspect holds when the registry first said an entry was gone: it is dropped
+	// only when a second reading, a heartbeat later, says so too. A node of the
+	// cluster that was just restarted may answer a read from its own stale copy
+	// for a moment before it knows it is not the stream's leader, and one such
+	// answer must not empty a view of live instances.
+	suspect map[string]time.Time
 	last    []discovery.Instance
 	out     chan []discovery.Instance
 }
@@ -452,7 +459,11 @@ func (v *view) follow(ctx context.Context, w jetstream.KeyWatcher) {
 				timer.Reset(v.expire(ctx))
 			}
 		case <-silence.C:
-			if len(v.entries) > 0 && v.k.js.Conn().IsConnected() && time.Since(heard) > 2*hb {
+			// Instances known: two heartbeats without a word. None known: a lost
+			// watch would never be noticed by its silence alone, so it is started
+			// over after three (a service with no instance costs a watch a while).
+			quiet := time.Since(heard)
+			if v.k.js.Conn().IsConnected() && (len(v.entries) > 0 && quiet > 2*hb || quiet > 3*hb) {
 				return
 			}
 			if !ready {
@@ -465,6 +476,7 @@ func (v *view) follow(ctx context.Context, w jetstream.KeyWatcher) {
 // apply records one update: a put refreshes its entry, a delete or purge (a
 // withdrawal the registry announces) removes it.
 func (v *view) apply(e jetstream.KeyValueEntry) {
+	delete(v.suspect, e.Key())
 	if inst, ok := decode(e, v.service); ok && e.Operation() == jetstream.KeyValuePut {
 		v.entries[e.Key()] = kvEntry{inst: inst, expires: v.k.expiry(e)}
 		return
@@ -496,11 +508,18 @@ func (v *view) expire(ctx context.Context) time.Duration {
 			case err != nil: // the registry stopped answering: keep everything
 				v.publish(false)
 				return hb
-			case gone:
+			case gone && !v.suspect[key].IsZero() && now.Sub(v.suspect[key]) >= hb:
 				delete(v.entries, key)
+				delete(v.suspect, key)
 				v.k.cfg.Logger.Info("natskv: instance gone", "dependency", v.service, "instance", e.inst.ID, "addr", e.inst.Addr)
 				continue
+			case gone: // ask again a heartbeat later
+				if v.suspect[key].IsZero() {
+					v.suspect[key] = now
+				}
+				expires = v.suspect[key].Add(hb)
 			default: // the watch lags behind the bucket
+				delete(v.suspect, key)
 				v.entries[key] = fresh
 				expires = fresh.expires
 			}
