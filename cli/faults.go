@@ -67,7 +67,7 @@ func faultsRun(ctx context.Context, e *Env, args []string) error {
 		return err
 	}
 	services := cfg.ServiceNames()
-	if s, err = faults.LoadFile(path, services); err != nil {
+	if s, err = faults.LoadFile(path, faults.PlatformOf(cfg)); err != nil {
 		return Usagef("%v", err)
 	}
 	if *duration > 0 {
@@ -145,6 +145,12 @@ func scenarioFile(s faults.Scenario) map[string]any {
 	}
 	if s.Broker != "" {
 		out["broker"] = s.Broker
+	}
+	if s.Database != "" {
+		out["database"] = s.Database
+	}
+	if len(s.DatabaseServices) > 0 {
+		out["database_services"] = s.DatabaseServices
 	}
 	return out
 }

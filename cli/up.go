@@ -140,6 +140,10 @@ func cmdUp(ctx context.Context, e *Env, args []string) error {
 				name = fmt.Sprintf("%s%s%d", n, replicaMark, replica)
 			}
 			env := append(slices.Clone(childEnv), platform.EnvServiceKey+"="+filepath.Join(identityDir, n+".key"))
+			if own := e.Getenv(config.EnvName(n) + "_NATS_URL"); own != "" {
+				// This service's way to the broker (a proxy on the edge, say).
+				env = append(env, "NATS_URL="+own)
+			}
 			children = append(children, supervisor.Spec{Name: name, Args: args, ListenFlag: "--listen", Env: env})
 		}
 	}

@@ -205,6 +205,11 @@ type Dependency struct {
 	// Protocol is "rest" or "grpc".
 	Protocol string `yaml:"protocol"`
 
+	// Address, when set, is the one host:port every call of this edge goes to,
+	// instead of the instances discovery knows: an endpoint outside the platform,
+	// a sidecar, or the fault proxy `switchyard faults run` puts on the edge.
+	Address string `yaml:"address"`
+
 	// Policy governs every call on this edge; unset fields take the defaults.
 	Policy Policy `yaml:"policy"`
 }
@@ -302,6 +307,10 @@ type Gateway struct {
 	Shedding Shedding `yaml:"shedding"`
 	// Routes are matched by longest prefix.
 	Routes []Route `yaml:"routes"`
+
+	// addresses are fixed addresses of the services the routes lead to
+	// (GATEWAY_TO_<SERVICE>_ADDRESS), for GatewayService.
+	addresses map[string]string
 }
 
 // CORS is the gateway's cross-origin policy.
@@ -388,7 +397,7 @@ func (c *Config) GatewayService() *Service {
 		Description: "The single entry point: routes, authenticates, limits and sheds, and answers what needs several services."}
 	for _, r := range g.Routes {
 		if r.Service != "" {
-			svc.Dependencies[r.Service] = &Dependency{Protocol: "rest", Policy: g.Policy}
+			svc.Dependencies[r.Service] = &Dependency{Protocol: "rest", Policy: g.Policy, Address: g.addresses[r.Service]}
 		}
 	}
 	maps.Copy(svc.Dependencies, g.Dependencies)

@@ -98,6 +98,34 @@ func TestEnvironmentOverridesTheFile(t *testing.T) {
 	}
 }
 
+func TestAnEdgeCanBePointedAtAFixedAddress(t *testing.T) {
+	t.Parallel()
+	src := minimal + `  orders:
+    listen: 127.0.0.1:8083
+    dependencies:
+      users: {protocol: rest, address: "10.0.0.9:80"}
+`
+	cfg, err := config.Load("test.yaml", []byte(src), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.Services["orders"].Dependencies["users"].Address; got != "10.0.0.9:80" {
+		t.Errorf("from the file: address = %q", got)
+	}
+	// The environment wins: how the faults runner puts a proxy on the edge.
+	cfg, err = config.Load("test.yaml", []byte(src), env("ORDERS_TO_USERS_ADDRESS", "127.0.0.1:41001"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.Services["orders"].Dependencies["users"].Address; got != "127.0.0.1:41001" {
+		t.Errorf("from ORDERS_TO_USERS_ADDRESS: address = %q", got)
+	}
+	if _, err := config.Load("test.yaml", []byte(src), env("ORDERS_TO_USERS_ADDRESS", "nowhere")); err == nil ||
+		!strings.Contains(err.Error(), "services.orders.dependencies.users.address") {
+		t.Errorf("a bad address from the environment: %v", err)
+	}
+}
+
 func TestServicesStartAfterTheirDependencies(t *testing.T) {
 	t.Parallel()
 	src := `version: 1
@@ -176,6 +204,17 @@ func TestBrokenConfigurationsAreReportedWithFileLineAndKey(t *testing.T) {
         policy: {timeout: 5}
 `,
 			want: []string{"bad.yaml:11:27: services.orders.dependencies.users.policy.timeout:", `"5" is not a duration`},
+		},
+		{
+			name: "a fixed address without a port",
+			src: minimal + `  orders:
+    listen: 127.0.0.1:8083
+    dependencies:
+      users:
+        protocol: rest
+        address: 127.0.0.1
+`,
+			want: []string{"bad.yaml:10:9: services.orders.dependencies.users.address:", "missing port"},
 		},
 		{
 			name: "malformed duration",

@@ -86,7 +86,8 @@ func LoadFile(path string, getenv func(string) string) (*Config, error) {
 // SWITCHYARD_DISCOVERY → discovery.kind; SWITCHYARD_DISCOVERY_DNS_NAME → discovery.dns.name;
 // OTEL_EXPORTER_OTLP_ENDPOINT → telemetry.otlp_endpoint; SWITCHYARD_HUB → telemetry.hub;
 // SWITCHYARD_DATA_DIR → data_dir; <NAME>_DATABASE_URL → services.<name>.database (name upper-cased, dashes
-// as underscores); DATABASE_URL → every other service's database: a PostgreSQL URL
+// as underscores); <NAME>_TO_<DEP>_ADDRESS → services.<name>.dependencies.<dep>.address (the gateway's
+// as GATEWAY_TO_<DEP>_ADDRESS); DATABASE_URL → every other service's database: a PostgreSQL URL
 // whose database name gets the suffix _<name> (postgres://h/shop → shop_users), so
 // each service keeps a database of its own on one server.
 //
@@ -273,8 +274,35 @@ func (c *Config) applyEnv(getenv func(string) string) Errors {
 		} else if shared != "" {
 			s.Database = PerServiceDatabase(shared, name)
 		}
+		addresses(name, s.Dependencies, getenv)
+	}
+	if g := c.Gateway; g != nil {
+		addresses("gateway", g.Dependencies, getenv)
+		// The services its routes lead to, which it need not declare.
+		for _, r := range g.Routes {
+			name := "GATEWAY_TO_" + EnvName(r.Service) + "_ADDRESS"
+			if v := getenv(name); r.Service != "" && v != "" {
+				if errs2 := (&Dependency{Address: v}).validateAddress(name); len(errs2) > 0 {
+					bad(name, errs2[0].Msg)
+				}
+				if g.addresses == nil {
+					g.addresses = map[string]string{}
+				}
+				g.addresses[r.Service] = v
+			}
+		}
 	}
 	return errs
+}
+
+// addresses applies <CALLER>_TO_<DEPENDENCY>_ADDRESS to the caller's declared
+// dependencies (validated with the file's own addresses).
+func addresses(caller string, deps map[string]*Dependency, getenv func(string) string) {
+	for dep, d := range deps {
+		if v := getenv(EnvName(caller) + "_TO_" + EnvName(dep) + "_ADDRESS"); v != "" && d != nil {
+			d.Address = v
+		}
+	}
 }
 
 // EnvName is the prefix of a service's environment variables: its name upper-cased

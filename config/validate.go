@@ -129,6 +129,7 @@ func (c *Config) validate() Errors {
 			if d.Protocol != "rest" && d.Protocol != "grpc" {
 				bad(dkey+".protocol", "want rest or grpc, got %q", d.Protocol)
 			}
+			errs = append(errs, d.validateAddress(dkey+".address")...)
 			errs = append(errs, d.Policy.validate(dkey+".policy")...)
 		}
 		for i, t := range s.Publishes {
@@ -343,6 +344,7 @@ func (c *Config) validateGateway(g *Gateway) Errors {
 			bad(key+".protocol", "want rest or grpc")
 			continue
 		}
+		errs = append(errs, d.validateAddress(key+".address")...)
 		errs = append(errs, d.Policy.validate(key+".policy")...)
 	}
 	if g.MaxBodyBytes < 0 {
@@ -418,4 +420,19 @@ func (c *Config) validateGateway(g *Gateway) Errors {
 		}
 	}
 	return errs
+}
+
+// validateAddress checks a fixed address: host:port with a port, when set.
+func (d *Dependency) validateAddress(key string) Errors {
+	if d.Address == "" {
+		return nil
+	}
+	host, port, err := splitHostPort(d.Address)
+	switch {
+	case err != nil:
+		return Errors{{Key: key, Msg: err.Error()}}
+	case host == "" || port == 0:
+		return Errors{{Key: key, Msg: fmt.Sprintf("want host:port with both, got %q", d.Address)}}
+	}
+	return nil
 }

@@ -151,6 +151,9 @@ func (in *Inbox) count(consumer string, r result) {
 
 // apply records the event and runs fn, in tx.
 func apply(ctx context.Context, tx *sql.Tx, consumer string, msg *bus.Message, fn Handler) (bool, error) {
+	if forgetsIDs {
+		return false, fn(ctx, tx, msg)
+	}
 	res, err := tx.ExecContext(ctx,
 		`INSERT INTO inbox (consumer, event_id, processed_at) VALUES ($1, $2, $3) ON CONFLICT (consumer, event_id) DO NOTHING`,
 		consumer, msg.Event.ID, store.Millis(time.Now()))

@@ -320,8 +320,14 @@ func (p *Process) Client(ctx context.Context, dependency string, opts ...ClientO
 	if !ok {
 		return nil, fmt.Errorf("%s calls %s, which switchyard.yaml does not declare as its dependency", p.Name, dependency)
 	}
-	_, resolver, err := p.Discovery(ctx)
-	if err != nil {
+	var (
+		resolver discovery.Resolver
+		err      error
+	)
+	if dep.Address != "" {
+		// A fixed address stands for the dependency: one instance, always there.
+		resolver = discovery.NewStatic(discovery.Instance{Service: dependency, ID: "address", Addr: dep.Address})
+	} else if _, resolver, err = p.Discovery(ctx); err != nil {
 		return nil, err
 	}
 	if o.keep != nil {

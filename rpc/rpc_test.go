@@ -157,7 +157,9 @@ func TestABlackHoledDependencyOpensTheBreakerUntilItHeals(t *testing.T) {
 	if rec.Code != 503 || rec.Header().Get("Retry-After") == "" {
 		t.Errorf("the edge answered %d with Retry-After %q, want 503 with one", rec.Code, rec.Header().Get("Retry-After"))
 	}
-	proxy.Heal()
+	if err := proxy.Heal(); err != nil {
+		t.Fatal(err)
+	}
 	time.Sleep(550 * time.Millisecond)
 	if code, err := get(c, "/"); err != nil || code != 200 {
 		t.Fatalf("the probe after healing: %d %v", code, err)

@@ -96,7 +96,9 @@ func TestAPublishWhoseConnectionDropsFailsAtOnce(t *testing.T) {
 	begun := time.Now()
 	go func() { published <- b.Publish(ctx, e) }()
 	time.Sleep(300 * time.Millisecond)
-	proxy.Heal()
+	if err := proxy.Heal(); err != nil {
+		t.Fatal(err)
+	}
 	if err := proxy.Cut(); err != nil { // the connection dies under the publish
 		t.Fatal(err)
 	}

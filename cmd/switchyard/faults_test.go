@@ -19,31 +19,44 @@ func faultsRun(t *testing.T, dir string, args ...string) (string, error) {
 	return string(out), err
 }
 
-// A scenario against the shop: payments killed, inventory frozen, a private
-// broker killed and restarted, under customers' orders; every invariant holds
-// and the report says so in text, JSON and a picture — which `faults report`
-// redraws. A scenario whose own check fails exits 1 naming it.
+// A scenario against the shop with a fault of every kind: payments killed,
+// inventory frozen, the runner's own broker killed and restarted, the payments
+// database (on the runner's own PostgreSQL) killed and restarted, the edge
+// gateway -> orders black-holed through the runner's proxy, and every
+// payment-authorized event delivered twice — under customers' orders. Every
+// invariant holds, nothing is dead-lettered, nothing leaks, and the report says
+// so in text, JSON and a picture — which `faults report` redraws. A scenario
+// whose own check fails exits 1 naming it.
 func TestAFaultScenarioRunsJudgesAndReports(t *testing.T) {
 	dir := t.TempDir()
 	scenario := filepath.Join(dir, "short.yaml")
 	if err := os.WriteFile(scenario, []byte(`version: 1
 name: short
 broker: private
-load: {rate: 15, duration: 20s, args: [--customers, "5", --retry-window, 10s]}
+database: private
+database_services: [payments]
+load: {rate: 15, duration: 24s, args: [--customers, "5", --retry-window, 10s]}
 faults:
-  - {at: 3s, kill: payments}
-  - {at: 6s, stop: inventory, for: 1s}
-  - {at: 9s, broker: kill, for: 2s}
+  - {at: 2s, kill: payments}
+  - {at: 4s, stop: inventory, for: 1s}
+  - {at: 6s, broker: kill, for: 2s}
+  - {at: 9s, database: kill, for: 2s}
+  - {at: 12s, edge: gateway -> orders, blackhole: true, for: 1s}
+  - {at: 14s, deliveries: duplicate, event: payments.payment.authorized.v1, for: 2s}
 assert:
   settle: 30s
   error_rate: {after: 0}
+  ready_within: 20s
 `), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	out, err := faultsRun(t, dir, "run", scenario)
 	t.Logf("faults run:\n%s", out)
-	if err != nil || !strings.Contains(out, "faults: short — HELD") || !strings.Contains(out, "ok   check: every invariant holds") {
-		t.Fatalf("the scenario: %v", err)
+	for _, want := range []string{"faults: short — HELD", "ok   check: every invariant holds", "ok   dead letters ≤ 0",
+		"ok   every event consumed", "ok   no leaks", "payments.payment.authorized.v1 events delivered again"} {
+		if err != nil || !strings.Contains(out, want) {
+			t.Fatalf("the scenario: %v; want %q in the report", err, want)
+		}
 	}
 	result := filepath.Join(dir, "short.result")
 	var res struct {
@@ -55,7 +68,7 @@ assert:
 		Seconds []struct{ Offered, Accepted int }
 	}
 	b, err := os.ReadFile(filepath.Join(result, "result.json"))
-	if err != nil || json.Unmarshal(b, &res) != nil || !res.Held || len(res.Faults) != 3 || len(res.Seconds) < 15 {
+	if err != nil || json.Unmarshal(b, &res) != nil || !res.Held || len(res.Faults) != 6 || len(res.Seconds) < 20 {
 		t.Fatalf("result.json: %v %+v", err, res)
 	}
 	for i, f := range res.Faults {
@@ -64,7 +77,7 @@ assert:
 		}
 	}
 	svg, err := os.ReadFile(filepath.Join(result, "report.svg"))
-	if err != nil || !strings.Contains(string(svg), "3: broker-kill broker") {
+	if err != nil || !strings.Contains(string(svg), "3: broker-kill broker") || !strings.Contains(string(svg), "5: blackhole gateway -&gt; orders") {
 		t.Errorf("report.svg: %v", err)
 	}
 	_ = os.Remove(filepath.Join(result, "report.svg"))
@@ -93,5 +106,70 @@ assert:
 	}
 	if out, err := faultsRun(t, dir, "run", filepath.Join(dir, "missing.yaml")); err == nil || !strings.Contains(out, "missing.yaml") {
 		t.Errorf("a missing scenario: %v %s", err, out)
+	}
+}
+
+// The runner catches a real bug. A build whose inbox records no event id
+// (-tags switchyard_broken_inbox) runs a schedule drawn from a seed — kills and
+// stops of services that have nothing to do with it, and payment-authorized
+// events delivered twice. The run fails, naming what broke: notifications'
+// handler ran twice for one event, and the dead letters say so. The shrinker
+// then reduces the schedule to at most three faults that still fail, and writes
+// them as a scenario, which fails again when run. The same schedule against the
+// sound build holds: the duplicates are the inbox's to absorb.
+func TestTheRunnerCatchesABrokenInboxAndShrinksTheSchedule(t *testing.T) {
+	dir := t.TempDir()
+	broken := filepath.Join(dir, "switchyard-broken")
+	build := exec.Command("go", "build", "-tags", "switchyard_broken_inbox", "-o", broken, ".")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build with a broken inbox: %v\n%s", err, out)
+	}
+	scenario := filepath.Join(dir, "duplicates.yaml")
+	if err := os.WriteFile(scenario, []byte(`version: 1
+name: duplicates
+load: {rate: 10, duration: 14s, args: [--customers, "5", --retry-window, 10s]}
+faults:
+  - {at: 2s, deliveries: duplicate, event: payments.payment.authorized.v1, for: 5s}
+random: {faults: 3, kinds: [kill, stop], services: [catalog, users], for: 2s}
+assert:
+  settle: 30s
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	run := func(bin string, args ...string) (string, int) {
+		cmd := exec.Command(bin, append([]string{"faults", "run"}, args...)...)
+		cmd.Dir = dir
+		cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir}
+		out, err := cmd.CombinedOutput()
+		code := 0
+		if ee := (*exec.ExitError)(nil); errors.As(err, &ee) {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return string(out), code
+	}
+
+	out, code := run(binary, scenario, "--seed", "7", "--out", filepath.Join(dir, "sound"))
+	if code != 0 || !strings.Contains(out, "ok   dead letters ≤ 0") {
+		t.Fatalf("the sound build under the same schedule: exit %d\n%s", code, out)
+	}
+	out, code = run(broken, scenario, "--seed", "7", "--shrink", "8", "--out", filepath.Join(dir, "broken"))
+	t.Logf("the broken build:\n%s", out)
+	if code != 1 || !strings.Contains(out, "FAIL dead letters ≤ 0") ||
+		!strings.Contains(out, "notifications payments.payment.authorized.v1") || !strings.Contains(out, "UNIQUE constraint failed: notifications.event_id") {
+		t.Fatalf("the broken build: exit %d; want the dead letters of notifications named", code)
+	}
+	shrunk := filepath.Join(dir, "broken", "shrunk.yaml")
+	b, err := os.ReadFile(shrunk)
+	if err != nil {
+		t.Fatalf("no shrunk scenario: %v", err)
+	}
+	if n := strings.Count(string(b), "- at:"); n == 0 || n > 3 {
+		t.Fatalf("the shrunk schedule has %d faults, want 1 to 3:\n%s", n, b)
+	}
+	out, code = run(broken, shrunk, "--out", filepath.Join(dir, "again"))
+	if code != 1 || !strings.Contains(out, "FAIL dead letters ≤ 0") {
+		t.Errorf("the shrunk scenario, run again: exit %d\n%s", code, out)
 	}
 }

@@ -13,6 +13,8 @@ import (
 
 var services = []string{"inventory", "orders", "payments"}
 
+var platform = &faults.Platform{Services: services, Calls: map[string][]string{"orders": {"inventory", "payments"}, "gateway": {"orders"}}}
+
 func TestAScenarioIsReadStrictly(t *testing.T) {
 	s, err := faults.Parse("s1.yaml", []byte(`version: 1
 load: {rate: 30, duration: 60s, args: [--customers, "10"]}
@@ -22,12 +24,22 @@ faults:
 assert:
   settle: 30s
   error_rate: {during: 0.02, after: 0}
-`), services)
+`), platform)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if s.Name != "s1" || s.Load.Rate != 30 || len(s.Faults) != 2 || s.Faults[1].Lasts() != 3*time.Second || !s.Assert.Checks() {
 		t.Errorf("%+v", s)
+	}
+	for _, src := range []string{
+		"version: 1\nbroker: private\nfaults:\n  - {at: 1s, broker: kill, for: 5s}\n",
+		"version: 1\ndatabase: private\nfaults:\n  - {at: 1s, database: stop, for: 5s}\n",
+		"version: 1\nfaults:\n  - {at: 1s, edge: gateway -> orders, blackhole: true}\n",
+		"version: 1\nfaults:\n  - {at: 1s, deliveries: late, event: orders.order.placed.v1, delay: 3s}\n",
+	} {
+		if _, err := faults.Parse("good.yaml", []byte(src), platform); err != nil {
+			t.Errorf("%s: %v", src, err)
+		}
 	}
 	for _, c := range []struct{ name, src, want string }{
 		{"unknown key", "version: 1\nlaod: {rate: 1}\n", `bad.yaml:2:1: laod: unknown key "laod"`},
@@ -39,15 +51,27 @@ assert:
 		{"a bad share", "version: 1\nassert: {error_rate: {during: 2}}\n", "assert.error_rate.during: want a share from 0 to 1"},
 		{"a bad random kind", "version: 1\nrandom: {kinds: [flood]}\n", "random.kinds.0: want one of kill, stop"},
 		{"no version", "load: {rate: 1}\n", "version: want 1"},
+		{"the shared database", "version: 1\nfaults:\n  - {at: 1s, database: kill, for: 5s}\n", "set database: private"},
+		{"an edge nobody calls", "version: 1\nfaults:\n  - {at: 1s, edge: payments -> orders, latency: 1s}\n", "faults.0.edge: payments does not call orders"},
+		{"an edge without arrow", "version: 1\nfaults:\n  - {at: 1s, edge: orders, down: true}\n", "want caller -> callee"},
+		{"an edge broken two ways", "version: 1\nfaults:\n  - {at: 1s, edge: orders -> inventory, down: true, reset: true}\n", "breaks the edge one way"},
+		{"an edge broken no way", "version: 1\nfaults:\n  - {at: 1s, edge: orders -> inventory}\n", "breaks the edge one way"},
+		{"latency without an edge", "version: 1\nfaults:\n  - {at: 1s, kill: orders, latency: 1s}\n", "name it with edge:"},
+		{"an edge to the shared broker", "version: 1\nfaults:\n  - {at: 1s, edge: orders -> broker, down: true}\n", "set broker: private"},
+		{"a database not on the server", "version: 1\ndatabase: private\ndatabase_services: [payments]\nfaults:\n  - {at: 1s, edge: orders -> database, down: true}\n", "orders's database is not on the private server"},
+		{"a bad delivery fault", "version: 1\nfaults:\n  - {at: 1s, deliveries: twice, event: orders.order.placed.v1}\n", "faults.0.deliveries: want one of duplicate, late, reversed"},
+		{"a delivery fault without its event", "version: 1\nfaults:\n  - {at: 1s, deliveries: duplicate}\n", "faults.0.event: deliveries break one event type"},
+		{"a random edge kind without edges", "version: 1\nrandom: {kinds: [blackhole]}\n", "list them under random.edges"},
+		{"leaks below -1", "version: 1\nassert: {leaks: {goroutines: -5}}\n", "assert.leaks:"},
 	} {
-		if _, err := faults.Parse("bad.yaml", []byte(c.src), services); err == nil || !strings.Contains(err.Error(), c.want) || !strings.HasPrefix(err.Error(), "bad.yaml") {
+		if _, err := faults.Parse("bad.yaml", []byte(c.src), platform); err == nil || !strings.Contains(err.Error(), c.want) || !strings.HasPrefix(err.Error(), "bad.yaml") {
 			t.Errorf("%s: %v, want an error with %q", c.name, err, c.want)
 		}
 	}
 }
 
 func TestTheSameSeedDrawsTheSameSchedule(t *testing.T) {
-	s, err := faults.Parse("r.yaml", []byte("version: 1\nload: {duration: 60s}\nrandom: {faults: 5}\n"), services)
+	s, err := faults.Parse("r.yaml", []byte("version: 1\nload: {duration: 60s}\nrandom: {faults: 5}\n"), platform)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +89,7 @@ func TestTheSameSeedDrawsTheSameSchedule(t *testing.T) {
 // A schedule of ten faults fails only when two particular ones are both in it:
 // the shrinker finds those two (at most three), within its runs.
 func TestAFailingScheduleShrinksToTheFaultsThatMatter(t *testing.T) {
-	s, _ := faults.Parse("r.yaml", []byte("version: 1\nload: {duration: 60s}\nrandom: {faults: 10}\n"), services)
+	s, _ := faults.Parse("r.yaml", []byte("version: 1\nload: {duration: 60s}\nrandom: {faults: 10}\n"), platform)
 	schedule := faults.Draw(s, 7, services)
 	culprits := []faults.Fault{schedule[2], schedule[7]}
 	runs := 0
@@ -90,7 +114,7 @@ func TestTheReportJudgesEachWindowAndDrawsTheRun(t *testing.T) {
 		}
 		entries = append(entries, faults.Entry{At: start.UnixMilli() + ms, Outcome: outcome, LatencyMS: 5})
 	}
-	s, err := faults.Parse("w.yaml", []byte("version: 1\nassert: {error_rate: {during: 0.05, after: 0}, recovery: 1s, p99_after: 50ms}\n"), services)
+	s, err := faults.Parse("w.yaml", []byte("version: 1\nassert: {error_rate: {during: 0.05, after: 0}, recovery: 1s, p99_after: 50ms}\n"), platform)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,7 +145,7 @@ func TestTheReportJudgesEachWindowAndDrawsTheRun(t *testing.T) {
 func TestABoundOnNothingFails(t *testing.T) {
 	start := time.UnixMilli(1_700_000_000_000)
 	entries := []faults.Entry{{At: start.UnixMilli(), Outcome: "accepted"}, {At: start.UnixMilli() + 2000, Outcome: "accepted"}}
-	s, _ := faults.Parse("v.yaml", []byte("version: 1\nassert: {error_rate: {after: 0}}\n"), services)
+	s, _ := faults.Parse("v.yaml", []byte("version: 1\nassert: {error_rate: {after: 0}}\n"), platform)
 	res := &faults.Result{Started: start, Faults: []faults.Applied{{Fault: faults.Fault{Kill: "orders"}, Start: time.Second, End: time.Second}}}
 	res.Judge(s, entries)
 	res.Settle()

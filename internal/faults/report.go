@@ -45,6 +45,11 @@ type Applied struct {
 	End   time.Duration `json:"end"`
 	// Error says why the fault could not be brought, if it could not.
 	Error string `json:"error,omitempty"`
+	// Detail is what the fault did, where there is more to say (deliveries).
+	Detail string `json:"detail,omitempty"`
+	// Ready is how long after the fault ended every process answered /readyz
+	// with 200 again.
+	Ready time.Duration `json:"ready"`
 }
 
 // Window is a stretch of the run and how the requests in it fared.
@@ -56,6 +61,9 @@ type Window struct {
 	Failed    int           `json:"failed"`
 	ErrorRate float64       `json:"error_rate"`
 	P99       time.Duration `json:"p99"`
+	// Recovered, for a fault's window, is how long after the fault ended its last
+	// failed request was scheduled (0: none failed after it ended).
+	Recovered time.Duration `json:"recovered,omitempty"`
 }
 
 // Second is one second of the run.
@@ -84,6 +92,8 @@ type Result struct {
 	Seconds  []Second  `json:"seconds"`
 	Verdicts []Verdict `json:"verdicts"`
 	Held     bool      `json:"held"`
+	// Usage is each compared process's usage before the load and after the run.
+	Usage map[string][2]usage `json:"usage,omitempty"`
 }
 
 // failed says whether an outcome counts against the error rate: a failure, or a
@@ -123,6 +133,7 @@ func (r *Result) Judge(s *Scenario, entries []Entry) {
 	var last time.Duration
 	for i, a := range r.Faults {
 		w := window(fmt.Sprintf("fault %d: %s", i+1, a.Fault), entries, r.Started, a.Start, a.End+recovery)
+		w.Recovered = lastFailure(entries, r.Started, a.End, a.End+recovery) - a.End
 		r.Windows = append(r.Windows, w)
 		last = max(last, a.End+recovery)
 		if b := s.Assert.ErrorRate.During; b != nil {
@@ -152,8 +163,23 @@ func (r *Result) Judge(s *Scenario, entries []Entry) {
 		if a.Error != "" {
 			r.verdict(fmt.Sprintf("fault %d brought", i+1), false, "%s", a.Error)
 		}
+		if d := s.Assert.Ready.Std(); d > 0 && a.Error == "" {
+			r.verdict(fmt.Sprintf("every process ready ≤ %s after fault %d", d, i+1), a.Ready <= d, "ready %s after it ended", a.Ready.Round(10*time.Millisecond))
+		}
 	}
 	r.Seconds = seconds(entries, r.Started)
+}
+
+// lastFailure is the latest failed request scheduled in [from, to), or from
+// when none failed.
+func lastFailure(entries []Entry, start time.Time, from, to time.Duration) time.Duration {
+	last := from
+	for _, e := range entries {
+		if at := time.UnixMilli(e.At).Sub(start); at >= from && at < to && failed(e.Outcome) {
+			last = max(last, at)
+		}
+	}
+	return last
 }
 
 func (r *Result) verdict(name string, held bool, format string, args ...any) {
@@ -210,10 +236,19 @@ func (r *Result) Text(w io.Writer) error {
 	}
 	fmt.Fprintf(&b, "  load %g/s for %s\n", r.Load.Rate, r.Load.Duration)
 	for i, a := range r.Faults {
-		fmt.Fprintf(&b, "  fault %d: %s (brought at %s, over at %s)\n", i+1, a.Fault, a.Start.Round(time.Millisecond), a.End.Round(time.Millisecond))
+		fmt.Fprintf(&b, "  fault %d: %s (brought at %s, over at %s, every process ready %s later)", i+1, a.Fault,
+			a.Start.Round(time.Millisecond), a.End.Round(time.Millisecond), a.Ready.Round(10*time.Millisecond))
+		if a.Detail != "" {
+			fmt.Fprintf(&b, ": %s", a.Detail)
+		}
+		b.WriteString("\n")
 	}
 	for _, win := range r.Windows {
-		fmt.Fprintf(&b, "  %-40s %5d requests  %6.2f%% failed  p99 %s\n", win.Name, win.Requests, 100*win.ErrorRate, win.P99.Round(time.Millisecond))
+		fmt.Fprintf(&b, "  %-40s %5d requests  %6.2f%% failed  p99 %s", win.Name, win.Requests, 100*win.ErrorRate, win.P99.Round(time.Millisecond))
+		if win.Recovered > 0 {
+			fmt.Fprintf(&b, "  last failure %s after the fault ended", win.Recovered.Round(100*time.Millisecond))
+		}
+		b.WriteString("\n")
 	}
 	for _, v := range r.Verdicts {
 		mark := "ok  "

@@ -2,18 +2,24 @@ package faults
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
+	"maps"
+	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/switchyard/switchyard/config"
 )
 
 // Runner runs scenarios with one switchyard binary.
@@ -43,19 +49,47 @@ func (r *Runner) Run(ctx context.Context, s *Scenario, schedule []Fault, seed ui
 	}
 	data := filepath.Join(r.Out, "data")
 	_ = os.RemoveAll(data)
-	env := append(r.Env, "SWITCHYARD_DATA_DIR="+data, "SWITCHYARD_HUB=127.0.0.1:0")
+	env := append(slices.Clone(r.Env), "SWITCHYARD_DATA_DIR="+data, "SWITCHYARD_HUB=127.0.0.1:0")
 	res := &Result{Scenario: s.Name, Source: s.Source, Seed: seed, Load: s.Load}
 
-	var broker *process
+	e := &engines{}
+	defer e.close()
 	if s.Broker == "private" {
 		b, url, err := r.startBroker(filepath.Join(r.Out, "broker"))
 		if err != nil {
 			return nil, err
 		}
-		broker = b
-		defer broker.kill()
+		e.broker, e.brokerURL = b, url
 		env = append(env, "NATS_URL="+url)
 		r.Log("private broker at %s", url)
+	}
+	if s.Database == "private" {
+		// Its own directory under the system's temporary one: the server may run as
+		// another user (postgres, when the runner is root), who must reach it.
+		dir, err := os.MkdirTemp("", "switchyard-postgres-")
+		if err != nil {
+			return nil, err
+		}
+		e.databaseDir = dir
+		pg, url, err := r.startPostgres(dir)
+		if err != nil {
+			return nil, err
+		}
+		e.database, e.databaseURL = pg, url
+		if len(s.DatabaseServices) == 0 {
+			env = append(env, "DATABASE_URL="+url)
+		}
+		for _, name := range s.DatabaseServices {
+			env = append(env, config.EnvName(name)+"_DATABASE_URL="+config.PerServiceDatabase(url, name))
+		}
+		r.Log("private PostgreSQL at %s", redactless(url))
+	}
+	// Every edge a fault breaks gets its proxy, and the caller its address: the
+	// broker's and database's now (the caller connects as it starts), a service's
+	// once the stack runs (its address is the stack's to give).
+	later, err := e.interpose(schedule, &env)
+	if err != nil {
+		return nil, err
 	}
 
 	args := []string{"up"}
@@ -67,8 +101,23 @@ func (r *Runner) Run(ctx context.Context, s *Scenario, schedule []Fault, seed ui
 		return nil, err
 	}
 	defer up.stop()
-	if err := up.waitFor(ctx, r.App+" is up", 60*time.Second); err != nil {
+	if err := up.waitFor(ctx, r.App+" is up", 90*time.Second); err != nil {
 		return nil, fmt.Errorf("the platform did not come up: %w\n%s", err, up.tail(20))
+	}
+	for _, edge := range later {
+		if err := e.proxyService(data, edge); err != nil {
+			return nil, err
+		}
+	}
+	for edge, p := range e.proxies {
+		r.Log("proxy on %s at %s", edge, p.Addr())
+	}
+	leaks := s.Assert.Leaks != (Leaks{Goroutines: -1, RSSMB: -1, FDs: -1})
+	var before map[string]usage
+	if leaks {
+		if before, err = readUsage(ctx, data); err != nil {
+			return nil, fmt.Errorf("reading the processes' /metrics before the load: %w", err)
+		}
 	}
 	r.Log("platform up; load %g/s for %s", s.Load.Rate, s.Load.Duration)
 
@@ -82,7 +131,7 @@ func (r *Runner) Run(ctx context.Context, s *Scenario, schedule []Fault, seed ui
 		return nil, err
 	}
 	res.Started = time.Now()
-	res.Faults = r.bring(ctx, schedule, res.Started, data, broker)
+	res.Faults = r.bring(ctx, schedule, res.Started, data, e)
 	loadErr := load.wait()
 	if loadErr != nil {
 		res.verdict("the load ran to its end", false, "%v\n%s", loadErr, load.tail(10))
@@ -101,6 +150,27 @@ func (r *Runner) Run(ctx context.Context, s *Scenario, schedule []Fault, seed ui
 		out, err := r.output(ctx, env, bin, cmd...)
 		res.verdict(name, err == nil, "%s", strings.TrimSpace(out))
 	}
+	if most := s.Assert.DeadLetters; most == nil || *most >= 0 {
+		// An event still being retried may yet become a dead letter: first every
+		// consumer must have caught up.
+		if url := e.natsURL(data); url != "" {
+			left, err := consumed(ctx, url, s.Assert.Settle.Or(30*time.Second))
+			if err != nil {
+				res.verdict("every event consumed", false, "%v", err)
+			} else {
+				res.verdict("every event consumed", left == "", "%s", cmp.Or(left, "no consumer has an event pending or unacknowledged"))
+			}
+		}
+		r.judgeDeadLetters(ctx, res, env, s, most)
+	}
+	if leaks {
+		after, err := readUsage(ctx, data)
+		if err != nil {
+			res.verdict("no leaks", false, "reading the processes' /metrics after the run: %v", err)
+		} else {
+			res.judgeLeaks(s.Assert.Leaks, before, after)
+		}
+	}
 	f, err := os.Open(timeline)
 	if err != nil {
 		return nil, fmt.Errorf("the load wrote no timeline: %w", err)
@@ -113,6 +183,70 @@ func (r *Runner) Run(ctx context.Context, s *Scenario, schedule []Fault, seed ui
 	res.Judge(s, entries)
 	res.Settle()
 	return res, nil
+}
+
+// redactless is a URL without its password, for the log (the runner's own
+// servers have none, but a user's might).
+func redactless(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(a URL)"
+	}
+	return u.Redacted()
+}
+
+// judgeDeadLetters counts the dead letters the broker holds after the run
+// (`events dlq list`), against the scenario's bound [none].
+func (r *Runner) judgeDeadLetters(ctx context.Context, res *Result, env []string, s *Scenario, most *int) {
+	bound := 0
+	if most != nil {
+		bound = *most
+	}
+	cmd := []string{"events", "dlq", "list", "--json", "--limit", "100000"}
+	if s.Platform != "" {
+		cmd = append(cmd, "--config", s.platformPath())
+	}
+	name := fmt.Sprintf("dead letters ≤ %d", bound)
+	out, err := r.output(ctx, env, r.Binary, cmd...)
+	if err != nil {
+		res.verdict(name, false, "events dlq list: %v\n%s", err, strings.TrimSpace(out))
+		return
+	}
+	var list []struct {
+		Group string `json:"group"`
+		Event struct {
+			Type string `json:"type"`
+		} `json:"event"`
+		LastError string `json:"last_error"`
+	}
+	if err := json.Unmarshal([]byte(out), &list); err != nil {
+		res.verdict(name, false, "events dlq list printed no list: %v", err)
+		return
+	}
+	by := map[string]int{}
+	example := map[string]string{}
+	for _, dl := range list {
+		k := dl.Group + " " + dl.Event.Type
+		by[k]++
+		example[k] = dl.LastError
+	}
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(by)) {
+		parts = append(parts, fmt.Sprintf("%d of %s (e.g. %s)", by[k], k, oneLine(example[k], 120)))
+	}
+	detail := fmt.Sprintf("%d dead letters", len(list))
+	if len(parts) > 0 {
+		detail += ": " + strings.Join(parts, "; ")
+	}
+	res.verdict(name, len(list) <= bound, "%s", detail)
+}
+
+func oneLine(s string, n int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) > n {
+		s = s[:n] + "…"
+	}
+	return s
 }
 
 func (s *Scenario) platformPath() string {
@@ -137,7 +271,7 @@ func (s *Scenario) command(bin, data string) []string {
 
 // bring applies every fault of the schedule at its time and returns when the
 // last has ended.
-func (r *Runner) bring(ctx context.Context, schedule []Fault, start time.Time, data string, broker *process) []Applied {
+func (r *Runner) bring(ctx context.Context, schedule []Fault, start time.Time, data string, e *engines) []Applied {
 	out := make([]Applied, len(schedule))
 	var wg sync.WaitGroup
 	for i, f := range schedule {
@@ -149,11 +283,19 @@ func (r *Runner) bring(ctx context.Context, schedule []Fault, start time.Time, d
 				return
 			}
 			a := Applied{Fault: f, Start: time.Since(start)}
-			if err := r.apply(ctx, f, data, broker); err != nil {
+			detail, err := r.apply(ctx, f, data, e)
+			if err != nil {
 				a.Error = err.Error()
 			}
-			a.End = time.Since(start)
+			a.End, a.Detail = time.Since(start), detail
 			r.Log("fault %d: %s (%s)", i+1, f, map[bool]string{true: "brought", false: a.Error}[a.Error == ""])
+			if a.Error == "" {
+				if ready, err := allReady(ctx, data, time.Minute); err == nil {
+					a.Ready = ready
+				} else {
+					a.Error = err.Error()
+				}
+			}
 			out[i] = a
 		})
 	}
@@ -162,49 +304,91 @@ func (r *Runner) bring(ctx context.Context, schedule []Fault, start time.Time, d
 }
 
 // apply brings one fault and, for those that last, ends it.
-func (r *Runner) apply(ctx context.Context, f Fault, data string, broker *process) error {
+func (r *Runner) apply(ctx context.Context, f Fault, data string, e *engines) (string, error) {
 	switch {
 	case f.Kill != "":
-		pids, err := pidsOf(data, f.Kill)
-		if err != nil {
-			return err
-		}
-		for _, pid := range pids {
-			if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
-				return fmt.Errorf("kill -9 %s (pid %d): %w", f.Kill, pid, err)
-			}
-		}
-		return nil
+		return "", signalService(data, f.Kill, syscall.SIGKILL)
 	case f.Stop != "":
-		pids, err := pidsOf(data, f.Stop)
-		if err != nil {
-			return err
+		if err := signalService(data, f.Stop, syscall.SIGSTOP); err != nil {
+			return "", err
 		}
-		for _, pid := range pids {
-			if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
-				return fmt.Errorf("kill -STOP %s (pid %d): %w", f.Stop, pid, err)
+		sleep(ctx, f.Lasts())
+		return "", signalService(data, f.Stop, syscall.SIGCONT)
+	case f.Broker != "":
+		return "", freezeOrKill(ctx, e.broker, f.Broker, f.Lasts(), e.broker.restart)
+	case f.Database != "":
+		return "", freezeOrKill(ctx, e.database, f.Database, f.Lasts(), func() error {
+			return e.database.restartPostgres(hostOf(e.databaseURL))
+		})
+	case f.Edge != "":
+		return "", e.breakEdge(ctx, f)
+	case f.Deliveries != "":
+		url := e.natsURL(data)
+		if url == "" {
+			return "", errors.New("deliveries break a NATS broker's; this stack has none")
+		}
+		return deliver(ctx, url, f)
+	}
+	return "", errors.New("an empty fault")
+}
+
+// allReady waits until every process of the stack answers /readyz with 200, and
+// returns how long that took.
+func allReady(ctx context.Context, data string, within time.Duration) (time.Duration, error) {
+	began := time.Now()
+	client := &http.Client{Timeout: time.Second}
+	for {
+		procs, err := stackOf(data)
+		if err != nil {
+			return 0, err
+		}
+		var waiting []string
+		for _, p := range procs {
+			if p.URL == "" {
+				waiting = append(waiting, p.Name)
+				continue
+			}
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, p.URL+"/readyz", nil)
+			resp, err := client.Do(req)
+			if err != nil {
+				waiting = append(waiting, p.Name)
+				continue
+			}
+			_ = resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				waiting = append(waiting, p.Name)
 			}
 		}
-		sleep(ctx, f.Lasts())
-		for _, pid := range pids {
-			_ = syscall.Kill(pid, syscall.SIGCONT)
+		if len(waiting) == 0 {
+			return time.Since(began), nil
 		}
-		return nil
-	case f.Broker == "stop":
-		if err := broker.signal(syscall.SIGSTOP); err != nil {
-			return err
+		if time.Since(began) > within {
+			return 0, fmt.Errorf("%s not ready %s after the fault ended", strings.Join(waiting, ", "), within)
 		}
-		sleep(ctx, f.Lasts())
-		return broker.signal(syscall.SIGCONT)
-	case f.Broker == "kill":
-		if err := broker.signal(syscall.SIGKILL); err != nil {
-			return err
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
 		}
-		_ = broker.wait()
-		sleep(ctx, f.Lasts())
-		return broker.restart()
 	}
-	return errors.New("an empty fault")
+}
+
+// freezeOrKill stops (SIGSTOP, then SIGCONT) or kills (SIGKILL, then back) an
+// engine for d.
+func freezeOrKill(ctx context.Context, p *process, how string, d time.Duration, back func() error) error {
+	if how == "stop" {
+		if err := p.signal(syscall.SIGSTOP); err != nil {
+			return err
+		}
+		sleep(ctx, d)
+		return p.signal(syscall.SIGCONT)
+	}
+	if err := p.signal(syscall.SIGKILL); err != nil {
+		return err
+	}
+	_ = p.wait()
+	sleep(ctx, d)
+	return back()
 }
 
 func sleep(ctx context.Context, d time.Duration) {
@@ -214,68 +398,60 @@ func sleep(ctx context.Context, d time.Duration) {
 	}
 }
 
-// pidsOf reads the processes of a service (every replica) from the stack's
-// stack.json.
-func pidsOf(data, service string) ([]int, error) {
+// stackProcess is one process of the stack, as stack.json lists it.
+type stackProcess struct {
+	Name string `json:"name"`
+	URL  string `json:"url"`
+	PID  int    `json:"pid"`
+}
+
+type stackFile struct {
+	Broker struct {
+		URL string `json:"url"`
+	} `json:"broker"`
+	Services []stackProcess `json:"services"`
+}
+
+func readStackFile(data string) (*stackFile, error) {
 	b, err := os.ReadFile(filepath.Join(data, "stack.json"))
 	if err != nil {
 		return nil, err
 	}
-	var st struct {
-		Services []struct {
-			Name string `json:"name"`
-			PID  int    `json:"pid"`
-		} `json:"services"`
-	}
+	var st stackFile
 	if err := json.Unmarshal(b, &st); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("stack.json: %w", err)
 	}
-	var pids []int
-	for _, s := range st.Services {
-		if name, _, _ := strings.Cut(s.Name, "#"); name == service && s.PID > 0 {
-			pids = append(pids, s.PID)
-		}
-	}
-	if len(pids) == 0 {
-		return nil, fmt.Errorf("no running process of %s in the stack", service)
-	}
-	return pids, nil
+	return &st, nil
 }
 
-// startBroker starts a nats-server with JetStream on a free loopback port,
-// storing in dir.
-func (r *Runner) startBroker(dir string) (*process, string, error) {
-	bin, err := exec.LookPath("nats-server")
+// stackOf reads the stack's processes (replicas named service#N).
+func stackOf(data string) ([]stackProcess, error) {
+	st, err := readStackFile(data)
 	if err != nil {
-		return nil, "", errors.New("broker: private needs the nats-server binary on PATH (Debian: apt-get install nats-server)")
+		return nil, err
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	return st.Services, nil
+}
+
+// signalService sends sig to every running process (every replica) of a service.
+func signalService(data, service string, sig syscall.Signal) error {
+	procs, err := stackOf(data)
 	if err != nil {
-		return nil, "", err
+		return err
 	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	_ = ln.Close()
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, "", err
-	}
-	p := &process{r: r, name: "broker", bin: bin, args: []string{"-a", "127.0.0.1", "-p", fmt.Sprint(port), "-js", "-sd", dir}}
-	if err := p.begin(); err != nil {
-		return nil, "", err
-	}
-	url := fmt.Sprintf("nats://127.0.0.1:%d", port)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second)
-		if err == nil {
-			_ = c.Close()
-			return p, url, nil
+	n := 0
+	for _, p := range procs {
+		if name, _, _ := strings.Cut(p.Name, "#"); name == service && p.PID > 0 {
+			if err := syscall.Kill(p.PID, sig); err != nil {
+				return fmt.Errorf("signal %s (pid %d): %w", service, p.PID, err)
+			}
+			n++
 		}
-		if time.Now().After(deadline) {
-			p.kill()
-			return nil, "", fmt.Errorf("the private broker did not listen within 10s: %s", p.tail(10))
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
+	if n == 0 {
+		return fmt.Errorf("no running process of %s in the stack", service)
+	}
+	return nil
 }
 
 // process is a child the runner owns, its output kept in a log file and a buffer.
@@ -283,6 +459,9 @@ type process struct {
 	r         *Runner
 	name, bin string
 	args, env []string
+	dir       string              // where it runs [the run's directory]
+	cred      *syscall.Credential // whom it runs as [the runner's user]
+	group     bool                // in a process group of its own, signalled whole
 	mu        sync.Mutex
 	cmd       *exec.Cmd
 	out       bytes.Buffer
@@ -314,7 +493,8 @@ func (p *process) begin() error {
 		return err
 	}
 	cmd := exec.Command(p.bin, p.args...)
-	cmd.Dir, cmd.Env, cmd.Stdout, cmd.Stderr = p.r.Out, p.env, p, p
+	cmd.Dir, cmd.Env, cmd.Stdout, cmd.Stderr = cmp.Or(p.dir, p.r.Out), p.env, p, p
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: p.cred, Setpgid: p.group}
 	p.mu.Lock()
 	if p.logFile != nil {
 		_ = p.logFile.Close() // a restart's
@@ -337,7 +517,10 @@ func (p *process) begin() error {
 
 func (p *process) signal(sig syscall.Signal) error {
 	if p == nil {
-		return errors.New("the broker is not the runner's: set broker: private")
+		return errors.New("the engine is not the runner's: set broker: private or database: private")
+	}
+	if p.group {
+		return syscall.Kill(-p.cmd.Process.Pid, sig)
 	}
 	return p.cmd.Process.Signal(sig)
 }
@@ -364,8 +547,8 @@ func (p *process) stop() {
 }
 
 func (p *process) kill() {
-	_ = p.cmd.Process.Signal(syscall.SIGCONT)
-	_ = p.cmd.Process.Kill()
+	_ = p.signal(syscall.SIGCONT)
+	_ = p.signal(syscall.SIGKILL)
 	select {
 	case <-p.exited:
 	case <-time.After(5 * time.Second):

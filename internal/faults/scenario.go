@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/event"
 )
 
 // Scenario is a scenario as written in its file.
@@ -36,6 +37,13 @@ type Scenario struct {
 	// Broker is embedded (up's own) or private (a nats-server the runner starts on
 	// a free port and owns, so that faults can break it) [embedded].
 	Broker string `yaml:"broker"`
+	// Database is embedded (each service its own SQLite file, or what the platform
+	// declares) or private (a PostgreSQL server the runner makes with initdb on a
+	// free port and owns, so that faults can break it) [embedded].
+	Database string `yaml:"database"`
+	// DatabaseServices are the services whose database is on the private server
+	// [every service]; the others keep theirs.
+	DatabaseServices []string `yaml:"database_services"`
 	// Load is sent for the whole run.
 	Load Load `yaml:"load"`
 	// Faults are brought at their times.
@@ -60,31 +68,82 @@ type Load struct {
 	Args []string `yaml:"args"`
 }
 
-// Fault is one fault of the schedule: exactly one of Kill, Stop and Broker.
+// Fault is one fault of the schedule: exactly one of Kill, Stop, Broker,
+// Database, Edge and Deliveries.
 type Fault struct {
 	// At is when it starts, from the start of the load.
 	At config.Duration `yaml:"at"`
 	// Kill sends SIGKILL to the named service's processes (every replica); up's
 	// supervisor restarts them on their address.
-	Kill string `yaml:"kill"`
+	Kill string `yaml:"kill,omitempty"`
 	// Stop sends SIGSTOP to the named service's processes, SIGCONT after For.
-	Stop string `yaml:"stop"`
+	Stop string `yaml:"stop,omitempty"`
 	// Broker kills (kill) or freezes (stop) the private broker, bringing it back
 	// after For.
-	Broker string `yaml:"broker"`
-	// For is how long the fault lasts (Stop, Broker) [5s].
-	For config.Duration `yaml:"for"`
+	Broker string `yaml:"broker,omitempty"`
+	// Database kills (kill: every process of the server, SIGKILL) or freezes (stop)
+	// the private PostgreSQL server, bringing it back after For.
+	Database string `yaml:"database,omitempty"`
+	// Edge is "caller -> callee" — callee a service, broker or database — whose
+	// connections the runner's proxy breaks for For, in one of the ways below.
+	Edge string `yaml:"edge,omitempty"`
+	// Latency delays every answer on the edge, give or take Jitter.
+	Latency config.Duration `yaml:"latency,omitempty"`
+	Jitter  config.Duration `yaml:"jitter,omitempty"`
+	// Bandwidth narrows the answers to this many KB a second.
+	Bandwidth int `yaml:"bandwidth_kbps,omitempty"`
+	// Reset resets every connection as soon as data flows (TCP RST).
+	Reset bool `yaml:"reset,omitempty"`
+	// BlackHole swallows everything and answers nothing: only a timeout ends a call.
+	BlackHole bool `yaml:"blackhole,omitempty"`
+	// Down closes the edge's connections and refuses new ones.
+	Down bool `yaml:"down,omitempty"`
+	// Deliveries delivers the events of type Event published during For again:
+	// duplicate (at once), late (after Delay) or reversed (each second's in
+	// reverse order) — to every consumer group of that type.
+	Deliveries string `yaml:"deliveries,omitempty"`
+	// Event is the type whose deliveries break (Deliveries).
+	Event string `yaml:"event,omitempty"`
+	// Delay is how late a late delivery comes [2s].
+	Delay config.Duration `yaml:"delay,omitempty"`
+	// For is how long the fault lasts (all but Kill) [5s].
+	For config.Duration `yaml:"for,omitempty"`
 }
 
-// Kind names the fault's kind: kill, stop, broker-kill, broker-stop.
+// Kind names the fault's kind: kill, stop, broker-kill, broker-stop,
+// database-kill, database-stop, latency, bandwidth, reset, blackhole, down
+// (the edge faults), duplicate, late, reversed (the delivery faults).
 func (f Fault) Kind() string {
 	switch {
 	case f.Kill != "":
 		return "kill"
 	case f.Stop != "":
 		return "stop"
+	case f.Broker != "":
+		return "broker-" + f.Broker
+	case f.Database != "":
+		return "database-" + f.Database
+	case f.Deliveries != "":
+		return f.Deliveries
 	}
-	return "broker-" + f.Broker
+	return f.edgeKind()
+}
+
+// edgeKind is the way an edge fault breaks the edge, "" when none is set.
+func (f Fault) edgeKind() string {
+	switch {
+	case f.Latency > 0:
+		return "latency"
+	case f.Bandwidth > 0:
+		return "bandwidth"
+	case f.Reset:
+		return "reset"
+	case f.BlackHole:
+		return "blackhole"
+	case f.Down:
+		return "down"
+	}
+	return ""
 }
 
 // Target is what the fault hits.
@@ -94,8 +153,14 @@ func (f Fault) Target() string {
 		return f.Kill
 	case f.Stop != "":
 		return f.Stop
+	case f.Broker != "":
+		return "broker"
+	case f.Database != "":
+		return "database"
+	case f.Deliveries != "":
+		return f.Event
 	}
-	return "broker"
+	return f.Edge
 }
 
 // Lasts is how long the fault is on: a kill is instant (the restart is the
@@ -109,10 +174,26 @@ func (f Fault) Lasts() time.Duration {
 
 func (f Fault) String() string {
 	s := fmt.Sprintf("at %s %s %s", f.At, f.Kind(), f.Target())
+	switch {
+	case f.Latency > 0 && f.Jitter > 0:
+		s += fmt.Sprintf(" %s±%s", f.Latency, f.Jitter)
+	case f.Latency > 0:
+		s += " " + f.Latency.String()
+	case f.Bandwidth > 0:
+		s += fmt.Sprintf(" %d KB/s", f.Bandwidth)
+	case f.Deliveries == "late":
+		s += " by " + f.Delay.Or(2*time.Second).String()
+	}
 	if d := f.Lasts(); d > 0 {
 		s += fmt.Sprintf(" for %s", d)
 	}
 	return s
+}
+
+// Ends are the two ends of an edge, "caller -> callee".
+func (f Fault) Ends() (caller, callee string) {
+	caller, callee, _ = strings.Cut(f.Edge, "->")
+	return strings.TrimSpace(caller), strings.TrimSpace(callee)
 }
 
 // Random draws faults from a vocabulary.
@@ -128,6 +209,10 @@ type Random struct {
 	To   config.Duration `yaml:"to"`
 	// For bounds how long a stop lasts [1s to 5s].
 	For config.Duration `yaml:"for"`
+	// Edges to break, for the edge kinds (latency, reset, blackhole, down).
+	Edges []string `yaml:"edges"`
+	// Events whose deliveries to break, for duplicate.
+	Events []string `yaml:"events"`
 }
 
 // Assert is what must hold after (and during) the run.
@@ -147,6 +232,28 @@ type Assert struct {
 	P99 config.Duration `yaml:"p99_after"`
 	// Recovery is how long after a fault ends it still counts as during [5s].
 	Recovery config.Duration `yaml:"recovery"`
+	// Ready bounds how long after each fault ends every process answers /readyz
+	// with 200 again (a restarted service, a database reconnected) [unbounded;
+	// measured either way].
+	Ready config.Duration `yaml:"ready_within"`
+	// DeadLetters bounds the dead letters on the broker after the run [0]; -1
+	// leaves them unjudged.
+	DeadLetters *int `yaml:"dead_letters"`
+	// Leaks bounds how much each process grew from before the load to after it
+	// settled, read from its /metrics.
+	Leaks Leaks `yaml:"leaks"`
+}
+
+// Leaks bounds each process's growth over a run; a process restarted meanwhile
+// is not compared. Zero fields take the default in brackets; -1 leaves one
+// unjudged.
+type Leaks struct {
+	// Goroutines more than before the load [100].
+	Goroutines int `yaml:"goroutines"`
+	// RSSMB is resident memory more than before the load, in MiB [128].
+	RSSMB int `yaml:"rss_mb"`
+	// FDs is open file descriptors (sockets among them) more than before [64].
+	FDs int `yaml:"fds"`
 }
 
 // Bound is a limit during the faults and after them; negative means none.
@@ -155,21 +262,48 @@ type Bound struct {
 	After  *float64 `yaml:"after"`
 }
 
-var kinds = []string{"kill", "stop", "broker-kill", "broker-stop"}
+var (
+	kinds      = []string{"kill", "stop", "broker-kill", "broker-stop", "database-kill", "database-stop", "latency", "reset", "blackhole", "down", "duplicate"}
+	edgeKinds  = []string{"latency", "reset", "blackhole", "down"}
+	deliveries = []string{"duplicate", "late", "reversed"}
+)
+
+// Platform is what a scenario is checked against: the services and who calls
+// whom (the gateway's calls under "gateway").
+type Platform struct {
+	Services []string
+	Calls    map[string][]string
+}
+
+// PlatformOf describes a loaded platform.
+func PlatformOf(cfg *config.Config) *Platform {
+	p := &Platform{Services: cfg.ServiceNames(), Calls: map[string][]string{}}
+	for name, s := range cfg.Services {
+		for dep := range s.Dependencies {
+			p.Calls[name] = append(p.Calls[name], dep)
+		}
+	}
+	if g := cfg.GatewayService(); g != nil {
+		for dep := range g.Dependencies {
+			p.Calls["gateway"] = append(p.Calls["gateway"], dep)
+		}
+	}
+	return p
+}
 
 // LoadFile reads a scenario strictly: an unknown key, a bad value or a fault that
-// names no known service is an error naming the file, line and key. services
-// lists the platform's services, to check names against (nil skips the check).
-func LoadFile(path string, services []string) (*Scenario, error) {
+// names no known service or edge is an error naming the file, line and key.
+// platform is checked against (nil skips those checks).
+func LoadFile(path string, platform *Platform) (*Scenario, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	return Parse(path, data, services)
+	return Parse(path, data, platform)
 }
 
 // Parse reads a scenario from data (named source in errors).
-func Parse(source string, data []byte, services []string) (*Scenario, error) {
+func Parse(source string, data []byte, platform *Platform) (*Scenario, error) {
 	var s Scenario
 	doc, err := config.Decode(source, data, &s)
 	if err != nil {
@@ -181,8 +315,27 @@ func Parse(source string, data []byte, services []string) (*Scenario, error) {
 		errs = append(errs, doc.Errorf(key, format, args...))
 	}
 	known := func(key, name string) {
-		if services != nil && !slices.Contains(services, name) {
-			bad(key, "no service %q in the platform (%s)", name, strings.Join(services, ", "))
+		if platform != nil && !slices.Contains(platform.Services, name) {
+			bad(key, "no service %q in the platform (%s)", name, strings.Join(platform.Services, ", "))
+		}
+	}
+	edge := func(key, e string) {
+		caller, callee, ok := strings.Cut(e, "->")
+		caller, callee = strings.TrimSpace(caller), strings.TrimSpace(callee)
+		switch {
+		case !ok || caller == "" || callee == "":
+			bad(key, "want caller -> callee (a service, broker or database), got %q", e)
+		case callee == "broker" && s.Broker != "private":
+			bad(key, "an edge to the broker needs the runner's broker: set broker: private")
+		case callee == "database" && s.Database != "private":
+			bad(key, "an edge to the database needs the runner's database: set database: private")
+		case callee == "database" && len(s.DatabaseServices) > 0 && !slices.Contains(s.DatabaseServices, caller):
+			bad(key, "%s's database is not on the private server (database_services)", caller)
+		case platform == nil:
+		case caller != "gateway" && !slices.Contains(platform.Services, caller):
+			bad(key, "no service %q in the platform (%s)", caller, strings.Join(platform.Services, ", "))
+		case callee != "broker" && callee != "database" && !slices.Contains(platform.Calls[caller], callee):
+			bad(key, "%s does not call %s (it calls %s)", caller, callee, strings.Join(platform.Calls[caller], ", "))
 		}
 	}
 	if s.Version != 1 {
@@ -193,6 +346,17 @@ func Parse(source string, data []byte, services []string) (*Scenario, error) {
 	default:
 		bad("broker", "want embedded or private, got %q", s.Broker)
 	}
+	switch s.Database {
+	case "", "embedded", "private":
+	default:
+		bad("database", "want embedded or private, got %q", s.Database)
+	}
+	if len(s.DatabaseServices) > 0 && s.Database != "private" {
+		bad("database_services", "these go on the runner's PostgreSQL: set database: private")
+	}
+	for i, name := range s.DatabaseServices {
+		known(fmt.Sprintf("database_services.%d", i), name)
+	}
 	if s.Load.Rate < 0 || s.Load.Rate > 10000 {
 		bad("load.rate", "want 0 to 10000 requests a second, got %v", s.Load.Rate)
 	}
@@ -202,25 +366,56 @@ func Parse(source string, data []byte, services []string) (*Scenario, error) {
 	for i, f := range s.Faults {
 		key := fmt.Sprintf("faults.%d", i)
 		set := 0
-		for _, v := range []string{f.Kill, f.Stop, f.Broker} {
+		for _, v := range []string{f.Kill, f.Stop, f.Broker, f.Database, f.Edge, f.Deliveries} {
 			if v != "" {
 				set++
 			}
 		}
 		switch {
 		case set != 1:
-			bad(key, "a fault is exactly one of kill: <service>, stop: <service> or broker: kill|stop")
+			bad(key, "a fault is exactly one of kill: <service>, stop: <service>, broker: kill|stop, database: kill|stop, edge: <caller> -> <callee> or deliveries: duplicate|late|reversed")
 		case f.Kill != "":
 			known(key+".kill", f.Kill)
 		case f.Stop != "":
 			known(key+".stop", f.Stop)
-		case f.Broker != "kill" && f.Broker != "stop":
+		case f.Broker != "" && f.Broker != "kill" && f.Broker != "stop":
 			bad(key+".broker", "want kill or stop, got %q", f.Broker)
-		case s.Broker != "private":
+		case f.Broker != "" && s.Broker != "private":
 			bad(key+".broker", "the broker can be broken only when the runner owns it: set broker: private")
+		case f.Database != "" && f.Database != "kill" && f.Database != "stop":
+			bad(key+".database", "want kill or stop, got %q", f.Database)
+		case f.Database != "" && s.Database != "private":
+			bad(key+".database", "the database can be broken only when the runner owns it: set database: private")
+		case f.Edge != "":
+			edge(key+".edge", f.Edge)
+			ways := 0
+			for _, on := range []bool{f.Latency > 0, f.Bandwidth > 0, f.Reset, f.BlackHole, f.Down} {
+				if on {
+					ways++
+				}
+			}
+			if ways != 1 {
+				bad(key, "an edge fault breaks the edge one way: latency: <d>, bandwidth_kbps: <n>, reset: true, blackhole: true or down: true")
+			}
+		case f.Broker != "" || f.Database != "":
+		case !slices.Contains(deliveries, f.Deliveries):
+			bad(key+".deliveries", "want one of %s, got %q", strings.Join(deliveries, ", "), f.Deliveries)
+		default:
+			if _, err := event.ParseType(f.Event); err != nil {
+				bad(key+".event", "deliveries break one event type: %v", err)
+			}
 		}
-		if f.At < 0 || f.For < 0 {
-			bad(key, "at and for must not be negative")
+		if f.Edge == "" && (f.Latency != 0 || f.Jitter != 0 || f.Bandwidth != 0 || f.Reset || f.BlackHole || f.Down) {
+			bad(key, "latency, jitter, bandwidth_kbps, reset, blackhole and down break an edge: name it with edge:")
+		}
+		if f.Jitter > 0 && f.Latency == 0 {
+			bad(key+".jitter", "jitter varies a latency: set latency too")
+		}
+		if f.Deliveries == "" && (f.Event != "" || f.Delay != 0) {
+			bad(key, "event and delay go with deliveries:")
+		}
+		if f.At < 0 || f.For < 0 || f.Latency < 0 || f.Jitter < 0 || f.Delay < 0 || f.Bandwidth < 0 {
+			bad(key, "times and rates must not be negative")
 		}
 		if f.Kill != "" && f.For != 0 {
 			bad(key+".for", "a kill is instant (the supervisor restarts the service); stop it for a while instead")
@@ -237,6 +432,23 @@ func Parse(source string, data []byte, services []string) (*Scenario, error) {
 			if strings.HasPrefix(k, "broker-") && s.Broker != "private" {
 				bad(fmt.Sprintf("random.kinds.%d", i), "%s needs broker: private", k)
 			}
+			if strings.HasPrefix(k, "database-") && s.Database != "private" {
+				bad(fmt.Sprintf("random.kinds.%d", i), "%s needs database: private", k)
+			}
+			if slices.Contains(edgeKinds, k) && len(r.Edges) == 0 {
+				bad(fmt.Sprintf("random.kinds.%d", i), "%s breaks an edge: list them under random.edges", k)
+			}
+			if k == "duplicate" && len(r.Events) == 0 {
+				bad(fmt.Sprintf("random.kinds.%d", i), "duplicate breaks deliveries: list the event types under random.events")
+			}
+		}
+		for i, e := range r.Edges {
+			edge(fmt.Sprintf("random.edges.%d", i), e)
+		}
+		for i, t := range r.Events {
+			if _, err := event.ParseType(t); err != nil {
+				bad(fmt.Sprintf("random.events.%d", i), "%v", err)
+			}
 		}
 		for i, name := range r.Services {
 			known(fmt.Sprintf("random.services.%d", i), name)
@@ -247,6 +459,12 @@ func Parse(source string, data []byte, services []string) (*Scenario, error) {
 	}
 	if len(s.Assert.Command) > 0 && s.Assert.Check != nil && *s.Assert.Check {
 		bad("assert.command", "a command replaces check; drop check: true")
+	}
+	if l := s.Assert.Leaks; l.Goroutines < -1 || l.RSSMB < -1 || l.FDs < -1 {
+		bad("assert.leaks", "a bound is a number of goroutines, MiB or descriptors, or -1 for none")
+	}
+	if d := s.Assert.DeadLetters; d != nil && *d < -1 {
+		bad("assert.dead_letters", "want a number of dead letters, or -1 for none, got %d", *d)
 	}
 	for key, v := range map[string]*float64{"assert.error_rate.during": s.Assert.ErrorRate.During, "assert.error_rate.after": s.Assert.ErrorRate.After} {
 		if v != nil && (*v < 0 || *v > 1) {

@@ -37,6 +37,20 @@ func Draw(s *Scenario, seed uint64, services []string) []Fault {
 				f.Broker = "kill"
 			case "broker-stop":
 				f.Broker = "stop"
+			case "database-kill":
+				f.Database = "kill"
+			case "database-stop":
+				f.Database = "stop"
+			case "latency":
+				f.Edge, f.Latency = r.Edges[rnd.IntN(len(r.Edges))], config.Duration(time.Second)
+			case "reset":
+				f.Edge, f.Reset = r.Edges[rnd.IntN(len(r.Edges))], true
+			case "blackhole":
+				f.Edge, f.BlackHole = r.Edges[rnd.IntN(len(r.Edges))], true
+			case "down":
+				f.Edge, f.Down = r.Edges[rnd.IntN(len(r.Edges))], true
+			case "duplicate":
+				f.Deliveries, f.Event = "duplicate", r.Events[rnd.IntN(len(r.Events))]
 			}
 			if f.Kill == "" {
 				f.For = config.Duration(time.Second + time.Duration(rnd.Int64N(int64(max(longest-time.Second, time.Millisecond)))).Round(100*time.Millisecond))

@@ -1,0 +1,146 @@
+package faults
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// usage is what one process used at one moment, from its /metrics.
+type usage struct {
+	PID        int     `json:"pid"`
+	Goroutines float64 `json:"goroutines"`
+	RSS        float64 `json:"rss_bytes"`
+	FDs        float64 `json:"open_fds"`
+}
+
+// readUsage reads every running process's usage of the stack in data.
+func readUsage(ctx context.Context, data string) (map[string]usage, error) {
+	procs, err := stackOf(data)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]usage{}
+	client := &http.Client{Timeout: 5 * time.Second}
+	for _, p := range procs {
+		if p.URL == "" || p.PID == 0 {
+			continue
+		}
+		u, err := scrape(ctx, client, p.URL+"/metrics")
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", p.Name, err)
+		}
+		u.PID = p.PID
+		out[p.Name] = u
+	}
+	return out, nil
+}
+
+// scrape reads the three gauges of the Go and process collectors.
+func scrape(ctx context.Context, client *http.Client, url string) (usage, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return usage{}, err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return usage{}, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return usage{}, fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	var u usage
+	found := 0
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		name, value, ok := strings.Cut(sc.Text(), " ")
+		if !ok {
+			continue
+		}
+		var into *float64
+		switch name {
+		case "go_goroutines":
+			into = &u.Goroutines
+		case "process_resident_memory_bytes":
+			into = &u.RSS
+		case "process_open_fds":
+			into = &u.FDs
+		default:
+			continue
+		}
+		if *into, err = strconv.ParseFloat(strings.TrimSpace(value), 64); err != nil {
+			return usage{}, fmt.Errorf("%s: %s: %w", url, name, err)
+		}
+		found++
+	}
+	if err := sc.Err(); err != nil {
+		return usage{}, err
+	}
+	if found < 3 {
+		return usage{}, fmt.Errorf("%s has no go_goroutines, process_resident_memory_bytes and process_open_fds", url)
+	}
+	return u, nil
+}
+
+// judgeLeaks compares each process's usage after the run with before the load,
+// against the bounds, and records one verdict.
+func (r *Result) judgeLeaks(l Leaks, before, after map[string]usage) {
+	bound := func(v, def int) float64 {
+		if v == 0 {
+			v = def
+		}
+		return float64(v)
+	}
+	goroutines, rss, fds := bound(l.Goroutines, 100), bound(l.RSSMB, 128), bound(l.FDs, 64)
+	var over, compared, restarted []string
+	names := make([]string, 0, len(after))
+	for name := range after {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		a, b := after[name], before[name]
+		if b.PID == 0 || b.PID != a.PID {
+			restarted = append(restarted, name)
+			continue
+		}
+		compared = append(compared, name)
+		if goroutines >= 0 && a.Goroutines-b.Goroutines > goroutines {
+			over = append(over, fmt.Sprintf("%s: %+.0f goroutines (%.0f → %.0f)", name, a.Goroutines-b.Goroutines, b.Goroutines, a.Goroutines))
+		}
+		if rss >= 0 && (a.RSS-b.RSS)/(1<<20) > rss {
+			over = append(over, fmt.Sprintf("%s: %+.0f MiB resident (%.0f → %.0f)", name, (a.RSS-b.RSS)/(1<<20), b.RSS/(1<<20), a.RSS/(1<<20)))
+		}
+		if fds >= 0 && a.FDs-b.FDs > fds {
+			over = append(over, fmt.Sprintf("%s: %+.0f open descriptors (%.0f → %.0f)", name, a.FDs-b.FDs, b.FDs, a.FDs))
+		}
+	}
+	name := fmt.Sprintf("no leaks: each process at most %s goroutines, %s MiB and %s descriptors more after the run",
+		limit(goroutines), limit(rss), limit(fds))
+	detail := fmt.Sprintf("%d processes compared", len(compared))
+	if len(restarted) > 0 {
+		detail += fmt.Sprintf("; %s restarted meanwhile, not compared", strings.Join(restarted, ", "))
+	}
+	if len(over) > 0 {
+		detail = strings.Join(over, "; ") + "; " + detail
+	}
+	r.verdict(name, len(over) == 0, "%s", detail)
+	r.Usage = map[string][2]usage{}
+	for _, name := range compared {
+		r.Usage[name] = [2]usage{before[name], after[name]}
+	}
+}
+
+func limit(v float64) string {
+	if v < 0 {
+		return "any"
+	}
+	return "+" + strconv.FormatFloat(v, 'f', -1, 64)
+}
