@@ -195,7 +195,7 @@ func (p *process) restartPostgres(addr string) error {
 type engines struct {
 	broker, database       *process
 	brokerURL, databaseURL string
-	databaseDir            string // removed once the server is gone
+	databaseDir            string                       // removed once the server is gone
 	proxies                map[string]*faultproxy.Proxy // by edge, "caller -> callee"
 	reserved               map[string]string            // a service edge's proxy address, before the stack runs
 }
