@@ -112,6 +112,12 @@ func TestAnEdgeCanBePointedAtAFixedAddress(t *testing.T) {
 	if got := cfg.Services["orders"].Dependencies["users"].Address; got != "10.0.0.9:80" {
 		t.Errorf("from the file: address = %q", got)
 	}
+	if cfg, err := config.Load("test.yaml", []byte(src), env("ORDERS_REPLICAS", "3")); err != nil || cfg.Services["orders"].Replicas != 3 {
+		t.Errorf("ORDERS_REPLICAS=3: %v", err)
+	}
+	if _, err := config.Load("test.yaml", []byte(src), env("ORDERS_REPLICAS", "many")); err == nil || !strings.Contains(err.Error(), "ORDERS_REPLICAS") {
+		t.Errorf("ORDERS_REPLICAS=many: %v", err)
+	}
 	// The environment wins: how the faults runner puts a proxy on the edge.
 	cfg, err = config.Load("test.yaml", []byte(src), env("ORDERS_TO_USERS_ADDRESS", "127.0.0.1:41001"))
 	if err != nil {

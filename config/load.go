@@ -87,7 +87,7 @@ func LoadFile(path string, getenv func(string) string) (*Config, error) {
 // OTEL_EXPORTER_OTLP_ENDPOINT → telemetry.otlp_endpoint; SWITCHYARD_HUB → telemetry.hub;
 // SWITCHYARD_DATA_DIR → data_dir; <NAME>_DATABASE_URL → services.<name>.database (name upper-cased, dashes
 // as underscores); <NAME>_TO_<DEP>_ADDRESS → services.<name>.dependencies.<dep>.address (the gateway's
-// as GATEWAY_TO_<DEP>_ADDRESS); DATABASE_URL → every other service's database: a PostgreSQL URL
+// as GATEWAY_TO_<DEP>_ADDRESS); <NAME>_REPLICAS → services.<name>.replicas; DATABASE_URL → every other service's database: a PostgreSQL URL
 // whose database name gets the suffix _<name> (postgres://h/shop → shop_users), so
 // each service keeps a database of its own on one server.
 //
@@ -275,6 +275,13 @@ func (c *Config) applyEnv(getenv func(string) string) Errors {
 			s.Database = PerServiceDatabase(shared, name)
 		}
 		addresses(name, s.Dependencies, getenv)
+		if v := getenv(EnvName(name) + "_REPLICAS"); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				bad(EnvName(name)+"_REPLICAS", fmt.Sprintf("want 1 to 10, got %q", v))
+			}
+			s.Replicas = n // its range is checked with the file's
+		}
 	}
 	if g := c.Gateway; g != nil {
 		addresses("gateway", g.Dependencies, getenv)

@@ -10,6 +10,16 @@ import (
 	"testing"
 )
 
+// havePostgres reports whether PostgreSQL's server programs are installed, for
+// the runner's database: private.
+func havePostgres() bool {
+	if _, err := exec.LookPath("initdb"); err == nil {
+		return true
+	}
+	found, _ := filepath.Glob("/usr/lib/postgresql/*/bin/initdb")
+	return len(found) > 0
+}
+
 func faultsRun(t *testing.T, dir string, args ...string) (string, error) {
 	t.Helper()
 	cmd := exec.Command(binary, append([]string{"faults"}, args...)...)
@@ -30,18 +40,25 @@ func faultsRun(t *testing.T, dir string, args ...string) (string, error) {
 func TestAFaultScenarioRunsJudgesAndReports(t *testing.T) {
 	dir := t.TempDir()
 	scenario := filepath.Join(dir, "short.yaml")
+	database, databaseFault := "database: private\ndatabase_services: [payments]\n", "  - {at: 9s, database: kill, for: 2s}\n"
+	if !havePostgres() {
+		// With only Go installed there is no PostgreSQL to make a server with; CI
+		// (which names its servers) always has one.
+		if os.Getenv("SWITCHYARD_TEST_POSTGRES") != "" {
+			t.Fatal("SWITCHYARD_TEST_POSTGRES is set but PostgreSQL's initdb is not installed here")
+		}
+		t.Log("no PostgreSQL installed (initdb): the scenario runs without its database fault")
+		database, databaseFault = "", ""
+	}
 	if err := os.WriteFile(scenario, []byte(`version: 1
 name: short
 broker: private
-database: private
-database_services: [payments]
-load: {rate: 15, duration: 24s, args: [--customers, "5", --retry-window, 10s]}
+`+database+`load: {rate: 15, duration: 24s, args: [--customers, "5", --retry-window, 10s]}
 faults:
   - {at: 2s, kill: payments}
   - {at: 4s, stop: inventory, for: 1s}
   - {at: 6s, broker: kill, for: 2s}
-  - {at: 9s, database: kill, for: 2s}
-  - {at: 12s, edge: gateway -> orders, blackhole: true, for: 1s}
+`+databaseFault+`  - {at: 12s, edge: gateway -> orders, blackhole: true, for: 1s}
   - {at: 14s, deliveries: duplicate, event: payments.payment.authorized.v1, for: 2s}
 assert:
   settle: 30s
@@ -68,7 +85,7 @@ assert:
 		Seconds []struct{ Offered, Accepted int }
 	}
 	b, err := os.ReadFile(filepath.Join(result, "result.json"))
-	if err != nil || json.Unmarshal(b, &res) != nil || !res.Held || len(res.Faults) != 6 || len(res.Seconds) < 20 {
+	if err != nil || json.Unmarshal(b, &res) != nil || !res.Held || len(res.Faults) != strings.Count(databaseFault, "database: kill")+5 || len(res.Seconds) < 20 {
 		t.Fatalf("result.json: %v %+v", err, res)
 	}
 	for i, f := range res.Faults {
@@ -77,7 +94,7 @@ assert:
 		}
 	}
 	svg, err := os.ReadFile(filepath.Join(result, "report.svg"))
-	if err != nil || !strings.Contains(string(svg), "3: broker-kill broker") || !strings.Contains(string(svg), "5: blackhole gateway -&gt; orders") {
+	if err != nil || !strings.Contains(string(svg), "3: broker-kill broker") || !strings.Contains(string(svg), "blackhole gateway -&gt; orders") {
 		t.Errorf("report.svg: %v", err)
 	}
 	_ = os.Remove(filepath.Join(result, "report.svg"))

@@ -19,6 +19,52 @@ import (
 // deliver its own again.
 const faultHeader = "Switchyard-Fault"
 
+// poisonPrefix begins the id of every poison event the runner publishes.
+const poisonPrefix = "poison-"
+
+// poison publishes, for f.Lasts(), ten events a second on the subject of f's type
+// that no consumer can take: nine in ten are CloudEvents whose data breaks the
+// type's schema (id poison-<n>), one in ten is not a CloudEvent at all. It
+// reports how many it published.
+func poison(ctx context.Context, url string, f Fault) (int, error) {
+	t, err := event.ParseType(f.Event)
+	if err != nil {
+		return 0, err
+	}
+	nc, err := nats.Connect(url, nats.Name("switchyard-faults"), nats.MaxReconnects(-1))
+	if err != nil {
+		return 0, fmt.Errorf("poison: connect to the broker: %w", err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return 0, err
+	}
+	run := fmt.Sprintf("%x", time.Now().UnixNano())
+	end := time.Now().Add(f.Lasts())
+	sent := 0
+	for n := 1; time.Now().Before(end) && ctx.Err() == nil; n++ {
+		id := fmt.Sprintf("%s%s-%d", poisonPrefix, run, n)
+		data := []byte("\x00 not an event")
+		if n%10 != 0 {
+			data = fmt.Appendf(nil, `{"specversion":"1.0","id":%q,"source":"switchyard-faults","type":%q,"time":%q,"datacontenttype":"application/json","data":{"poison":true}}`,
+				id, f.Event, time.Now().UTC().Format(time.RFC3339Nano))
+		}
+		msg := nats.NewMsg(t.Subject())
+		msg.Data = data
+		msg.Header.Set(jetstream.MsgIDHeader, id)
+		msg.Header.Set(faultHeader, "poison")
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		_, err := js.PublishMsg(pctx, msg)
+		cancel()
+		if err == nil {
+			sent++
+		}
+		sleep(ctx, 100*time.Millisecond)
+	}
+	return sent, nil
+}
+
 // deliver brings a delivery fault on the broker at url for f.Lasts(): every
 // message of f's event type published meanwhile is stored on its stream once
 // more — same event, same CloudEvent id, a new Nats-Msg-Id so that the broker

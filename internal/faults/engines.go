@@ -2,6 +2,8 @@ package faults
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -51,30 +53,30 @@ func listening(addr string, within time.Duration, p *process) error {
 	}
 }
 
-// startBroker starts a nats-server with JetStream on a free loopback port,
-// storing in dir.
+// startBroker starts a broker of the runner's own: the binary's embedded NATS
+// server with JetStream (`broker`: every write synced), on a free loopback port,
+// storing in dir, behind a random token.
 func (r *Runner) startBroker(dir string) (*process, string, error) {
-	bin, err := exec.LookPath("nats-server")
-	if err != nil {
-		return nil, "", errors.New("broker: private needs the nats-server binary on PATH (Debian: apt-get install nats-server)")
-	}
 	addr, err := freeAddr()
 	if err != nil {
 		return nil, "", err
 	}
-	_, port, _ := net.SplitHostPort(addr)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, "", err
 	}
-	p := &process{r: r, name: "broker", bin: bin, args: []string{"-a", "127.0.0.1", "-p", port, "-js", "-sd", dir}}
+	secret := make([]byte, 16)
+	_, _ = rand.Read(secret)
+	token := hex.EncodeToString(secret)
+	p := &process{r: r, name: "broker", bin: r.Binary, env: r.Env,
+		args: []string{"broker", "--listen", addr, "--store", dir, "--token", token, "--sync", "always"}}
 	if err := p.begin(); err != nil {
 		return nil, "", err
 	}
-	if err := listening(addr, 10*time.Second, p); err != nil {
+	if err := listening(addr, 20*time.Second, p); err != nil {
 		p.kill()
 		return nil, "", err
 	}
-	return p, "nats://" + addr, nil
+	return p, "nats://" + token + "@" + addr, nil
 }
 
 // postgresBin finds a PostgreSQL server program: on PATH, else in Debian's
@@ -263,7 +265,7 @@ func (e *engines) interpose(schedule []Fault, env *[]string) ([]Fault, error) {
 				return nil, err
 			}
 			e.proxies[key] = p
-			*env = append(*env, config.EnvName(caller)+"_NATS_URL=nats://"+p.Addr())
+			*env = append(*env, config.EnvName(caller)+"_NATS_URL="+strings.Replace(e.brokerURL, hostOf(e.brokerURL), p.Addr(), 1))
 		case "database":
 			p, err := faultproxy.Start("127.0.0.1:0", hostOf(e.databaseURL))
 			if err != nil {

@@ -3,11 +3,14 @@ package faults_test
 import (
 	"bytes"
 	"encoding/xml"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/internal/faults"
 )
 
@@ -151,5 +154,69 @@ func TestABoundOnNothingFails(t *testing.T) {
 	res.Settle()
 	if res.Held || !strings.Contains(res.Verdicts[0].Detail, "lengthen it") {
 		t.Errorf("%+v", res.Verdicts)
+	}
+}
+
+// The complete scenario the README shows is one the runner accepts, against the
+// built-in shop.
+func TestTheREADMEScenarioLoads(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(readme), "### Faults as code")
+	_, rest, ok2 := strings.Cut(rest, "```yaml\n")
+	block, _, ok3 := strings.Cut(rest, "```")
+	if !ok || !ok2 || !ok3 {
+		t.Fatal("README: no yaml block under ### Faults as code")
+	}
+	cfg, err := config.LoadFile("../../switchyard.yaml", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := faults.Parse("README.md", []byte(block), faults.PlatformOf(cfg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	kinds := map[string]bool{}
+	for _, f := range s.Faults {
+		kinds[f.Kind()] = true
+	}
+	for _, k := range []string{"kill", "stop", "broker-kill", "database-kill", "latency", "blackhole", "down", "duplicate"} {
+		if !kinds[k] {
+			t.Errorf("the README's scenario shows no %s fault", k)
+		}
+	}
+}
+
+// Every scenario shipped in scenarios/ loads against the platform it names (the
+// built-in shop, or the examples' rides).
+func TestTheShippedScenariosLoad(t *testing.T) {
+	files, err := filepath.Glob("../../scenarios/*.yaml")
+	if err != nil || len(files) < 8 {
+		t.Fatalf("scenarios/: %v %v", files, err)
+	}
+	shop, err := config.LoadFile("../../switchyard.yaml", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		s, err := faults.LoadFile(f, nil)
+		if err != nil {
+			t.Errorf("%v", err)
+			continue
+		}
+		platform := faults.PlatformOf(shop)
+		if s.Platform != "" {
+			cfg, err := config.LoadFile(filepath.Join(filepath.Dir(f), s.Platform), nil)
+			if err != nil {
+				t.Errorf("%s: platform: %v", f, err)
+				continue
+			}
+			platform = faults.PlatformOf(cfg)
+		}
+		if _, err := faults.LoadFile(f, platform); err != nil {
+			t.Errorf("%v", err)
+		}
 	}
 }

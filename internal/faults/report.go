@@ -50,6 +50,8 @@ type Applied struct {
 	// Ready is how long after the fault ended every process answered /readyz
 	// with 200 again.
 	Ready time.Duration `json:"ready"`
+	// Poison is how many poison events a poison fault published.
+	Poison int `json:"poison,omitempty"`
 }
 
 // Window is a stretch of the run and how the requests in it fared.

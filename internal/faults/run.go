@@ -9,11 +9,11 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -51,6 +51,9 @@ func (r *Runner) Run(ctx context.Context, s *Scenario, schedule []Fault, seed ui
 	_ = os.RemoveAll(data)
 	env := append(slices.Clone(r.Env), "SWITCHYARD_DATA_DIR="+data, "SWITCHYARD_HUB=127.0.0.1:0")
 	res := &Result{Scenario: s.Name, Source: s.Source, Seed: seed, Load: s.Load}
+	for name, n := range s.Replicas {
+		env = append(env, fmt.Sprintf("%s_REPLICAS=%d", config.EnvName(name), n))
+	}
 
 	e := &engines{}
 	defer e.close()
@@ -61,7 +64,7 @@ func (r *Runner) Run(ctx context.Context, s *Scenario, schedule []Fault, seed ui
 		}
 		e.broker, e.brokerURL = b, url
 		env = append(env, "NATS_URL="+url)
-		r.Log("private broker at %s", url)
+		r.Log("private broker at %s", hostOf(url))
 	}
 	if s.Database == "private" {
 		// Its own directory under the system's temporary one: the server may run as
@@ -82,7 +85,7 @@ func (r *Runner) Run(ctx context.Context, s *Scenario, schedule []Fault, seed ui
 		for _, name := range s.DatabaseServices {
 			env = append(env, config.EnvName(name)+"_DATABASE_URL="+config.PerServiceDatabase(url, name))
 		}
-		r.Log("private PostgreSQL at %s", redactless(url))
+		r.Log("private PostgreSQL at %s", hostOf(url))
 	}
 	// Every edge a fault breaks gets its proxy, and the caller its address: the
 	// broker's and database's now (the caller connects as it starts), a service's
@@ -161,7 +164,7 @@ func (r *Runner) Run(ctx context.Context, s *Scenario, schedule []Fault, seed ui
 				res.verdict("every event consumed", left == "", "%s", cmp.Or(left, "no consumer has an event pending or unacknowledged"))
 			}
 		}
-		r.judgeDeadLetters(ctx, res, env, s, most)
+		r.judgeDeadLetters(ctx, res, env, s, most, groupsOf(s, schedule))
 	}
 	if leaks {
 		after, err := readUsage(ctx, data)
@@ -185,19 +188,9 @@ func (r *Runner) Run(ctx context.Context, s *Scenario, schedule []Fault, seed ui
 	return res, nil
 }
 
-// redactless is a URL without its password, for the log (the runner's own
-// servers have none, but a user's might).
-func redactless(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "(a URL)"
-	}
-	return u.Redacted()
-}
-
 // judgeDeadLetters counts the dead letters the broker holds after the run
 // (`events dlq list`), against the scenario's bound [none].
-func (r *Runner) judgeDeadLetters(ctx context.Context, res *Result, env []string, s *Scenario, most *int) {
+func (r *Runner) judgeDeadLetters(ctx context.Context, res *Result, env []string, s *Scenario, most *int, groups map[string]int) {
 	bound := 0
 	if most != nil {
 		bound = *most
@@ -215,6 +208,7 @@ func (r *Runner) judgeDeadLetters(ctx context.Context, res *Result, env []string
 	var list []struct {
 		Group string `json:"group"`
 		Event struct {
+			ID   string `json:"id"`
 			Type string `json:"type"`
 		} `json:"event"`
 		LastError string `json:"last_error"`
@@ -225,20 +219,65 @@ func (r *Runner) judgeDeadLetters(ctx context.Context, res *Result, env []string
 	}
 	by := map[string]int{}
 	example := map[string]string{}
+	poisoned, others := map[string]int{}, 0
 	for _, dl := range list {
+		// A poison event: one the runner published with a poison- id, or one that
+		// was not an event at all (only the runner's are not).
+		if strings.HasPrefix(dl.Event.ID, poisonPrefix) || dl.Event.ID == "" {
+			poisoned[dl.Group]++
+			continue
+		}
+		others++
 		k := dl.Group + " " + dl.Event.Type
 		by[k]++
 		example[k] = dl.LastError
+	}
+	if sent := res.poisoned(); sent > 0 {
+		var missing []string
+		for _, g := range slices.Sorted(maps.Keys(groups)) {
+			if poisoned[g] != sent {
+				missing = append(missing, fmt.Sprintf("%s holds %d", g, poisoned[g]))
+			}
+		}
+		res.verdict(fmt.Sprintf("all %d poison events dead-lettered by every group that consumes them", sent), len(missing) == 0 && len(groups) > 0,
+			"%s", cmp.Or(strings.Join(missing, "; "), fmt.Sprintf("%d groups: %s", len(groups), strings.Join(slices.Sorted(maps.Keys(groups)), ", "))))
 	}
 	var parts []string
 	for _, k := range slices.Sorted(maps.Keys(by)) {
 		parts = append(parts, fmt.Sprintf("%d of %s (e.g. %s)", by[k], k, oneLine(example[k], 120)))
 	}
-	detail := fmt.Sprintf("%d dead letters", len(list))
+	detail := fmt.Sprintf("%d dead letters", others)
 	if len(parts) > 0 {
 		detail += ": " + strings.Join(parts, "; ")
 	}
-	res.verdict(name, len(list) <= bound, "%s", detail)
+	if n := len(list) - others; n > 0 {
+		detail += fmt.Sprintf(" (and %d poison ones, judged above)", n)
+	}
+	res.verdict(name, others <= bound, "%s", detail)
+}
+
+// poisoned is how many poison events the run published.
+func (r *Result) poisoned() int {
+	n := 0
+	for _, a := range r.Faults {
+		n += a.Poison
+	}
+	return n
+}
+
+// groupsOf is the consumer groups of the types the schedule poisons: every
+// service subscribed to one, by the platform the scenario runs.
+func groupsOf(s *Scenario, schedule []Fault) map[string]int {
+	groups := map[string]int{}
+	for _, f := range schedule {
+		if f.Deliveries != "poison" {
+			continue
+		}
+		for _, g := range s.consumers[f.Event] {
+			groups[g]++
+		}
+	}
+	return groups
 }
 
 func oneLine(s string, n int) string {
@@ -287,6 +326,9 @@ func (r *Runner) bring(ctx context.Context, schedule []Fault, start time.Time, d
 			if err != nil {
 				a.Error = err.Error()
 			}
+			if f.Deliveries == "poison" {
+				a.Poison, _ = strconv.Atoi(strings.Fields(detail + " 0")[0])
+			}
 			a.End, a.Detail = time.Since(start), detail
 			r.Log("fault %d: %s (%s)", i+1, f, map[bool]string{true: "brought", false: a.Error}[a.Error == ""])
 			if a.Error == "" {
@@ -326,6 +368,10 @@ func (r *Runner) apply(ctx context.Context, f Fault, data string, e *engines) (s
 		url := e.natsURL(data)
 		if url == "" {
 			return "", errors.New("deliveries break a NATS broker's; this stack has none")
+		}
+		if f.Deliveries == "poison" {
+			n, err := poison(ctx, url, f)
+			return fmt.Sprintf("%d poison %s events published", n, f.Event), err
 		}
 		return deliver(ctx, url, f)
 	}
@@ -433,7 +479,8 @@ func stackOf(data string) ([]stackProcess, error) {
 	return st.Services, nil
 }
 
-// signalService sends sig to every running process (every replica) of a service.
+// signalService sends sig to every running process (every replica) of a
+// service, or to one replica, service#N (#1 the first).
 func signalService(data, service string, sig syscall.Signal) error {
 	procs, err := stackOf(data)
 	if err != nil {
@@ -441,7 +488,14 @@ func signalService(data, service string, sig syscall.Signal) error {
 	}
 	n := 0
 	for _, p := range procs {
-		if name, _, _ := strings.Cut(p.Name, "#"); name == service && p.PID > 0 {
+		name, _, _ := strings.Cut(p.Name, "#")
+		if strings.Contains(service, "#") {
+			name = p.Name // one replica: service#2; the first is named service
+			if !strings.Contains(name, "#") {
+				name += "#1"
+			}
+		}
+		if name == service && p.PID > 0 {
 			if err := syscall.Kill(p.PID, sig); err != nil {
 				return fmt.Errorf("signal %s (pid %d): %w", service, p.PID, err)
 			}

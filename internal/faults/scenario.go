@@ -1,22 +1,35 @@
 // Package faults runs fault scenarios against a declared system: a scenario file
-// names the platform, the load, a schedule of faults and what must hold; the
-// runner starts the platform under `switchyard up` (with a broker of its own when
-// the scenario breaks the broker), sends the load through `switchyard load`,
-// brings each fault at its time, then judges — the platform's own check command,
-// the error rate and p99 in and after each fault's window — and writes a report:
-// text, JSON and an SVG of the run with the faults marked.
+// names the platform, the engines, the load, a schedule of faults and what must
+// hold; the runner starts the platform under `switchyard up` (with a broker, a
+// PostgreSQL server and proxies of its own when the scenario breaks them), sends
+// the load through `switchyard load`, brings each fault at its time, then judges —
+// the platform's own check command, every event consumed, the dead letters, each
+// process's growth, readiness after each fault, the error rate and p99 in and
+// after each fault's window — and writes a report: text, JSON and an SVG of the
+// run with the faults marked.
 //
 // Faults are real: a SIGKILL or SIGSTOP of a service's process, found through the
-// stack's stack.json (up's supervisor restarts a killed one on its address), or of
-// the private nats-server the runner owns. A schedule can be drawn at random
-// from a seed (the same seed draws the same schedule) and, when it fails, shrunk
-// to a smaller one that still fails (Shrink).
+// stack's stack.json (up's supervisor restarts a killed one on its address), of
+// the runner's broker, or of every process of the runner's PostgreSQL (made with
+// initdb); latency, a narrow pipe, resets, black holes or a peer gone on one edge,
+// through a TCP proxy (testkit/faultproxy) whose address the caller is handed
+// instead of the callee's; and deliveries broken on the broker itself —
+// duplicated, late, reversed, or poison. A schedule can be drawn at random from a
+// seed (the same seed draws the same schedule) and, when it fails, shrunk to a
+// smaller one that still fails (Shrink).
+//
+// Why our own runner and not an existing chaos tool: those (Chaos Mesh, Litmus,
+// Pumba) act on Kubernetes or containers, neither of which a laptop run has, and
+// judge nothing of the system's own invariants; toxiproxy, which this uses for
+// edges, breaks connections but brings no load, no schedule and no verdict.
 package faults
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -34,8 +47,9 @@ type Scenario struct {
 	// Platform is the switchyard.yaml run, relative to the scenario's file [the
 	// binary's built-in platform].
 	Platform string `yaml:"platform"`
-	// Broker is embedded (up's own) or private (a nats-server the runner starts on
-	// a free port and owns, so that faults can break it) [embedded].
+	// Broker is embedded (up's own) or private (a NATS server the runner starts —
+	// the binary's own `broker`, every write synced — on a free port and owns, so
+	// that faults can break it) [embedded].
 	Broker string `yaml:"broker"`
 	// Database is embedded (each service its own SQLite file, or what the platform
 	// declares) or private (a PostgreSQL server the runner makes with initdb on a
@@ -44,6 +58,9 @@ type Scenario struct {
 	// DatabaseServices are the services whose database is on the private server
 	// [every service]; the others keep theirs.
 	DatabaseServices []string `yaml:"database_services"`
+	// Replicas runs more processes of a service than the platform declares
+	// (<SERVICE>_REPLICAS), for faults on one of them (kill: inventory#2).
+	Replicas map[string]int `yaml:"replicas"`
 	// Load is sent for the whole run.
 	Load Load `yaml:"load"`
 	// Faults are brought at their times.
@@ -55,6 +72,8 @@ type Scenario struct {
 
 	// Source is the file it was read from.
 	Source string `yaml:"-"`
+	// consumers are the platform's consumers of each event type, when known.
+	consumers map[string][]string
 }
 
 // Load is the traffic of a run: `switchyard load` with these flags.
@@ -73,8 +92,9 @@ type Load struct {
 type Fault struct {
 	// At is when it starts, from the start of the load.
 	At config.Duration `yaml:"at"`
-	// Kill sends SIGKILL to the named service's processes (every replica); up's
-	// supervisor restarts them on their address.
+	// Kill sends SIGKILL to the named service's processes (every replica), or to
+	// one replica, service#N (#1 the first); up's supervisor restarts them on
+	// their address.
 	Kill string `yaml:"kill,omitempty"`
 	// Stop sends SIGSTOP to the named service's processes, SIGCONT after For.
 	Stop string `yaml:"stop,omitempty"`
@@ -100,7 +120,10 @@ type Fault struct {
 	Down bool `yaml:"down,omitempty"`
 	// Deliveries delivers the events of type Event published during For again:
 	// duplicate (at once), late (after Delay) or reversed (each second's in
-	// reverse order) — to every consumer group of that type.
+	// reverse order) — to every consumer group of that type; or, with poison,
+	// publishes ten events a second of that type no consumer can take (data
+	// against the schema, or no CloudEvent at all), each of which must end in the
+	// dead letters of every group that consumes the type.
 	Deliveries string `yaml:"deliveries,omitempty"`
 	// Event is the type whose deliveries break (Deliveries).
 	Event string `yaml:"event,omitempty"`
@@ -265,7 +288,7 @@ type Bound struct {
 var (
 	kinds      = []string{"kill", "stop", "broker-kill", "broker-stop", "database-kill", "database-stop", "latency", "reset", "blackhole", "down", "duplicate"}
 	edgeKinds  = []string{"latency", "reset", "blackhole", "down"}
-	deliveries = []string{"duplicate", "late", "reversed"}
+	deliveries = []string{"duplicate", "late", "reversed", "poison"}
 )
 
 // Platform is what a scenario is checked against: the services and who calls
@@ -273,14 +296,19 @@ var (
 type Platform struct {
 	Services []string
 	Calls    map[string][]string
+	// Consumers are the services subscribed to each event type.
+	Consumers map[string][]string
 }
 
 // PlatformOf describes a loaded platform.
 func PlatformOf(cfg *config.Config) *Platform {
-	p := &Platform{Services: cfg.ServiceNames(), Calls: map[string][]string{}}
+	p := &Platform{Services: cfg.ServiceNames(), Calls: map[string][]string{}, Consumers: map[string][]string{}}
 	for name, s := range cfg.Services {
 		for dep := range s.Dependencies {
 			p.Calls[name] = append(p.Calls[name], dep)
+		}
+		for _, t := range s.Subscriptions {
+			p.Consumers[t] = append(p.Consumers[t], name)
 		}
 	}
 	if g := cfg.GatewayService(); g != nil {
@@ -310,11 +338,18 @@ func Parse(source string, data []byte, platform *Platform) (*Scenario, error) {
 		return nil, err
 	}
 	s.Source = source
+	if platform != nil {
+		s.consumers = platform.Consumers
+	}
 	var errs config.Errors
 	bad := func(key, format string, args ...any) {
 		errs = append(errs, doc.Errorf(key, format, args...))
 	}
 	known := func(key, name string) {
+		name, n, replica := strings.Cut(name, "#")
+		if i, err := strconv.Atoi(n); replica && (err != nil || i < 1) {
+			bad(key, "a replica is <service>#<n>, n from 1, got %q", name+"#"+n)
+		}
 		if platform != nil && !slices.Contains(platform.Services, name) {
 			bad(key, "no service %q in the platform (%s)", name, strings.Join(platform.Services, ", "))
 		}
@@ -356,6 +391,12 @@ func Parse(source string, data []byte, platform *Platform) (*Scenario, error) {
 	}
 	for i, name := range s.DatabaseServices {
 		known(fmt.Sprintf("database_services.%d", i), name)
+	}
+	for _, name := range slices.Sorted(maps.Keys(s.Replicas)) {
+		known("replicas."+name, name)
+		if n := s.Replicas[name]; n < 1 || n > 10 {
+			bad("replicas."+name, "want 1 to 10, got %d", n)
+		}
 	}
 	if s.Load.Rate < 0 || s.Load.Rate > 10000 {
 		bad("load.rate", "want 0 to 10000 requests a second, got %v", s.Load.Rate)
