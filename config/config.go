@@ -138,7 +138,8 @@ type Discovery struct {
 	// headless Services).
 	Kind string `yaml:"kind"`
 	// Heartbeat between an instance's announcements under nats; an instance silent
-	// for three heartbeats is forgotten [1s].
+	// for three heartbeats is forgotten, a heartbeat later (the registry asked
+	// twice) [1s].
 	Heartbeat Duration `yaml:"heartbeat"`
 	// DNS configures the dns kind.
 	DNS DNSDiscovery `yaml:"dns"`

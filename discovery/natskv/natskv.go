@@ -4,7 +4,8 @@
 //
 // Keys are "<service>.<instance id>"; values are the discovery.Instance as JSON.
 // Every instance rewrites its key each heartbeat, and a watcher drops an entry
-// three heartbeats after the server stored it (server timestamps, corrected by the
+// three heartbeats after the server stored it, once the registry has said so twice
+// a heartbeat apart (server timestamps, corrected by the
 // measured offset between the server's clock and ours) — but only as [KV]'s doc
 // says: the registry is a part that restarts, and its outage must stall no call.
 package natskv
@@ -384,7 +385,11 @@ func (k *KV) Watch(ctx context.Context, service string) (<-chan []discovery.Inst
 			if ctx.Err() != nil {
 				return
 			}
-			k.cfg.Logger.Warn("natskv: the watch fell silent; watching again", "dependency", service)
+			if len(v.entries) > 0 {
+				k.cfg.Logger.Warn("natskv: the watch fell silent; watching again", "dependency", service)
+			} else { // routine for a service with no instance
+				k.cfg.Logger.Debug("natskv: no word on a service with no instance; watching again", "dependency", service)
+			}
 			v.publish(false)
 			for attempt := 1; ; attempt++ {
 				if w, err = k.current().Watch(ctx, service+".*"); err == nil {

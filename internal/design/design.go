@@ -409,7 +409,7 @@ func (d *doc) discovery(cfg *config.Config) {
 	d.f("## Service discovery\n\n")
 	switch cfg.Discovery.Kind {
 	case "nats":
-		d.f("- Mechanism: each instance announces itself in a key-value bucket on the broker, refreshing every %s; an instance silent for three heartbeats is forgotten, and a draining one withdraws first.\n", cfg.Discovery.Heartbeat.Std())
+		d.f("- Mechanism: each instance announces itself in a key-value bucket on the broker, refreshing every %s; an instance silent for three heartbeats is forgotten once the registry says so twice, a heartbeat apart, and a draining one withdraws first.\n", cfg.Discovery.Heartbeat.Std())
 	case "dns":
 		d.f("- Mechanism: DNS (A or SRV records, e.g. a Kubernetes headless Service), re-resolved periodically.\n")
 	default:

@@ -19,6 +19,20 @@ import (
 // deliver its own again.
 const faultHeader = "Switchyard-Fault"
 
+// connect is the runner's own connection to the broker at url.
+func connect(url string) (*nats.Conn, jetstream.JetStream, error) {
+	nc, err := nats.Connect(url, nats.Name("switchyard-faults"), nats.MaxReconnects(-1))
+	if err != nil {
+		return nil, nil, fmt.Errorf("connect to the broker: %w", err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, nil, err
+	}
+	return nc, js, nil
+}
+
 // poisonPrefix begins the id of every poison event the runner publishes.
 const poisonPrefix = "poison-"
 
@@ -31,15 +45,11 @@ func poison(ctx context.Context, url string, f Fault) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	nc, err := nats.Connect(url, nats.Name("switchyard-faults"), nats.MaxReconnects(-1))
-	if err != nil {
-		return 0, fmt.Errorf("poison: connect to the broker: %w", err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
+	nc, js, err := connect(url)
 	if err != nil {
 		return 0, err
 	}
+	defer nc.Close()
 	run := fmt.Sprintf("%x", time.Now().UnixNano())
 	end := time.Now().Add(f.Lasts())
 	sent := 0
@@ -77,15 +87,11 @@ func deliver(ctx context.Context, url string, f Fault) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	nc, err := nats.Connect(url, nats.Name("switchyard-faults"), nats.MaxReconnects(-1))
-	if err != nil {
-		return "", fmt.Errorf("deliveries: connect to the broker: %w", err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
+	nc, js, err := connect(url)
 	if err != nil {
 		return "", err
 	}
+	defer nc.Close()
 	var (
 		sent, lost atomic.Int64
 		wg         sync.WaitGroup
@@ -168,15 +174,11 @@ wait:
 // every event delivered and either handled or dead-lettered — and returns what
 // is still outstanding when it gives up ("" when nothing is).
 func consumed(ctx context.Context, url string, within time.Duration) (string, error) {
-	nc, err := nats.Connect(url, nats.Name("switchyard-faults"))
-	if err != nil {
-		return "", fmt.Errorf("connect to the broker: %w", err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
+	nc, js, err := connect(url)
 	if err != nil {
 		return "", err
 	}
+	defer nc.Close()
 	deadline := time.Now().Add(within)
 	for {
 		var outstanding []string

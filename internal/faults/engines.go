@@ -28,7 +28,7 @@ func freeAddr() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	defer ln.Close()
+	defer func() { _ = ln.Close() }()
 	return ln.Addr().String(), nil
 }
 
@@ -43,7 +43,7 @@ func listening(addr string, within time.Duration, p *process) error {
 		}
 		select {
 		case <-p.exited:
-			return fmt.Errorf("%s exited: %v\n%s", p.name, p.wait(), p.tail(10))
+			return fmt.Errorf("%s exited: %w\n%s", p.name, p.wait(), p.tail(10))
 		default:
 		}
 		if time.Now().After(deadline) {
@@ -142,7 +142,7 @@ func (r *Runner) startPostgres(dir string) (*process, string, error) {
 	}
 	init := exec.Command(initdb, "-D", dir, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync")
 	init.SysProcAttr, init.Dir = &syscall.SysProcAttr{Credential: cred}, dir
-	init.Env = []string{"PATH=" + os.Getenv("PATH"), "LC_ALL=C"}
+	init.Env = append(slices.Clone(r.Env), "LC_ALL=C")
 	if out, err := init.CombinedOutput(); err != nil {
 		return nil, "", fmt.Errorf("initdb: %w\n%s", err, out)
 	}
