@@ -57,14 +57,23 @@ func faultsRun(ctx context.Context, e *Env, args []string) error {
 	if err != nil {
 		return Usagef("%v", err)
 	}
-	var cfg *config.Config
+	var (
+		cfg    *config.Config
+		source string
+	)
 	if s.Platform != "" {
-		cfg, _, err = e.LoadConfig(filepath.Join(filepath.Dir(path), s.Platform))
+		cfg, source, err = e.LoadConfig(filepath.Join(filepath.Dir(path), s.Platform))
 	} else {
-		cfg, _, err = e.LoadConfig("")
+		cfg, source, err = e.LoadConfig("")
 	}
 	if err != nil {
 		return err
+	}
+	var changed []byte
+	if len(s.Set) > 0 {
+		if changed, cfg, err = e.changeConfig(cfg, source, path+": set:", s.Set); err != nil {
+			return err
+		}
 	}
 	services := cfg.ServiceNames()
 	if s, err = faults.LoadFile(path, faults.PlatformOf(cfg)); err != nil {
@@ -95,7 +104,7 @@ func faultsRun(ctx context.Context, e *Env, args []string) error {
 		return err
 	}
 	runner := func(out string) *faults.Runner {
-		return &faults.Runner{Binary: bin, App: e.App.name(), Out: out, Env: e.childEnv(),
+		return &faults.Runner{Binary: bin, App: e.App.name(), Out: out, Env: e.childEnv(), Platform: changed,
 			Log: func(format string, args ...any) { fmt.Fprintf(e.Stderr, "faults: "+format+"\n", args...) }}
 	}
 	schedule := faults.Draw(s, *seed, services)
@@ -151,6 +160,15 @@ func scenarioFile(s faults.Scenario) map[string]any {
 	}
 	if len(s.DatabaseServices) > 0 {
 		out["database_services"] = s.DatabaseServices
+	}
+	if s.Redis != "" {
+		out["redis"] = s.Redis
+	}
+	if len(s.Set) > 0 {
+		out["set"] = s.Set
+	}
+	if len(s.Replicas) > 0 {
+		out["replicas"] = s.Replicas
 	}
 	return out
 }

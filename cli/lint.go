@@ -37,6 +37,27 @@ func (s *setFlags) Set(v string) error {
 	return nil
 }
 
+// changeConfig applies key=value edits to the platform loaded from source (""
+// for the built-in one) and loads the result as up would; what names the edits
+// in errors (--set, set.0).
+func (e *Env) changeConfig(cfg *config.Config, source, what string, sets []string) ([]byte, *config.Config, error) {
+	raw, err := e.configRaw(source)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, kv := range sets {
+		k, v, _ := strings.Cut(kv, "=")
+		if raw, err = yamledit.Set(raw, k, v); err != nil {
+			return nil, nil, Usagef("%s %s: %v", what, kv, err)
+		}
+	}
+	changed, err := e.LoadConfigText(cfg.Source+" with "+strings.Join(sets, " "), filepath.Dir(source), raw)
+	if err != nil {
+		return nil, nil, err
+	}
+	return raw, changed, nil
+}
+
 // lintResult is lint's answer in --json.
 type lintResult struct {
 	Report   analysis.Report     `json:"report"`
@@ -78,18 +99,7 @@ func cmdLint(ctx context.Context, e *Env, args []string) error {
 	final := res.Report
 	var changed *config.Config
 	if len(sets) > 0 {
-		raw, err := e.configRaw(source)
-		if err != nil {
-			return err
-		}
-		for _, kv := range sets {
-			k, v, _ := strings.Cut(kv, "=")
-			if raw, err = yamledit.Set(raw, k, v); err != nil {
-				return Usagef("--set %s: %v", kv, err)
-			}
-		}
-		name := cfg.Source + " with " + sets.String()
-		if changed, err = e.LoadConfigText(name, filepath.Dir(source), raw); err != nil {
+		if _, changed, err = e.changeConfig(cfg, source, "--set", sets); err != nil {
 			return err
 		}
 		after, err := e.analyse(changed, *rate)

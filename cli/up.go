@@ -140,11 +140,7 @@ func cmdUp(ctx context.Context, e *Env, args []string) error {
 				name = fmt.Sprintf("%s%s%d", n, replicaMark, replica)
 			}
 			env := append(slices.Clone(childEnv), platform.EnvServiceKey+"="+filepath.Join(identityDir, n+".key"))
-			if own := e.Getenv(config.EnvName(n) + "_NATS_URL"); own != "" {
-				// This service's way to the broker (a proxy on the edge, say).
-				env = append(env, "NATS_URL="+own)
-			}
-			children = append(children, supervisor.Spec{Name: name, Args: args, ListenFlag: "--listen", Env: env})
+			children = append(children, supervisor.Spec{Name: name, Args: args, ListenFlag: "--listen", Env: ownWays(e, n, env)})
 		}
 	}
 	if cfg.Gateway != nil && (*only == "" || slices.Contains(strings.Split(*only, ","), "gateway")) {
@@ -153,7 +149,7 @@ func cmdUp(ctx context.Context, e *Env, args []string) error {
 			args = append(args, "--config", cfgFile)
 		}
 		env := append(slices.Clone(childEnv), platform.EnvServiceKey+"="+filepath.Join(identityDir, "gateway.key"))
-		children = append(children, supervisor.Spec{Name: "gateway", Args: args, ListenFlag: "--listen", Env: env})
+		children = append(children, supervisor.Spec{Name: "gateway", Args: args, ListenFlag: "--listen", Env: ownWays(e, "gateway", env)})
 	}
 
 	stack := &stackFile{
@@ -292,4 +288,16 @@ func absPath(p string) (string, error) {
 		return "", fmt.Errorf("resolve %s: %w", p, err)
 	}
 	return abs, nil
+}
+
+// ownWays gives a child its own way to the broker and to Redis when the
+// environment names one for it (<NAME>_NATS_URL, <NAME>_REDIS_URL): a proxy on
+// that edge, say.
+func ownWays(e *Env, name string, env []string) []string {
+	for _, v := range []string{"NATS_URL", "REDIS_URL"} {
+		if own := e.Getenv(config.EnvName(name) + "_" + v); own != "" {
+			env = append(env, v+"="+own)
+		}
+	}
+	return env
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/go-redis/redis_rate/v10"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/time/rate"
 
@@ -121,12 +122,20 @@ type Shared struct {
 	limiter   *redis_rate.Limiter
 	fallback  *Local
 	downUntil atomic.Int64 // unix nanoseconds
+	without   *prometheus.CounterVec
 }
 
 // NewShared returns a limiter keeping its state in rdb.
 func NewShared(rdb redis.UniversalClient) *Shared {
-	return &Shared{limiter: redis_rate.NewLimiter(rdb), fallback: NewLocal()}
+	return &Shared{limiter: redis_rate.NewLimiter(rdb), fallback: NewLocal(),
+		without: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gateway_rate_limit_without_redis_total",
+			Help: "Rate-limit decisions made while Redis could not answer: by this replica alone (open) or refused (closed).",
+		}, []string{"on_redis_error"})}
 }
+
+// Register adds the limiter's counter of decisions made without Redis to reg.
+func (s *Shared) Register(reg prometheus.Registerer) error { return reg.Register(s.without) }
 
 var errRedisResting = errors.New("gateway: Redis failed within the last second")
 
@@ -148,8 +157,10 @@ func (s *Shared) Allow(ctx context.Context, key string, lim Limit) (Decision, er
 	}
 	if err != nil {
 		if lim.FailOpen {
+			s.without.WithLabelValues("open").Inc()
 			return s.fallback.Allow(ctx, key, lim)
 		}
+		s.without.WithLabelValues("closed").Inc()
 		return Decision{}, ErrLimiterDown
 	}
 	d := Decision{Allowed: res.Allowed > 0, Remaining: res.Remaining, ResetAfter: res.ResetAfter}

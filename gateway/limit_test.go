@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/switchyard/switchyard/discovery"
@@ -136,6 +137,10 @@ func TestRateLimitWhenRedisIsDown(t *testing.T) {
 	t.Cleanup(func() { rdb.Close() })
 	be := newBackend(t, "catalog")
 	shared := gateway.NewShared(rdb)
+	reg := prometheus.NewRegistry()
+	if err := shared.Register(reg); err != nil {
+		t.Fatal(err)
+	}
 	g := newGateway(t, gateway.Config{Limiter: shared, Routes: []gateway.Route{
 		{Prefix: "/api/v1/products", Auth: gateway.AuthNone, RateLimit: gateway.Limit{Rate: 5, Per: time.Minute, Burst: 5, FailOpen: true},
 			Upstream: upstream(t, "catalog", discovery.Instance{Addr: be.addr()})},
@@ -158,6 +163,20 @@ func TestRateLimitWhenRedisIsDown(t *testing.T) {
 	// Fail closed: nothing passes, and the client is told to come back.
 	if got := statuses("/api/v1/auth/login"); got[503] != 10 {
 		t.Errorf("fail-closed route with Redis down: %v, want 10×503", got)
+	}
+	// Each decision made without Redis is counted, by how it was made.
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	counted := map[string]float64{}
+	for _, f := range families {
+		for _, m := range f.GetMetric() {
+			counted[m.GetLabel()[0].GetValue()] = m.GetCounter().GetValue()
+		}
+	}
+	if counted["open"] != 10 || counted["closed"] != 10 {
+		t.Errorf("gateway_rate_limit_without_redis_total = %v, want 10 open and 10 closed", counted)
 	}
 }
 

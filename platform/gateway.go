@@ -168,7 +168,11 @@ func buildGateway(ctx context.Context, p *Process, opt GatewayOptions) (*Compone
 		}
 		rdb := redis.NewClient(opts)
 		p.OnClose(func() { _ = rdb.Close() })
-		limiter = gateway.NewShared(rdb)
+		shared := gateway.NewShared(rdb)
+		if err := shared.Register(p.Metrics.Registry); err != nil {
+			return nil, err
+		}
+		limiter = shared
 		p.Log.Info("rate limits are shared through Redis", "redis", RedactURL(p.Config.Redis.URL))
 	}
 	gw, err := gateway.New(gateway.Config{

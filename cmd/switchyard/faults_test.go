@@ -32,8 +32,9 @@ func faultsRun(t *testing.T, dir string, args ...string) (string, error) {
 // A scenario against the shop with a fault of every kind: payments killed,
 // inventory frozen, the runner's own broker killed and restarted, the payments
 // database (on the runner's own PostgreSQL) killed and restarted, the edge
-// gateway -> orders black-holed through the runner's proxy, and every
-// payment-authorized event delivered twice — under customers' orders. Every
+// gateway -> orders black-holed through the runner's proxy, every
+// payment-authorized event delivered twice, and orders killed on a trigger (once
+// a saga has tried its capture) — under customers' orders. Every
 // invariant holds, nothing is dead-lettered, nothing leaks, and the report says
 // so in text, JSON and a picture — which `faults report` redraws. A scenario
 // whose own check fails exits 1 naming it.
@@ -53,13 +54,14 @@ func TestAFaultScenarioRunsJudgesAndReports(t *testing.T) {
 	if err := os.WriteFile(scenario, []byte(`version: 1
 name: short
 broker: private
-`+database+`load: {rate: 15, duration: 24s, args: [--customers, "5", --retry-window, 10s]}
+`+database+`load: {rate: 15, duration: 24s, args: [--gateway, --customers, "5", --retry-window, 10s]}
 faults:
   - {at: 2s, kill: payments}
   - {at: 4s, stop: inventory, for: 1s}
   - {at: 6s, broker: kill, for: 2s}
 `+databaseFault+`  - {at: 12s, edge: gateway -> orders, blackhole: true, for: 1s}
   - {at: 14s, deliveries: duplicate, event: payments.payment.authorized.v1, for: 2s}
+  - {at: 16s, when: {service: orders, saga_step: capture_payment}, kill: orders}
 assert:
   settle: 30s
   error_rate: {after: 0}
@@ -70,7 +72,8 @@ assert:
 	out, err := faultsRun(t, dir, "run", scenario)
 	t.Logf("faults run:\n%s", out)
 	for _, want := range []string{"faults: short — HELD", "ok   check: every invariant holds", "ok   dead letters ≤ 0",
-		"ok   every event consumed", "ok   no leaks", "payments.payment.authorized.v1 events delivered again"} {
+		"ok   every event consumed", "ok   no leaks", "payments.payment.authorized.v1 events delivered again",
+		"from 16s when orders has tried saga step capture_payment, kill orders (brought at "} {
 		if err != nil || !strings.Contains(out, want) {
 			t.Fatalf("the scenario: %v; want %q in the report", err, want)
 		}
@@ -85,7 +88,7 @@ assert:
 		Seconds []struct{ Offered, Accepted int }
 	}
 	b, err := os.ReadFile(filepath.Join(result, "result.json"))
-	if err != nil || json.Unmarshal(b, &res) != nil || !res.Held || len(res.Faults) != strings.Count(databaseFault, "database: kill")+5 || len(res.Seconds) < 20 {
+	if err != nil || json.Unmarshal(b, &res) != nil || !res.Held || len(res.Faults) != strings.Count(databaseFault, "database: kill")+6 || len(res.Seconds) < 20 {
 		t.Fatalf("result.json: %v %+v", err, res)
 	}
 	for i, f := range res.Faults {

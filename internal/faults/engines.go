@@ -79,6 +79,30 @@ func (r *Runner) startBroker(dir string) (*process, string, error) {
 	return p, "nats://" + token + "@" + addr, nil
 }
 
+// startRedis starts a redis-server of the runner's own on a free loopback port,
+// keeping nothing on disk (a killed one comes back empty, as a cache would).
+func (r *Runner) startRedis(dir string) (*process, string, error) {
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		return nil, "", errors.New("redis: private needs redis-server on PATH (Debian: apt-get install redis-server)")
+	}
+	addr, err := freeAddr()
+	if err != nil {
+		return nil, "", err
+	}
+	_, port, _ := net.SplitHostPort(addr)
+	p := &process{r: r, name: "redis", bin: bin, dir: dir,
+		args: []string{"--bind", "127.0.0.1", "--port", port, "--save", "", "--appendonly", "no", "--dir", dir}}
+	if err := p.begin(); err != nil {
+		return nil, "", err
+	}
+	if err := listening(addr, 10*time.Second, p); err != nil {
+		p.kill()
+		return nil, "", err
+	}
+	return p, "redis://" + addr + "/0", nil
+}
+
 // postgresBin finds a PostgreSQL server program: on PATH, else in Debian's
 // /usr/lib/postgresql/<version>/bin, the newest version first.
 func postgresBin(name string) (string, error) {
@@ -195,11 +219,11 @@ func (p *process) restartPostgres(addr string) error {
 
 // engines are the servers and proxies a run owns.
 type engines struct {
-	broker, database       *process
-	brokerURL, databaseURL string
-	databaseDir            string                       // removed once the server is gone
-	proxies                map[string]*faultproxy.Proxy // by edge, "caller -> callee"
-	reserved               map[string]string            // a service edge's proxy address, before the stack runs
+	broker, database, redis          *process
+	brokerURL, databaseURL, redisURL string
+	databaseDir                      string                       // removed once the server is gone
+	proxies                          map[string]*faultproxy.Proxy // by edge, "caller -> callee"
+	reserved                         map[string]string            // a service edge's proxy address, before the stack runs
 }
 
 func (e *engines) close() {
@@ -211,6 +235,9 @@ func (e *engines) close() {
 	}
 	if e.database != nil {
 		e.database.kill()
+	}
+	if e.redis != nil {
+		e.redis.kill()
 	}
 	if e.databaseDir != "" {
 		_ = os.RemoveAll(e.databaseDir)
@@ -266,6 +293,13 @@ func (e *engines) interpose(schedule []Fault, env *[]string) ([]Fault, error) {
 			}
 			e.proxies[key] = p
 			*env = append(*env, config.EnvName(caller)+"_NATS_URL="+strings.Replace(e.brokerURL, hostOf(e.brokerURL), p.Addr(), 1))
+		case "redis":
+			p, err := faultproxy.Start("127.0.0.1:0", hostOf(e.redisURL))
+			if err != nil {
+				return nil, err
+			}
+			e.proxies[key] = p
+			*env = append(*env, config.EnvName(caller)+"_REDIS_URL="+strings.Replace(e.redisURL, hostOf(e.redisURL), p.Addr(), 1))
 		case "database":
 			p, err := faultproxy.Start("127.0.0.1:0", hostOf(e.databaseURL))
 			if err != nil {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/internal/faults"
+	"github.com/switchyard/switchyard/internal/yamledit"
 )
 
 var services = []string{"inventory", "orders", "payments"}
@@ -39,6 +40,8 @@ assert:
 		"version: 1\ndatabase: private\nfaults:\n  - {at: 1s, database: stop, for: 5s}\n",
 		"version: 1\nfaults:\n  - {at: 1s, edge: gateway -> orders, blackhole: true}\n",
 		"version: 1\nfaults:\n  - {at: 1s, deliveries: late, event: orders.order.placed.v1, delay: 3s}\n",
+		"version: 1\nredis: private\nfaults:\n  - {at: 1s, redis: stop, for: 1s}\n  - {at: 3s, edge: gateway -> redis, reset: true}\n",
+		"version: 1\nreplicas: {orders: 2}\nfaults:\n  - {at: 1s, when: {service: orders, saga_step: capture_payment}, kill: orders#2}\n",
 	} {
 		if _, err := faults.Parse("good.yaml", []byte(src), platform); err != nil {
 			t.Errorf("%s: %v", src, err)
@@ -66,6 +69,11 @@ assert:
 		{"a delivery fault without its event", "version: 1\nfaults:\n  - {at: 1s, deliveries: duplicate}\n", "faults.0.event: deliveries break one event type"},
 		{"a random edge kind without edges", "version: 1\nrandom: {kinds: [blackhole]}\n", "list them under random.edges"},
 		{"leaks below -1", "version: 1\nassert: {leaks: {goroutines: -5}}\n", "assert.leaks:"},
+		{"a trigger two ways", "version: 1\nfaults:\n  - {at: 1s, when: {service: orders, saga_step: a, metric: b}, kill: orders}\n", "faults.0.when: a trigger is one of"},
+		{"a trigger on no service", "version: 1\nfaults:\n  - {at: 1s, when: {service: billing, metric: b}, kill: orders}\n", `faults.0.when.service: no service "billing"`},
+		{"the shared Redis", "version: 1\nfaults:\n  - {at: 1s, redis: kill, for: 2s}\n", "set redis: private"},
+		{"an edge to the shared Redis", "version: 1\nfaults:\n  - {at: 1s, edge: gateway -> redis, down: true}\n", "set redis: private"},
+		{"replica zero", "version: 1\nfaults:\n  - {at: 1s, kill: orders#0}\n", "a replica is <service>#<n>"},
 	} {
 		if _, err := faults.Parse("bad.yaml", []byte(c.src), platform); err == nil || !strings.Contains(err.Error(), c.want) || !strings.HasPrefix(err.Error(), "bad.yaml") {
 			t.Errorf("%s: %v, want an error with %q", c.name, err, c.want)
@@ -217,6 +225,21 @@ func TestTheShippedScenariosLoad(t *testing.T) {
 		}
 		if _, err := faults.LoadFile(f, platform); err != nil {
 			t.Errorf("%v", err)
+		}
+		if len(s.Set) > 0 { // the changed platform loads too
+			raw, err := os.ReadFile("../../switchyard.yaml")
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, kv := range s.Set {
+				k, v, _ := strings.Cut(kv, "=")
+				if raw, err = yamledit.Set(raw, k, v); err != nil {
+					t.Errorf("%s: set %s: %v", f, kv, err)
+				}
+			}
+			if _, err := config.Load(f+" set", raw, nil); err != nil {
+				t.Errorf("%s: the changed platform: %v", f, err)
+			}
 		}
 	}
 }

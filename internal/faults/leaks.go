@@ -1,7 +1,6 @@
 package faults
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"net/http"
@@ -9,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/switchyard/switchyard/telemetry"
 )
 
 // usage is what one process used at one moment, from its /metrics.
@@ -43,48 +44,17 @@ func readUsage(ctx context.Context, data string) (map[string]usage, error) {
 
 // scrape reads the three gauges of the Go and process collectors.
 func scrape(ctx context.Context, client *http.Client, url string) (usage, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	families, err := telemetry.Scrape(ctx, client, url)
 	if err != nil {
 		return usage{}, err
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return usage{}, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return usage{}, fmt.Errorf("GET %s: %s", url, resp.Status)
 	}
 	var u usage
-	found := 0
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		name, value, ok := strings.Cut(sc.Text(), " ")
-		if !ok {
-			continue
+	for name, into := range map[string]*float64{"go_goroutines": &u.Goroutines, "process_resident_memory_bytes": &u.RSS, "process_open_fds": &u.FDs} {
+		f := families[name]
+		if f == nil || len(f.GetMetric()) == 0 {
+			return usage{}, fmt.Errorf("%s has no %s", url, name)
 		}
-		var into *float64
-		switch name {
-		case "go_goroutines":
-			into = &u.Goroutines
-		case "process_resident_memory_bytes":
-			into = &u.RSS
-		case "process_open_fds":
-			into = &u.FDs
-		default:
-			continue
-		}
-		if *into, err = strconv.ParseFloat(strings.TrimSpace(value), 64); err != nil {
-			return usage{}, fmt.Errorf("%s: %s: %w", url, name, err)
-		}
-		found++
-	}
-	if err := sc.Err(); err != nil {
-		return usage{}, err
-	}
-	if found < 3 {
-		return usage{}, fmt.Errorf("%s has no go_goroutines, process_resident_memory_bytes and process_open_fds", url)
+		*into = f.GetMetric()[0].GetGauge().GetValue()
 	}
 	return u, nil
 }
@@ -106,6 +76,9 @@ func (r *Result) judgeLeaks(l Leaks, before, after map[string]usage) {
 	}
 	slices.Sort(names)
 	for _, name := range names {
+		if service, _, _ := strings.Cut(name, "#"); len(l.Services) > 0 && !slices.Contains(l.Services, service) {
+			continue
+		}
 		a, b := after[name], before[name]
 		if b.PID == 0 || b.PID != a.PID {
 			restarted = append(restarted, name)
@@ -122,8 +95,12 @@ func (r *Result) judgeLeaks(l Leaks, before, after map[string]usage) {
 			over = append(over, fmt.Sprintf("%s: %+.0f open descriptors (%.0f → %.0f)", name, a.FDs-b.FDs, b.FDs, a.FDs))
 		}
 	}
-	name := fmt.Sprintf("no leaks: each process at most %s goroutines, %s MiB and %s descriptors more after the run",
-		limit(goroutines), limit(rss), limit(fds))
+	who := "each process"
+	if len(l.Services) > 0 {
+		who = "each process of " + strings.Join(l.Services, ", ")
+	}
+	name := fmt.Sprintf("no leaks: %s at most %s goroutines, %s MiB and %s descriptors more after the run",
+		who, limit(goroutines), limit(rss), limit(fds))
 	detail := fmt.Sprintf("%d processes compared", len(compared))
 	if len(restarted) > 0 {
 		detail += fmt.Sprintf("; %s restarted meanwhile, not compared", strings.Join(restarted, ", "))

@@ -35,6 +35,9 @@ type Runner struct {
 	Env []string
 	// Log receives a line per step.
 	Log func(format string, args ...any)
+	// Platform, when set, is the platform's text to run instead of the scenario's
+	// own (the scenario's set: applied to it).
+	Platform []byte
 }
 
 // Run runs s with schedule (Draw's) and returns the judged result.
@@ -55,37 +58,10 @@ func (r *Runner) Run(ctx context.Context, s *Scenario, schedule []Fault, seed ui
 		env = append(env, fmt.Sprintf("%s_REPLICAS=%d", config.EnvName(name), n))
 	}
 
-	e := &engines{}
+	e, err := r.startEngines(s, &env)
 	defer e.close()
-	if s.Broker == "private" {
-		b, url, err := r.startBroker(filepath.Join(r.Out, "broker"))
-		if err != nil {
-			return nil, err
-		}
-		e.broker, e.brokerURL = b, url
-		env = append(env, "NATS_URL="+url)
-		r.Log("private broker at %s", hostOf(url))
-	}
-	if s.Database == "private" {
-		// Its own directory under the system's temporary one: the server may run as
-		// another user (postgres, when the runner is root), who must reach it.
-		dir, err := os.MkdirTemp("", "switchyard-postgres-")
-		if err != nil {
-			return nil, err
-		}
-		e.databaseDir = dir
-		pg, url, err := r.startPostgres(dir)
-		if err != nil {
-			return nil, err
-		}
-		e.database, e.databaseURL = pg, url
-		if len(s.DatabaseServices) == 0 {
-			env = append(env, "DATABASE_URL="+url)
-		}
-		for _, name := range s.DatabaseServices {
-			env = append(env, config.EnvName(name)+"_DATABASE_URL="+config.PerServiceDatabase(url, name))
-		}
-		r.Log("private PostgreSQL at %s", hostOf(url))
+	if err != nil {
+		return nil, err
 	}
 	// Every edge a fault breaks gets its proxy, and the caller its address: the
 	// broker's and database's now (the caller connects as it starts), a service's
@@ -95,11 +71,12 @@ func (r *Runner) Run(ctx context.Context, s *Scenario, schedule []Fault, seed ui
 		return nil, err
 	}
 
-	args := []string{"up"}
-	if s.Platform != "" {
-		args = append(args, "--config", s.platformPath())
+	platform, err := r.platform(s)
+	if err != nil {
+		return nil, err
 	}
-	up, err := r.start("up", env, args...)
+	defer platform.remove()
+	up, err := r.start("up", env, append([]string{"up"}, platform.args...)...)
 	if err != nil {
 		return nil, err
 	}
@@ -115,36 +92,32 @@ func (r *Runner) Run(ctx context.Context, s *Scenario, schedule []Fault, seed ui
 	for edge, p := range e.proxies {
 		r.Log("proxy on %s at %s", edge, p.Addr())
 	}
-	leaks := s.Assert.Leaks != (Leaks{Goroutines: -1, RSSMB: -1, FDs: -1})
+	leaks := !s.Assert.Leaks.off()
 	var before map[string]usage
 	if leaks {
 		if before, err = readUsage(ctx, data); err != nil {
 			return nil, fmt.Errorf("reading the processes' /metrics before the load: %w", err)
 		}
 	}
+	counters := readBounds(ctx, data, s.Assert.Metrics)
 	r.Log("platform up; load %g/s for %s", s.Load.Rate, s.Load.Duration)
 
 	timeline := filepath.Join(r.Out, "timeline.jsonl")
 	loadArgs := []string{"load", "--rate", fmt.Sprint(s.Load.Rate), "--duration", s.Load.Duration.String(), "--timeline", timeline}
-	if s.Platform != "" {
-		loadArgs = append(loadArgs, "--config", s.platformPath())
-	}
+	loadArgs = append(loadArgs, platform.args...)
 	load, err := r.start("load", env, append(loadArgs, s.Load.Args...)...)
 	if err != nil {
 		return nil, err
 	}
 	res.Started = time.Now()
-	res.Faults = r.bring(ctx, schedule, res.Started, data, e)
+	res.Faults = r.bring(ctx, schedule, res.Started, s.Load.Duration.Std(), data, e)
 	loadErr := load.wait()
 	if loadErr != nil {
 		res.verdict("the load ran to its end", false, "%v\n%s", loadErr, load.tail(10))
 	}
 
 	if s.Assert.Checks() || len(s.Assert.Command) > 0 {
-		cmd := []string{"check", "--wait", s.Assert.Settle.Or(30 * time.Second).String()}
-		if s.Platform != "" {
-			cmd = append(cmd, "--config", s.platformPath())
-		}
+		cmd := append([]string{"check", "--wait", s.Assert.Settle.Or(30 * time.Second).String()}, platform.args...)
 		bin, name := r.Binary, "check: every invariant holds"
 		if len(s.Assert.Command) > 0 {
 			user := s.command(r.Binary, data)
@@ -164,7 +137,10 @@ func (r *Runner) Run(ctx context.Context, s *Scenario, schedule []Fault, seed ui
 				res.verdict("every event consumed", left == "", "%s", cmp.Or(left, "no consumer has an event pending or unacknowledged"))
 			}
 		}
-		r.judgeDeadLetters(ctx, res, env, s, most)
+		r.judgeDeadLetters(ctx, res, env, platform.args, s, most)
+	}
+	if len(s.Assert.Metrics) > 0 {
+		res.judgeMetrics(s.Assert.Metrics, counters, readBounds(ctx, data, s.Assert.Metrics))
 	}
 	if leaks {
 		after, err := readUsage(ctx, data)
@@ -190,15 +166,12 @@ func (r *Runner) Run(ctx context.Context, s *Scenario, schedule []Fault, seed ui
 
 // judgeDeadLetters counts the dead letters the broker holds after the run
 // (`events dlq list`), against the scenario's bound [none].
-func (r *Runner) judgeDeadLetters(ctx context.Context, res *Result, env []string, s *Scenario, most *int) {
+func (r *Runner) judgeDeadLetters(ctx context.Context, res *Result, env, platform []string, s *Scenario, most *int) {
 	bound := 0
 	if most != nil {
 		bound = *most
 	}
-	cmd := []string{"events", "dlq", "list", "--json", "--limit", "100000"}
-	if s.Platform != "" {
-		cmd = append(cmd, "--config", s.platformPath())
-	}
+	cmd := append([]string{"events", "dlq", "list", "--json", "--limit", "100000"}, platform...)
 	name := fmt.Sprintf("dead letters ≤ %d", bound)
 	out, err := r.output(ctx, env, r.Binary, cmd...)
 	if err != nil {
@@ -280,6 +253,89 @@ func oneLine(s string, n int) string {
 	return s
 }
 
+// startEngines starts the engines the scenario wants the runner to own — a
+// broker, a PostgreSQL server, Redis — and points the stack at them through env.
+// On an error, what was started is in the engines returned, for close.
+func (r *Runner) startEngines(s *Scenario, env *[]string) (*engines, error) {
+	e := &engines{}
+	if s.Broker == "private" {
+		b, url, err := r.startBroker(filepath.Join(r.Out, "broker"))
+		if err != nil {
+			return e, err
+		}
+		e.broker, e.brokerURL = b, url
+		*env = append(*env, "NATS_URL="+url)
+		r.Log("private broker at %s", hostOf(url))
+	}
+	if s.Database == "private" {
+		// Its own directory under the system's temporary one: the server may run as
+		// another user (postgres, when the runner is root), who must reach it.
+		dir, err := os.MkdirTemp("", "switchyard-postgres-")
+		if err != nil {
+			return e, err
+		}
+		e.databaseDir = dir
+		pg, url, err := r.startPostgres(dir)
+		if err != nil {
+			return e, err
+		}
+		e.database, e.databaseURL = pg, url
+		if len(s.DatabaseServices) == 0 {
+			*env = append(*env, "DATABASE_URL="+url)
+		}
+		for _, name := range s.DatabaseServices {
+			*env = append(*env, config.EnvName(name)+"_DATABASE_URL="+config.PerServiceDatabase(url, name))
+		}
+		r.Log("private PostgreSQL at %s", hostOf(url))
+	}
+	if s.Redis == "private" {
+		rd, url, err := r.startRedis(r.Out)
+		if err != nil {
+			return e, err
+		}
+		e.redis, e.redisURL = rd, url
+		*env = append(*env, "REDIS_URL="+url)
+		r.Log("private Redis at %s", hostOf(url))
+	}
+	return e, nil
+}
+
+// platformFile is the platform a run's commands are given.
+type platformFile struct {
+	args   []string // --config <path>, or none for the binary's built-in platform
+	remove func()
+}
+
+// platform is the scenario's platform: its file, the binary's built-in one, or —
+// when the runner was handed a changed text (the scenario's set:) — that text,
+// written beside the file it changes (so that its relative paths hold) for the
+// run and kept as platform.yaml in the run's directory.
+func (r *Runner) platform(s *Scenario) (platformFile, error) {
+	if r.Platform == nil {
+		if s.Platform == "" {
+			return platformFile{remove: func() {}}, nil
+		}
+		return platformFile{args: []string{"--config", s.platformPath()}, remove: func() {}}, nil
+	}
+	if err := os.WriteFile(filepath.Join(r.Out, "platform.yaml"), r.Platform, 0o644); err != nil {
+		return platformFile{}, err
+	}
+	dir := r.Out
+	if s.Platform != "" {
+		dir = filepath.Dir(s.platformPath())
+	}
+	f, err := os.CreateTemp(dir, ".switchyard-faults-*.yaml")
+	if err != nil {
+		return platformFile{}, err
+	}
+	_, werr := f.Write(r.Platform)
+	if err := errors.Join(werr, f.Close()); err != nil {
+		_ = os.Remove(f.Name())
+		return platformFile{}, err
+	}
+	return platformFile{args: []string{"--config", f.Name()}, remove: func() { _ = os.Remove(f.Name()) }}, nil
+}
+
 func (s *Scenario) platformPath() string {
 	if filepath.IsAbs(s.Platform) {
 		return s.Platform
@@ -302,7 +358,7 @@ func (s *Scenario) command(bin, data string) []string {
 
 // bring applies every fault of the schedule at its time and returns when the
 // last has ended.
-func (r *Runner) bring(ctx context.Context, schedule []Fault, start time.Time, data string, e *engines) []Applied {
+func (r *Runner) bring(ctx context.Context, schedule []Fault, start time.Time, end time.Duration, data string, e *engines) []Applied {
 	out := make([]Applied, len(schedule))
 	var wg sync.WaitGroup
 	for i, f := range schedule {
@@ -312,6 +368,13 @@ func (r *Runner) bring(ctx context.Context, schedule []Fault, start time.Time, d
 			case <-ctx.Done():
 				out[i] = Applied{Fault: f, Error: ctx.Err().Error()}
 				return
+			}
+			if f.When != nil {
+				if _, err := f.When.wait(ctx, data, start.Add(end)); err != nil {
+					out[i] = Applied{Fault: f, Start: time.Since(start), End: time.Since(start), Error: err.Error()}
+					r.Log("fault %d: %s (%v)", i+1, f, err)
+					return
+				}
 			}
 			a := Applied{Fault: f, Start: time.Since(start)}
 			detail, err := r.apply(ctx, f, data, e)
@@ -354,6 +417,8 @@ func (r *Runner) apply(ctx context.Context, f Fault, data string, e *engines) (s
 		return "", freezeOrKill(ctx, e.database, f.Database, f.Lasts(), func() error {
 			return e.database.restartPostgres(hostOf(e.databaseURL))
 		})
+	case f.Redis != "":
+		return "", freezeOrKill(ctx, e.redis, f.Redis, f.Lasts(), e.redis.restart)
 	case f.Edge != "":
 		return "", e.breakEdge(ctx, f)
 	case f.Deliveries != "":

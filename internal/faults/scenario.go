@@ -58,6 +58,13 @@ type Scenario struct {
 	// DatabaseServices are the services whose database is on the private server
 	// [every service]; the others keep theirs.
 	DatabaseServices []string `yaml:"database_services"`
+	// Redis is the platform's own (what it declares, or none) or private (a
+	// redis-server the runner starts on a free port and owns) [the platform's].
+	Redis string `yaml:"redis"`
+	// Set changes the platform for the run, key=value as `switchyard lint --set`
+	// takes them (services.orders.dependencies.payments.policy.bulkhead.max_concurrent=4):
+	// a smaller bulkhead to exhaust, a shorter timeout to try.
+	Set []string `yaml:"set"`
 	// Replicas runs more processes of a service than the platform declares
 	// (<SERVICE>_REPLICAS), for faults on one of them (kill: inventory#2).
 	Replicas map[string]int `yaml:"replicas"`
@@ -90,8 +97,13 @@ type Load struct {
 // Fault is one fault of the schedule: exactly one of Kill, Stop, Broker,
 // Database, Edge and Deliveries.
 type Fault struct {
-	// At is when it starts, from the start of the load.
+	// At is when it starts, from the start of the load — or, with When, from when
+	// it starts waiting for its trigger.
 	At config.Duration `yaml:"at"`
+	// When holds the fault back until something happens in the system (a saga
+	// step tried, a counter risen); a trigger that never fires before the load
+	// ends leaves the fault not brought, which fails the run.
+	When *Trigger `yaml:"when,omitempty"`
 	// Kill sends SIGKILL to the named service's processes (every replica), or to
 	// one replica, service#N (#1 the first); up's supervisor restarts them on
 	// their address.
@@ -104,7 +116,9 @@ type Fault struct {
 	// Database kills (kill: every process of the server, SIGKILL) or freezes (stop)
 	// the private PostgreSQL server, bringing it back after For.
 	Database string `yaml:"database,omitempty"`
-	// Edge is "caller -> callee" — callee a service, broker or database — whose
+	// Redis kills (kill; back empty after For) or freezes (stop) the private Redis.
+	Redis string `yaml:"redis,omitempty"`
+	// Edge is "caller -> callee" — callee a service, broker, database or redis — whose
 	// connections the runner's proxy breaks for For, in one of the ways below.
 	Edge string `yaml:"edge,omitempty"`
 	// Latency delays every answer on the edge, give or take Jitter.
@@ -146,6 +160,8 @@ func (f Fault) Kind() string {
 		return "broker-" + f.Broker
 	case f.Database != "":
 		return "database-" + f.Database
+	case f.Redis != "":
+		return "redis-" + f.Redis
 	case f.Deliveries != "":
 		return f.Deliveries
 	}
@@ -180,6 +196,8 @@ func (f Fault) Target() string {
 		return "broker"
 	case f.Database != "":
 		return "database"
+	case f.Redis != "":
+		return "redis"
 	case f.Deliveries != "":
 		return f.Event
 	}
@@ -197,6 +215,9 @@ func (f Fault) Lasts() time.Duration {
 
 func (f Fault) String() string {
 	s := fmt.Sprintf("at %s %s %s", f.At, f.Kind(), f.Target())
+	if f.When != nil {
+		s = fmt.Sprintf("from %s %s, %s %s", f.At, f.When, f.Kind(), f.Target())
+	}
 	switch {
 	case f.Latency > 0 && f.Jitter > 0:
 		s += fmt.Sprintf(" %s±%s", f.Latency, f.Jitter)
@@ -265,6 +286,25 @@ type Assert struct {
 	// Leaks bounds how much each process grew from before the load to after it
 	// settled, read from its /metrics.
 	Leaks Leaks `yaml:"leaks"`
+	// Metrics bound how much counters of the services' /metrics rose over the
+	// run: proof that a fault did what it was for (a bulkhead refused calls), or
+	// that something never happened (no saga stuck).
+	Metrics []MetricBound `yaml:"metrics"`
+}
+
+// MetricBound bounds the rise of one service's metric (a counter, or a
+// histogram's count), summed over the series with Labels, from before the load to
+// after the run; a process restarted meanwhile counts from zero.
+type MetricBound struct {
+	Service string            `yaml:"service"`
+	Metric  string            `yaml:"metric"`
+	Labels  map[string]string `yaml:"labels"`
+	AtLeast *float64          `yaml:"at_least"`
+	AtMost  *float64          `yaml:"at_most"`
+}
+
+func (m MetricBound) trigger() *Trigger {
+	return &Trigger{Service: m.Service, Metric: m.Metric, Labels: m.Labels}
 }
 
 // Leaks bounds each process's growth over a run; a process restarted meanwhile
@@ -277,7 +317,12 @@ type Leaks struct {
 	RSSMB int `yaml:"rss_mb"`
 	// FDs is open file descriptors (sockets among them) more than before [64].
 	FDs int `yaml:"fds"`
+	// Services whose processes are held to these bounds [every process].
+	Services []string `yaml:"services"`
 }
+
+// off reports whether every bound is off (-1).
+func (l Leaks) off() bool { return l.Goroutines == -1 && l.RSSMB == -1 && l.FDs == -1 }
 
 // Bound is a limit during the faults and after them; negative means none.
 type Bound struct {
@@ -286,7 +331,7 @@ type Bound struct {
 }
 
 var (
-	kinds      = []string{"kill", "stop", "broker-kill", "broker-stop", "database-kill", "database-stop", "latency", "reset", "blackhole", "down", "duplicate"}
+	kinds      = []string{"kill", "stop", "broker-kill", "broker-stop", "database-kill", "database-stop", "redis-kill", "redis-stop", "latency", "reset", "blackhole", "down", "duplicate"}
 	edgeKinds  = []string{"latency", "reset", "blackhole", "down"}
 	deliveries = []string{"duplicate", "late", "reversed", "poison"}
 )
@@ -364,12 +409,14 @@ func Parse(source string, data []byte, platform *Platform) (*Scenario, error) {
 			bad(key, "an edge to the broker needs the runner's broker: set broker: private")
 		case callee == "database" && s.Database != "private":
 			bad(key, "an edge to the database needs the runner's database: set database: private")
+		case callee == "redis" && s.Redis != "private":
+			bad(key, "an edge to Redis needs the runner's Redis: set redis: private")
 		case callee == "database" && len(s.DatabaseServices) > 0 && !slices.Contains(s.DatabaseServices, caller):
 			bad(key, "%s's database is not on the private server (database_services)", caller)
 		case platform == nil:
 		case caller != "gateway" && !slices.Contains(platform.Services, caller):
 			bad(key, "no service %q in the platform (%s)", caller, strings.Join(platform.Services, ", "))
-		case callee != "broker" && callee != "database" && !slices.Contains(platform.Calls[caller], callee):
+		case callee != "broker" && callee != "database" && callee != "redis" && !slices.Contains(platform.Calls[caller], callee):
 			bad(key, "%s does not call %s (it calls %s)", caller, callee, strings.Join(platform.Calls[caller], ", "))
 		}
 	}
@@ -386,11 +433,19 @@ func Parse(source string, data []byte, platform *Platform) (*Scenario, error) {
 	default:
 		bad("database", "want embedded or private, got %q", s.Database)
 	}
+	if s.Redis != "" && s.Redis != "private" {
+		bad("redis", "want private (or nothing: the platform's own), got %q", s.Redis)
+	}
 	if len(s.DatabaseServices) > 0 && s.Database != "private" {
 		bad("database_services", "these go on the runner's PostgreSQL: set database: private")
 	}
 	for i, name := range s.DatabaseServices {
 		known(fmt.Sprintf("database_services.%d", i), name)
+	}
+	for i, kv := range s.Set {
+		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
+			bad(fmt.Sprintf("set.%d", i), "want key=value, e.g. services.orders.dependencies.payments.policy.bulkhead.max_concurrent=4, got %q", kv)
+		}
 	}
 	for _, name := range slices.Sorted(maps.Keys(s.Replicas)) {
 		known("replicas."+name, name)
@@ -407,14 +462,14 @@ func Parse(source string, data []byte, platform *Platform) (*Scenario, error) {
 	for i, f := range s.Faults {
 		key := fmt.Sprintf("faults.%d", i)
 		set := 0
-		for _, v := range []string{f.Kill, f.Stop, f.Broker, f.Database, f.Edge, f.Deliveries} {
+		for _, v := range []string{f.Kill, f.Stop, f.Broker, f.Database, f.Redis, f.Edge, f.Deliveries} {
 			if v != "" {
 				set++
 			}
 		}
 		switch {
 		case set != 1:
-			bad(key, "a fault is exactly one of kill: <service>, stop: <service>, broker: kill|stop, database: kill|stop, edge: <caller> -> <callee> or deliveries: duplicate|late|reversed")
+			bad(key, "a fault is exactly one of kill: <service>, stop: <service>, broker: kill|stop, database: kill|stop, redis: kill|stop, edge: <caller> -> <callee> or deliveries: duplicate|late|reversed|poison")
 		case f.Kill != "":
 			known(key+".kill", f.Kill)
 		case f.Stop != "":
@@ -438,7 +493,11 @@ func Parse(source string, data []byte, platform *Platform) (*Scenario, error) {
 			if ways != 1 {
 				bad(key, "an edge fault breaks the edge one way: latency: <d>, bandwidth_kbps: <n>, reset: true, blackhole: true or down: true")
 			}
-		case f.Broker != "" || f.Database != "":
+		case f.Redis != "" && f.Redis != "kill" && f.Redis != "stop":
+			bad(key+".redis", "want kill or stop, got %q", f.Redis)
+		case f.Redis != "" && s.Redis != "private":
+			bad(key+".redis", "Redis can be broken only when the runner owns it: set redis: private")
+		case f.Broker != "" || f.Database != "" || f.Redis != "":
 		case !slices.Contains(deliveries, f.Deliveries):
 			bad(key+".deliveries", "want one of %s, got %q", strings.Join(deliveries, ", "), f.Deliveries)
 		default:
@@ -461,6 +520,20 @@ func Parse(source string, data []byte, platform *Platform) (*Scenario, error) {
 		if f.Kill != "" && f.For != 0 {
 			bad(key+".for", "a kill is instant (the supervisor restarts the service); stop it for a while instead")
 		}
+		if w := f.When; w != nil {
+			if w.Service != "gateway" {
+				known(key+".when.service", w.Service)
+			}
+			if (w.SagaStep == "") == (w.Metric == "") {
+				bad(key+".when", "a trigger is one of saga_step: <step> or metric: <name> (with labels, rises)")
+			}
+			if w.SagaStep != "" && len(w.Labels) > 0 {
+				bad(key+".when.labels", "labels go with metric:")
+			}
+			if w.Rises < 0 {
+				bad(key+".when.rises", "must not be negative")
+			}
+		}
 	}
 	if r := s.Random; r != nil {
 		if r.Faults < 0 || r.Faults > 50 {
@@ -475,6 +548,9 @@ func Parse(source string, data []byte, platform *Platform) (*Scenario, error) {
 			}
 			if strings.HasPrefix(k, "database-") && s.Database != "private" {
 				bad(fmt.Sprintf("random.kinds.%d", i), "%s needs database: private", k)
+			}
+			if strings.HasPrefix(k, "redis-") && s.Redis != "private" {
+				bad(fmt.Sprintf("random.kinds.%d", i), "%s needs redis: private", k)
 			}
 			if slices.Contains(edgeKinds, k) && len(r.Edges) == 0 {
 				bad(fmt.Sprintf("random.kinds.%d", i), "%s breaks an edge: list them under random.edges", k)
@@ -503,6 +579,23 @@ func Parse(source string, data []byte, platform *Platform) (*Scenario, error) {
 	}
 	if l := s.Assert.Leaks; l.Goroutines < -1 || l.RSSMB < -1 || l.FDs < -1 {
 		bad("assert.leaks", "a bound is a number of goroutines, MiB or descriptors, or -1 for none")
+	}
+	for i, name := range s.Assert.Leaks.Services {
+		if name != "gateway" {
+			known(fmt.Sprintf("assert.leaks.services.%d", i), name)
+		}
+	}
+	for i, m := range s.Assert.Metrics {
+		key := fmt.Sprintf("assert.metrics.%d", i)
+		if m.Service != "gateway" {
+			known(key+".service", m.Service)
+		}
+		if m.Metric == "" {
+			bad(key+".metric", "name the metric")
+		}
+		if m.AtLeast == nil && m.AtMost == nil {
+			bad(key, "bound it: at_least, at_most, or both")
+		}
 	}
 	if d := s.Assert.DeadLetters; d != nil && *d < -1 {
 		bad("assert.dead_letters", "want a number of dead letters, or -1 for none, got %d", *d)

@@ -41,6 +41,10 @@ func Draw(s *Scenario, seed uint64, services []string) []Fault {
 				f.Database = "kill"
 			case "database-stop":
 				f.Database = "stop"
+			case "redis-kill":
+				f.Redis = "kill"
+			case "redis-stop":
+				f.Redis = "stop"
 			case "latency":
 				f.Edge, f.Latency = r.Edges[rnd.IntN(len(r.Edges))], config.Duration(time.Second)
 			case "reset":
