@@ -41,7 +41,7 @@ func cmdFaults(ctx context.Context, e *Env, args []string) error {
 
 func faultsRun(ctx context.Context, e *Env, args []string) error {
 	fs := e.Flags("faults run")
-	duration := fs.Duration("duration", 0, "shorten (or lengthen) the load to this `duration`, the faults' times scaled alike")
+	duration := fs.Duration("duration", 0, "shorten (or lengthen) the load to this `duration`, the faults' times and lengths scaled alike")
 	seed := fs.Uint64("seed", 0, "draw the random faults with this `seed` (printed when drawn; the same seed replays the schedule)")
 	out := fs.String("out", "", "write the run into this `directory` [<scenario>.result beside the file]")
 	shrink := fs.Int("shrink", 0, "on a failure, rerun at most this many `times` to shrink the schedule to a smaller one that still fails")
@@ -80,12 +80,27 @@ func faultsRun(ctx context.Context, e *Env, args []string) error {
 		return Usagef("%v", err)
 	}
 	if *duration > 0 {
-		scale := float64(*duration) / float64(s.Load.Duration)
-		for i := range s.Faults {
-			s.Faults[i].At = config.Duration(time.Duration(float64(s.Faults[i].At) * scale).Round(100 * time.Millisecond))
+		// Every time of the schedule scales with the load — when faults start and
+		// how long they last — so that their windows fit in the shorter run as in
+		// the written one.
+		factor := float64(*duration) / float64(s.Load.Duration)
+		scale := func(d *config.Duration) {
+			if *d > 0 {
+				*d = config.Duration(max(time.Duration(float64(*d)*factor).Round(100*time.Millisecond), 100*time.Millisecond))
+			}
 		}
-		if s.Random != nil {
-			s.Random.From, s.Random.To = config.Duration(float64(s.Random.From)*scale), config.Duration(float64(s.Random.To)*scale)
+		for i := range s.Faults {
+			f := &s.Faults[i]
+			f.At = config.Duration(time.Duration(float64(f.At) * factor).Round(100 * time.Millisecond))
+			if f.Kill == "" && f.For == 0 {
+				f.For = config.Duration(f.Lasts()) // its default, scaled too
+			}
+			scale(&f.For)
+			scale(&f.Delay)
+		}
+		if r := s.Random; r != nil {
+			r.From, r.To = config.Duration(float64(r.From)*factor), config.Duration(float64(r.To)*factor)
+			scale(&r.For)
 		}
 		s.Load.Duration = config.Duration(*duration)
 	}

@@ -285,30 +285,10 @@ func (e *engines) interpose(schedule []Fault, env *[]string) ([]Fault, error) {
 			continue
 		}
 		caller, callee := f.Ends()
-		switch callee {
-		case "broker":
-			p, err := faultproxy.Start("127.0.0.1:0", hostOf(e.brokerURL))
-			if err != nil {
-				return nil, err
-			}
-			e.proxies[key] = p
-			*env = append(*env, config.EnvName(caller)+"_NATS_URL="+strings.Replace(e.brokerURL, hostOf(e.brokerURL), p.Addr(), 1))
-		case "redis":
-			p, err := faultproxy.Start("127.0.0.1:0", hostOf(e.redisURL))
-			if err != nil {
-				return nil, err
-			}
-			e.proxies[key] = p
-			*env = append(*env, config.EnvName(caller)+"_REDIS_URL="+strings.Replace(e.redisURL, hostOf(e.redisURL), p.Addr(), 1))
-		case "database":
-			p, err := faultproxy.Start("127.0.0.1:0", hostOf(e.databaseURL))
-			if err != nil {
-				return nil, err
-			}
-			e.proxies[key] = p
-			through := strings.Replace(e.databaseURL, hostOf(e.databaseURL), p.Addr(), 1)
-			*env = append(*env, config.EnvName(caller)+"_DATABASE_URL="+config.PerServiceDatabase(through, caller))
-		default:
+		engine, ok := map[string]struct{ url, variable string }{
+			"broker": {e.brokerURL, "_NATS_URL"}, "redis": {e.redisURL, "_REDIS_URL"}, "database": {e.databaseURL, "_DATABASE_URL"},
+		}[callee]
+		if !ok { // a service: its address is known once the stack runs
 			addr, err := freeAddr()
 			if err != nil {
 				return nil, err
@@ -316,7 +296,18 @@ func (e *engines) interpose(schedule []Fault, env *[]string) ([]Fault, error) {
 			e.reserved[key] = addr
 			*env = append(*env, config.EnvName(caller)+"_TO_"+config.EnvName(callee)+"_ADDRESS="+addr)
 			later = append(later, f)
+			continue
 		}
+		p, err := faultproxy.Start("127.0.0.1:0", hostOf(engine.url))
+		if err != nil {
+			return nil, err
+		}
+		e.proxies[key] = p
+		through := strings.Replace(engine.url, hostOf(engine.url), p.Addr(), 1)
+		if callee == "database" {
+			through = config.PerServiceDatabase(through, caller) // the caller's own database on the server
+		}
+		*env = append(*env, config.EnvName(caller)+engine.variable+"="+through)
 	}
 	return later, nil
 }

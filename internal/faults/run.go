@@ -143,11 +143,11 @@ func (r *Runner) Run(ctx context.Context, s *Scenario, schedule []Fault, seed ui
 		res.judgeMetrics(s.Assert.Metrics, counters, readBounds(ctx, data, s.Assert.Metrics))
 	}
 	if leaks {
-		after, err := readUsage(ctx, data)
+		after, waited, err := settledUsage(ctx, data, s.Assert.Leaks, before, 30*time.Second)
 		if err != nil {
 			res.verdict("no leaks", false, "reading the processes' /metrics after the run: %v", err)
 		} else {
-			res.judgeLeaks(s.Assert.Leaks, before, after)
+			res.judgeLeaks(s.Assert.Leaks, before, after, waited)
 		}
 	}
 	f, err := os.Open(timeline)

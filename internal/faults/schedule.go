@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/switchyard/switchyard/config"
@@ -28,23 +29,17 @@ func Draw(s *Scenario, seed uint64, services []string) []Fault {
 		longest := r.For.Or(5 * time.Second)
 		for range cmp.Or(r.Faults, 3) {
 			f := Fault{At: config.Duration(from + time.Duration(rnd.Int64N(int64(max(to-from, time.Millisecond)))).Round(100*time.Millisecond))}
-			switch kinds[rnd.IntN(len(kinds))] {
+			switch kind := kinds[rnd.IntN(len(kinds))]; kind {
 			case "kill":
 				f.Kill = targets[rnd.IntN(len(targets))]
 			case "stop":
 				f.Stop = targets[rnd.IntN(len(targets))]
-			case "broker-kill":
-				f.Broker = "kill"
-			case "broker-stop":
-				f.Broker = "stop"
-			case "database-kill":
-				f.Database = "kill"
-			case "database-stop":
-				f.Database = "stop"
-			case "redis-kill":
-				f.Redis = "kill"
-			case "redis-stop":
-				f.Redis = "stop"
+			case "broker-kill", "broker-stop":
+				f.Broker = strings.TrimPrefix(kind, "broker-")
+			case "database-kill", "database-stop":
+				f.Database = strings.TrimPrefix(kind, "database-")
+			case "redis-kill", "redis-stop":
+				f.Redis = strings.TrimPrefix(kind, "redis-")
 			case "latency":
 				f.Edge, f.Latency = r.Edges[rnd.IntN(len(r.Edges))], config.Duration(time.Second)
 			case "reset":
