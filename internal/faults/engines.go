@@ -32,6 +32,19 @@ func freeAddr() (string, error) {
 	return ln.Addr().String(), nil
 }
 
+// serve starts p and waits, for at most within, until it accepts connections on
+// addr; one that does not is killed.
+func (p *process) serve(addr string, within time.Duration) error {
+	if err := p.begin(); err != nil {
+		return err
+	}
+	if err := listening(addr, within, p); err != nil {
+		p.kill()
+		return err
+	}
+	return nil
+}
+
 // listening waits until something accepts connections on addr.
 func listening(addr string, within time.Duration, p *process) error {
 	deadline := time.Now().Add(within)
@@ -69,11 +82,7 @@ func (r *Runner) startBroker(dir string) (*process, string, error) {
 	token := hex.EncodeToString(secret)
 	p := &process{r: r, name: "broker", bin: r.Binary, env: r.Env,
 		args: []string{"broker", "--listen", addr, "--store", dir, "--token", token, "--sync", "always"}}
-	if err := p.begin(); err != nil {
-		return nil, "", err
-	}
-	if err := listening(addr, 20*time.Second, p); err != nil {
-		p.kill()
+	if err := p.serve(addr, 20*time.Second); err != nil {
 		return nil, "", err
 	}
 	return p, "nats://" + token + "@" + addr, nil
@@ -93,11 +102,7 @@ func (r *Runner) startRedis(dir string) (*process, string, error) {
 	_, port, _ := net.SplitHostPort(addr)
 	p := &process{r: r, name: "redis", bin: bin, dir: dir,
 		args: []string{"--bind", "127.0.0.1", "--port", port, "--save", "", "--appendonly", "no", "--dir", dir}}
-	if err := p.begin(); err != nil {
-		return nil, "", err
-	}
-	if err := listening(addr, 10*time.Second, p); err != nil {
-		p.kill()
+	if err := p.serve(addr, 10*time.Second); err != nil {
 		return nil, "", err
 	}
 	return p, "redis://" + addr + "/0", nil
@@ -180,11 +185,7 @@ func (r *Runner) startPostgres(dir string) (*process, string, error) {
 	p := &process{r: r, name: "postgres", bin: server, dir: dir, cred: cred, group: true, env: []string{"LC_ALL=C"},
 		args: []string{"-D", dir, "-p", port, "-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=",
 			"-c", "fsync=off", "-c", "max_connections=300", "-c", "shared_buffers=64MB"}}
-	if err := p.begin(); err != nil {
-		return nil, "", err
-	}
-	if err := listening(addr, 30*time.Second, p); err != nil {
-		p.kill()
+	if err := p.serve(addr, 30*time.Second); err != nil {
 		return nil, "", err
 	}
 	return p, "postgres://postgres@" + addr + "/switchyard?sslmode=disable", nil
@@ -197,21 +198,9 @@ func (r *Runner) startPostgres(dir string) (*process, string, error) {
 func (p *process) restartPostgres(addr string) error {
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		if err := p.begin(); err != nil {
+		err := p.serve(addr, 10*time.Second)
+		if err == nil || time.Now().After(deadline) {
 			return err
-		}
-		err := listening(addr, 10*time.Second, p)
-		if err == nil {
-			return nil
-		}
-		select {
-		case <-p.exited:
-		default: // up but not listening: end it before the next try
-			_ = p.signal(syscall.SIGKILL)
-			<-p.exited
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("postgres did not come back: %w", err)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}

@@ -13,7 +13,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -377,14 +376,10 @@ func (r *Runner) bring(ctx context.Context, schedule []Fault, start time.Time, e
 				}
 			}
 			a := Applied{Fault: f, Start: time.Since(start)}
-			detail, err := r.apply(ctx, f, data, e)
-			if err != nil {
+			if err := r.apply(ctx, f, data, e, &a); err != nil {
 				a.Error = err.Error()
 			}
-			if f.Deliveries == "poison" {
-				a.Poison, _ = strconv.Atoi(strings.Fields(detail + " 0")[0])
-			}
-			a.End, a.Detail = time.Since(start), detail
+			a.End = time.Since(start)
 			r.Log("fault %d: %s (%s)", i+1, f, map[bool]string{true: "brought", false: a.Error}[a.Error == ""])
 			if a.Error == "" {
 				if ready, err := allReady(ctx, data, time.Minute); err == nil {
@@ -400,39 +395,44 @@ func (r *Runner) bring(ctx context.Context, schedule []Fault, start time.Time, e
 	return out
 }
 
-// apply brings one fault and, for those that last, ends it.
-func (r *Runner) apply(ctx context.Context, f Fault, data string, e *engines) (string, error) {
+// apply brings one fault and, for those that last, ends it; what a delivery
+// fault did goes into a.
+func (r *Runner) apply(ctx context.Context, f Fault, data string, e *engines, a *Applied) error {
 	switch {
 	case f.Kill != "":
-		return "", signalService(data, f.Kill, syscall.SIGKILL)
+		return signalService(data, f.Kill, syscall.SIGKILL)
 	case f.Stop != "":
 		if err := signalService(data, f.Stop, syscall.SIGSTOP); err != nil {
-			return "", err
+			return err
 		}
 		sleep(ctx, f.Lasts())
-		return "", signalService(data, f.Stop, syscall.SIGCONT)
+		return signalService(data, f.Stop, syscall.SIGCONT)
 	case f.Broker != "":
-		return "", freezeOrKill(ctx, e.broker, f.Broker, f.Lasts(), e.broker.restart)
+		return freezeOrKill(ctx, e.broker, f.Broker, f.Lasts(), e.broker.restart)
 	case f.Database != "":
-		return "", freezeOrKill(ctx, e.database, f.Database, f.Lasts(), func() error {
+		return freezeOrKill(ctx, e.database, f.Database, f.Lasts(), func() error {
 			return e.database.restartPostgres(hostOf(e.databaseURL))
 		})
 	case f.Redis != "":
-		return "", freezeOrKill(ctx, e.redis, f.Redis, f.Lasts(), e.redis.restart)
+		return freezeOrKill(ctx, e.redis, f.Redis, f.Lasts(), e.redis.restart)
 	case f.Edge != "":
-		return "", e.breakEdge(ctx, f)
+		return e.breakEdge(ctx, f)
 	case f.Deliveries != "":
 		url := e.natsURL(data)
 		if url == "" {
-			return "", errors.New("deliveries break a NATS broker's; this stack has none")
+			return errors.New("deliveries break a NATS broker's; this stack has none")
 		}
 		if f.Deliveries == "poison" {
-			n, err := poison(ctx, url, f)
-			return fmt.Sprintf("%d poison %s events published", n, f.Event), err
+			var err error
+			a.Poison, err = poison(ctx, url, f)
+			a.Detail = fmt.Sprintf("%d poison %s events published", a.Poison, f.Event)
+			return err
 		}
-		return deliver(ctx, url, f)
+		var err error
+		a.Detail, err = deliver(ctx, url, f)
+		return err
 	}
-	return "", errors.New("an empty fault")
+	return errors.New("an empty fault")
 }
 
 // allReady waits until every process of the stack answers /readyz with 200, and
