@@ -3,8 +3,12 @@ package authn_test
 import (
 	"context"
 	"crypto"
+	"crypto/ecdsa"
 	"crypto/ed25519"
+	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
@@ -22,26 +26,47 @@ import (
 
 var now = time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
 
+// keypair is a signing key of one algorithm, under a key id.
 type keypair struct {
 	kid  string
-	pub  ed25519.PublicKey
-	priv ed25519.PrivateKey
+	alg  string
+	pub  crypto.PublicKey
+	priv crypto.Signer
 }
 
-func newKey(t testing.TB, kid string) keypair {
+func newKey(t testing.TB, kid string) keypair { return newKeyFor(t, kid, "EdDSA") }
+
+func newKeyFor(t testing.TB, kid, alg string) keypair {
 	t.Helper()
-	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	var (
+		priv crypto.Signer
+		err  error
+	)
+	switch alg {
+	case "EdDSA":
+		_, priv, err = ed25519.GenerateKey(rand.Reader)
+	case "ES256":
+		priv, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	case "RS256":
+		priv, err = rsa.GenerateKey(rand.Reader, 2048)
+	default:
+		t.Fatalf("no key for %s", alg)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
-	return keypair{kid, pub, priv}
+	return keypair{kid: kid, alg: alg, pub: priv.Public(), priv: priv}
 }
 
 func claims(mod func(*authn.Claims)) *authn.Claims {
+	return claimsOf("switchyard", "switchyard", mod)
+}
+
+func claimsOf(iss, aud string, mod func(*authn.Claims)) *authn.Claims {
 	c := &authn.Claims{
 		RegisteredClaims: jwt.RegisteredClaims{
-			Issuer:    "switchyard",
-			Audience:  jwt.ClaimStrings{"switchyard"},
+			Issuer:    iss,
+			Audience:  jwt.ClaimStrings{aud},
 			Subject:   "user-1",
 			ID:        "jti-1",
 			IssuedAt:  jwt.NewNumericDate(now.Add(-time.Minute)),
@@ -57,7 +82,7 @@ func claims(mod func(*authn.Claims)) *authn.Claims {
 
 func sign(t testing.TB, k keypair, c *authn.Claims, header map[string]any) string {
 	t.Helper()
-	tok := jwt.NewWithClaims(jwt.SigningMethodEdDSA, c)
+	tok := jwt.NewWithClaims(jwt.GetSigningMethod(k.alg), c)
 	tok.Header["kid"] = k.kid
 	tok.Header["typ"] = authn.AccessTokenType
 	for h, v := range header {
@@ -102,40 +127,53 @@ func TestAValidTokenYieldsItsPrincipal(t *testing.T) {
 	}
 }
 
-// ForgedTokens returns the forged and broken tokens every verifier must refuse.
-func forgedTokens(t *testing.T, good, other keypair) map[string]string {
+// forgedTokens returns the forged and broken tokens every verifier must refuse, for
+// an issuer whose claims base makes and whose key is good (other is a key it does
+// not trust).
+func forgedTokens(t *testing.T, good, other keypair, base func(func(*authn.Claims)) *authn.Claims) map[string]string {
 	hs256WithPublicKey := func() string {
-		tok := jwt.NewWithClaims(jwt.SigningMethodHS256, claims(nil))
+		der, err := x509.MarshalPKIXPublicKey(good.pub)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tok := jwt.NewWithClaims(jwt.SigningMethodHS256, base(nil))
 		tok.Header["kid"] = good.kid
 		tok.Header["typ"] = authn.AccessTokenType
-		s, err := tok.SignedString([]byte(good.pub))
+		s, err := tok.SignedString(der)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return s
 	}
-	valid := sign(t, good, claims(nil), nil)
+	otherAlg := "RS256"
+	if good.alg == "RS256" {
+		otherAlg = "EdDSA"
+	}
+	valid := sign(t, good, base(nil), nil)
 	parts := strings.Split(valid, ".")
 	return map[string]string{
-		"alg none":                          b64(map[string]any{"alg": "none", "typ": "at+jwt", "kid": good.kid}) + "." + b64(claims(nil)) + ".",
-		"alg none with a signature":         b64(map[string]any{"alg": "none", "typ": "at+jwt", "kid": good.kid}) + "." + b64(claims(nil)) + "." + parts[2],
+		"alg none":                          b64(map[string]any{"alg": "none", "typ": "at+jwt", "kid": good.kid}) + "." + b64(base(nil)) + ".",
+		"alg none with a signature":         b64(map[string]any{"alg": "none", "typ": "at+jwt", "kid": good.kid}) + "." + b64(base(nil)) + "." + parts[2],
 		"HS256 signed with the public key":  hs256WithPublicKey(),
-		"RS256 header on an EdDSA sig":      b64(map[string]any{"alg": "RS256", "typ": "at+jwt", "kid": good.kid}) + "." + parts[1] + "." + parts[2],
-		"unknown kid":                       sign(t, good, claims(nil), map[string]any{"kid": "nope"}),
-		"path traversal kid":                sign(t, good, claims(nil), map[string]any{"kid": "../../../../etc/passwd"}),
-		"overlong kid":                      sign(t, good, claims(nil), map[string]any{"kid": strings.Repeat("k", 500)}),
-		"no kid":                            sign(t, good, claims(nil), map[string]any{"kid": nil}),
-		"expired":                           sign(t, good, claims(func(c *authn.Claims) { c.ExpiresAt = jwt.NewNumericDate(now.Add(-time.Hour)) }), nil),
-		"nbf in the future":                 sign(t, good, claims(func(c *authn.Claims) { c.NotBefore = jwt.NewNumericDate(now.Add(time.Hour)) }), nil),
-		"iat in the future":                 sign(t, good, claims(func(c *authn.Claims) { c.IssuedAt = jwt.NewNumericDate(now.Add(time.Hour)) }), nil),
-		"no exp":                            sign(t, good, claims(func(c *authn.Claims) { c.ExpiresAt = nil }), nil),
-		"wrong iss":                         sign(t, good, claims(func(c *authn.Claims) { c.Issuer = "evil" }), nil),
-		"wrong aud":                         sign(t, good, claims(func(c *authn.Claims) { c.Audience = jwt.ClaimStrings{"other-api"} }), nil),
-		"no sub":                            sign(t, good, claims(func(c *authn.Claims) { c.Subject = "" }), nil),
-		"not an access token (typ JWT)":     sign(t, good, claims(nil), map[string]any{"typ": "JWT"}),
-		"no typ":                            sign(t, good, claims(nil), map[string]any{"typ": nil}),
-		"valid signature from another key":  sign(t, other, claims(nil), map[string]any{"kid": good.kid}),
-		"payload tampered to grant admin":   parts[0] + "." + b64(claims(func(c *authn.Claims) { c.Roles = []string{"admin"} })) + "." + parts[2],
+		"another algorithm's header":        b64(map[string]any{"alg": otherAlg, "typ": "at+jwt", "kid": good.kid}) + "." + parts[1] + "." + parts[2],
+		"unknown kid":                       sign(t, good, base(nil), map[string]any{"kid": "nope"}),
+		"path traversal kid":                sign(t, good, base(nil), map[string]any{"kid": "../../../../etc/passwd"}),
+		"overlong kid":                      sign(t, good, base(nil), map[string]any{"kid": strings.Repeat("k", 500)}),
+		"no kid":                            sign(t, good, base(nil), map[string]any{"kid": nil}),
+		"expired":                           sign(t, good, base(func(c *authn.Claims) { c.ExpiresAt = jwt.NewNumericDate(now.Add(-time.Hour)) }), nil),
+		"nbf in the future":                 sign(t, good, base(func(c *authn.Claims) { c.NotBefore = jwt.NewNumericDate(now.Add(time.Hour)) }), nil),
+		"iat in the future":                 sign(t, good, base(func(c *authn.Claims) { c.IssuedAt = jwt.NewNumericDate(now.Add(time.Hour)) }), nil),
+		"no exp":                            sign(t, good, base(func(c *authn.Claims) { c.ExpiresAt = nil }), nil),
+		"wrong iss":                         sign(t, good, base(func(c *authn.Claims) { c.Issuer = "evil" }), nil),
+		"no iss":                            sign(t, good, base(func(c *authn.Claims) { c.Issuer = "" }), nil),
+		"wrong aud":                         sign(t, good, base(func(c *authn.Claims) { c.Audience = jwt.ClaimStrings{"other-api"} }), nil),
+		"no sub":                            sign(t, good, base(func(c *authn.Claims) { c.Subject = "" }), nil),
+		"no jti on an at+jwt":               sign(t, good, base(func(c *authn.Claims) { c.ID = "" }), nil),
+		"an ID token (typ JWT)":             sign(t, good, base(nil), map[string]any{"typ": "JWT"}),
+		"no typ":                            sign(t, good, base(nil), map[string]any{"typ": nil}),
+		"valid signature from another key":  sign(t, other, base(nil), map[string]any{"kid": good.kid}),
+		"payload tampered to grant admin":   parts[0] + "." + b64(base(func(c *authn.Claims) { c.Roles = []string{"admin"} })) + "." + parts[2],
+		"payload tampered to add a scope":   parts[0] + "." + b64(base(func(c *authn.Claims) { c.Scope = "orders:write admin" })) + "." + parts[2],
 		"truncated":                         valid[:len(valid)-10],
 		"signature stripped":                parts[0] + "." + parts[1] + ".",
 		"two segments":                      parts[0] + "." + parts[1],
@@ -150,7 +188,7 @@ func TestForgedAndBrokenTokensAreRefused(t *testing.T) {
 	t.Parallel()
 	good, other := newKey(t, "k1"), newKey(t, "k2")
 	v := verifier(t, authn.StaticKeys{"k1": good.pub})
-	for name, tok := range forgedTokens(t, good, other) {
+	for name, tok := range forgedTokens(t, good, other, claims) {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			p, err := v.Verify(context.Background(), tok)
@@ -252,7 +290,7 @@ func TestRemoteKeysFollowRotationButRateLimitRefetches(t *testing.T) {
 	t.Parallel()
 	k1, k2 := newKey(t, "k1"), newKey(t, "k2")
 	var published atomic.Value
-	published.Store(authn.JWKSet{Keys: []authn.JWK{authn.PublicJWK("k1", k1.pub)}})
+	published.Store(authn.JWKSet{Keys: []authn.JWK{authn.PublicJWK("k1", k1.pub.(ed25519.PublicKey))}})
 	var fetches atomic.Int32
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fetches.Add(1)
@@ -276,7 +314,7 @@ func TestRemoteKeysFollowRotationButRateLimitRefetches(t *testing.T) {
 		t.Errorf("%d fetches after unknown kids within MinRefetch, want 1", n)
 	}
 	// The issuer rotates: after MinRefetch, the new kid is fetched and accepted.
-	published.Store(authn.JWKSet{Keys: []authn.JWK{authn.PublicJWK("k1", k1.pub), authn.PublicJWK("k2", k2.pub)}})
+	published.Store(authn.JWKSet{Keys: []authn.JWK{authn.PublicJWK("k1", k1.pub.(ed25519.PublicKey)), authn.PublicJWK("k2", k2.pub.(ed25519.PublicKey))}})
 	clock = clock.Add(11 * time.Second)
 	if _, err := v.Verify(ctx, sign(t, k2, claims(nil), nil)); err != nil {
 		t.Errorf("rotated key refused: %v", err)

@@ -3,15 +3,21 @@ package authn
 import (
 	"context"
 	"crypto"
+	"crypto/ecdsa"
 	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rsa"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"sync"
 	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
 )
 
 // JWK is a public JSON Web Key (RFC 7517); only Ed25519 (kty OKP, RFC 8037) keys are
@@ -56,10 +62,19 @@ func (k JWK) PublicKey() (ed25519.PublicKey, error) {
 // ErrUnknownKey is returned for a kid no source knows.
 var ErrUnknownKey = errors.New("unknown key id")
 
-// RemoteKeysConfig configures RemoteKeys.
+// RemoteKeysConfig configures RemoteKeys: a JWKS at URL, or the one an OpenID
+// Connect provider's discovery document names.
 type RemoteKeysConfig struct {
 	// URL of the JWKS document, e.g. http://127.0.0.1:8081/.well-known/jwks.json.
 	URL string
+	// Discovery is the provider's discovery document, e.g.
+	// https://idp.example.com/realms/shop/.well-known/openid-configuration, read
+	// for its jwks_uri when URL is empty.
+	Discovery string
+	// Issuer the discovery document must name as its issuer (OpenID Connect
+	// Discovery section 4.3), so that a document served elsewhere cannot lend its
+	// keys to this issuer.
+	Issuer string
 	// Client fetches it [a client with a 5s timeout].
 	Client *http.Client
 	// MaxAge before a fetched set is refreshed in the background of a lookup [5m].
@@ -73,19 +88,22 @@ type RemoteKeysConfig struct {
 
 // RemoteKeys is a KeySource backed by a remote JWKS, cached. An unknown kid triggers
 // one refetch (the issuer may have rotated its key), at most once per MinRefetch.
+// Ed25519, P-256 and RSA (2048 bits or more) signing keys are kept; any other key in
+// the set is ignored.
 type RemoteKeys struct {
 	cfg RemoteKeysConfig
 
 	mu        sync.Mutex
-	keys      map[string]ed25519.PublicKey
+	keys      map[string]crypto.PublicKey
+	jwksURL   string // cfg.URL, or what discovery found
 	fetchedAt time.Time
 	lastTry   time.Time
 	fetching  chan struct{} // non-nil while a fetch runs; closed when it ends
 	lastErr   error
 }
 
-// NewRemoteKeys returns a KeySource for the JWKS at cfg.URL. Nothing is fetched until
-// the first lookup.
+// NewRemoteKeys returns a KeySource for the JWKS at cfg.URL (or cfg.Discovery's).
+// Nothing is fetched until the first lookup.
 func NewRemoteKeys(cfg RemoteKeysConfig) *RemoteKeys {
 	if cfg.Client == nil {
 		cfg.Client = &http.Client{Timeout: 5 * time.Second}
@@ -99,7 +117,7 @@ func NewRemoteKeys(cfg RemoteKeysConfig) *RemoteKeys {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &RemoteKeys{cfg: cfg}
+	return &RemoteKeys{cfg: cfg, jwksURL: cfg.URL}
 }
 
 // PublicKey implements KeySource.
@@ -145,9 +163,17 @@ func (r *RemoteKeys) refresh(ctx context.Context) error {
 	ch := make(chan struct{})
 	r.fetching = ch
 	r.lastTry = r.cfg.Now()
+	at := r.jwksURL
 	r.mu.Unlock()
 
-	keys, err := r.fetch(ctx)
+	var keys map[string]crypto.PublicKey
+	var err error
+	if at == "" {
+		at, err = r.discover(ctx)
+	}
+	if err == nil {
+		keys, err = r.fetch(ctx, at)
+	}
 
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -157,43 +183,92 @@ func (r *RemoteKeys) refresh(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	r.jwksURL = at
 	r.keys = keys
 	r.fetchedAt = r.cfg.Now()
 	return nil
 }
 
-func (r *RemoteKeys) fetch(ctx context.Context) (map[string]ed25519.PublicKey, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.cfg.URL, nil)
+// get fetches url's JSON document into v, bounded in size.
+func (r *RemoteKeys) get(ctx context.Context, at string, v any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, at, nil)
 	if err != nil {
-		return nil, fmt.Errorf("fetch JWKS: %w", err)
+		return err
 	}
 	req.Header.Set("Accept", "application/json")
 	resp, err := r.cfg.Client.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("fetch JWKS from %s: %w", r.cfg.URL, err)
+		return err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("fetch JWKS from %s: status %d", r.cfg.URL, resp.StatusCode)
+		return fmt.Errorf("status %d", resp.StatusCode)
 	}
-	var set JWKSet
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 256<<10)).Decode(&set); err != nil {
-		return nil, fmt.Errorf("fetch JWKS from %s: %w", r.cfg.URL, err)
+	return json.NewDecoder(io.LimitReader(resp.Body, 256<<10)).Decode(v)
+}
+
+// discover reads the provider's discovery document for its jwks_uri.
+func (r *RemoteKeys) discover(ctx context.Context) (string, error) {
+	if r.cfg.Discovery == "" {
+		return "", errors.New("remote keys need a JWKS URL or a discovery document")
 	}
-	keys := make(map[string]ed25519.PublicKey, len(set.Keys))
-	for _, k := range set.Keys {
-		pub, err := k.PublicKey()
-		if err != nil {
-			continue // a key we cannot use is not a key we trust
+	var doc struct {
+		Issuer  string `json:"issuer"`
+		JWKSURI string `json:"jwks_uri"`
+	}
+	if err := r.get(ctx, r.cfg.Discovery, &doc); err != nil {
+		return "", fmt.Errorf("read discovery document %s: %w", r.cfg.Discovery, err)
+	}
+	if r.cfg.Issuer != "" && doc.Issuer != r.cfg.Issuer {
+		return "", fmt.Errorf("discovery document %s names issuer %q, not %q", r.cfg.Discovery, doc.Issuer, r.cfg.Issuer)
+	}
+	u, err := url.Parse(doc.JWKSURI)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return "", fmt.Errorf("discovery document %s: jwks_uri %q is not an http(s) URL", r.cfg.Discovery, doc.JWKSURI)
+	}
+	return doc.JWKSURI, nil
+}
+
+func (r *RemoteKeys) fetch(ctx context.Context, at string) (map[string]crypto.PublicKey, error) {
+	var set struct {
+		Keys []json.RawMessage `json:"keys"`
+	}
+	if err := r.get(ctx, at, &set); err != nil {
+		return nil, fmt.Errorf("fetch JWKS from %s: %w", at, err)
+	}
+	keys := make(map[string]crypto.PublicKey, len(set.Keys))
+	for _, raw := range set.Keys {
+		if kid, pub, ok := signingKey(raw); ok {
+			keys[kid] = pub
 		}
-		keys[k.Kid] = pub
 	}
 	return keys, nil
 }
 
+// signingKey decodes one JWK of a set: a public signing key with a kid, of a kind
+// some trusted algorithm uses. A key it cannot use is not a key it trusts.
+func signingKey(raw json.RawMessage) (string, crypto.PublicKey, bool) {
+	var k jose.JSONWebKey
+	if err := k.UnmarshalJSON(raw); err != nil || k.KeyID == "" || !k.IsPublic() || !k.Valid() {
+		return "", nil, false
+	}
+	if k.Use != "" && k.Use != "sig" {
+		return "", nil, false
+	}
+	switch pub := k.Key.(type) {
+	case ed25519.PublicKey:
+		return k.KeyID, pub, k.Algorithm == "" || k.Algorithm == "EdDSA"
+	case *ecdsa.PublicKey:
+		return k.KeyID, pub, pub.Curve == elliptic.P256() && (k.Algorithm == "" || k.Algorithm == "ES256")
+	case *rsa.PublicKey:
+		return k.KeyID, pub, pub.N.BitLen() >= minRSABits && (k.Algorithm == "" || k.Algorithm == "RS256")
+	}
+	return "", nil, false
+}
+
 // StaticKeys is a fixed KeySource, for tests and for an issuer verifying its own
 // tokens from keys it already holds.
-type StaticKeys map[string]ed25519.PublicKey
+type StaticKeys map[string]crypto.PublicKey
 
 // PublicKey implements KeySource.
 func (s StaticKeys) PublicKey(_ context.Context, kid string) (crypto.PublicKey, error) {

@@ -56,6 +56,9 @@ type Config struct {
 	// Gateway is the single entry point; absent means no gateway runs.
 	Gateway *Gateway `yaml:"gateway"`
 
+	// Security says whose access tokens the gateway and every service accept.
+	Security Security `yaml:"security"`
+
 	// Events is the directory of the platform's event schemas, <type>.json each,
 	// relative to this file; empty means the binary's own.
 	Events string `yaml:"events"`
@@ -329,6 +332,43 @@ type Shedding struct {
 	InitialLimit uint `yaml:"initial_limit"`
 }
 
+// Security is how end users' identities are trusted.
+type Security struct {
+	// Issuers whose access tokens the gateway and every service accept. Empty
+	// means routes needing a user refuse, unless the application brings its own
+	// verifier.
+	Issuers []Issuer `yaml:"issuers"`
+}
+
+// Issuer is an OpenID Connect provider (or any issuer of JWT access tokens)
+// whose tokens are trusted: a declared service that issues them (the shop's
+// users), or a provider a team already runs (Keycloak, Auth0, Entra ID).
+type Issuer struct {
+	// Name tells issuers apart in errors, metrics and route rules.
+	Name string `yaml:"name"`
+	// Issuer is the iss its tokens carry, exactly (an https URL for a provider).
+	Issuer string `yaml:"issuer"`
+	// Service, for an issuer that is a declared service, whose keys are fetched
+	// from it directly (its /.well-known/jwks.json, through discovery).
+	Service string `yaml:"service"`
+	// Discovery is the provider's discovery document, e.g.
+	// https://idp.example.com/realms/shop/.well-known/openid-configuration; its
+	// jwks_uri gives the keys.
+	Discovery string `yaml:"discovery"`
+	// JWKS is the provider's key set URL, when it publishes no discovery document.
+	JWKS string `yaml:"jwks"`
+	// Audience its tokens must carry in aud for this platform. Required.
+	Audience string `yaml:"audience"`
+	// Algorithms it signs with, of EdDSA, ES256 and RS256 [EdDSA].
+	Algorithms []string `yaml:"algorithms"`
+	// TokenTypes are the typ headers its access tokens carry [at+jwt]; Keycloak and
+	// Entra ID use JWT.
+	TokenTypes []string `yaml:"token_types"`
+	// RolesClaim is where its tokens carry roles, a claim or a dot path such as
+	// realm_access.roles [roles].
+	RolesClaim string `yaml:"roles_claim"`
+}
+
 // Route maps a public path prefix to a service, or to a fixed upstream URL.
 type Route struct {
 	// Prefix of the public path, e.g. /api/v1/orders. Must start with "/".
@@ -342,6 +382,12 @@ type Route struct {
 	Path string `yaml:"path"`
 	// Auth is none, optional, required (a valid user token) or admin.
 	Auth string `yaml:"auth"`
+	// Scopes a token must carry, every one, to use the route (auth required).
+	Scopes []string `yaml:"scopes"`
+	// Roles of which a token must carry at least one to use the route.
+	Roles []string `yaml:"roles"`
+	// Issuers, by name, whose tokens the route accepts [every declared issuer].
+	Issuers []string `yaml:"issuers"`
 	// Timeout of the whole request through the gateway [30s].
 	Timeout Duration `yaml:"timeout"`
 	// MaxBodyBytes is the largest request body [the gateway's max_body_bytes].

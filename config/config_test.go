@@ -347,6 +347,41 @@ services:
 			want: []string{"bad.yaml:5:5: services.users.database: want sqlite:<path> or postgres://"},
 		},
 		{
+			name: "issuers that cannot be trusted",
+			src: minimal + `security:
+  issuers:
+    - {name: shop, issuer: "http://localhost:8080/oidc", service: users, audience: switchyard}
+    - {name: shop, issuer: "http://localhost:8080/oidc", service: ghosts, discovery: "https://idp.example/.well-known/openid-configuration"}
+    - {name: Kc, issuer: "https://kc.example/realms/a", jwks: "ftp://kc.example/keys", audience: a, algorithms: [HS256]}
+`,
+			want: []string{
+				"security.issuers.1.name: \"shop\" is also the name of issuer 0",
+				"security.issuers.1.issuer: \"http://localhost:8080/oidc\" is also the iss of issuer 0",
+				"security.issuers.1.audience: the aud its tokens must carry for this platform is required",
+				"security.issuers.1: exactly one of service, discovery and jwks",
+				"security.issuers.1.service: no service \"ghosts\" is declared",
+				"security.issuers.2.name: want lower-case letters",
+				"security.issuers.2.jwks: want a http:// or https:// URL",
+				"bad.yaml:9:114: security.issuers.2.algorithms.0: want one of EdDSA, ES256, RS256, got \"HS256\"",
+			},
+		},
+		{
+			name: "route rules on tokens",
+			src: minimal + `security:
+  issuers: [{name: shop, issuer: "http://localhost:8080/oidc", service: users, audience: switchyard}]
+gateway:
+  listen: 127.0.0.1:8080
+  routes:
+    - {prefix: /a, service: users, auth: optional, scopes: [orders]}
+    - {prefix: /b, service: users, auth: required, scopes: ["orders write"], issuers: [keycloak]}
+`,
+			want: []string{
+				"gateway.routes.0.auth: scopes, roles and issuers need auth: required (or admin), got \"optional\"",
+				"gateway.routes.1.scopes.0: a scope is a non-empty word",
+				"gateway.routes.1.issuers.0: no issuer \"keycloak\" is declared under security.issuers",
+			},
+		},
+		{
 			name: "out of range policy values",
 			src: minimal + `  orders:
     listen: 127.0.0.1:8083

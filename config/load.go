@@ -283,6 +283,13 @@ func (c *Config) applyEnv(getenv func(string) string) Errors {
 			s.Replicas = n // its range is checked with the file's
 		}
 	}
+	// An issuer's iss is its public URL, which only the deployment knows.
+	for i := range c.Security.Issuers {
+		is := &c.Security.Issuers[i]
+		if v := getenv("ISSUER_" + EnvName(is.Name)); v != "" {
+			is.Issuer = v
+		}
+	}
 	if g := c.Gateway; g != nil {
 		addresses("gateway", g.Dependencies, getenv)
 		// The services its routes lead to, which it need not declare.

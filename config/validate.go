@@ -162,6 +162,7 @@ func (c *Config) validate() Errors {
 		bad("services."+cycle[0]+".dependencies."+cycle[1], "synchronous dependency cycle: %s", strings.Join(cycle, " → "))
 	}
 
+	errs = append(errs, c.validateSecurity()...)
 	if g := c.Gateway; g != nil {
 		errs = append(errs, c.validateGateway(g)...)
 	}
@@ -326,6 +327,70 @@ func redactRaw(raw string) string {
 	return "(unparseable URL)"
 }
 
+// issuerAlgorithms are the algorithms an issuer may be trusted with (authn's).
+var issuerAlgorithms = []string{"EdDSA", "ES256", "RS256"}
+
+func (c *Config) validateSecurity() Errors {
+	var errs Errors
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, &Error{Key: key, Msg: fmt.Sprintf(format, args...)})
+	}
+	names, isses := map[string]int{}, map[string]int{}
+	for i, is := range c.Security.Issuers {
+		key := fmt.Sprintf("security.issuers.%d", i)
+		if !serviceName.MatchString(is.Name) {
+			bad(key+".name", "want lower-case letters, digits and dashes, got %q", is.Name)
+		} else if j, dup := names[is.Name]; dup {
+			bad(key+".name", "%q is also the name of issuer %d", is.Name, j)
+		}
+		names[is.Name] = i
+		if is.Issuer == "" {
+			bad(key+".issuer", "the iss its tokens carry is required")
+		} else if j, dup := isses[is.Issuer]; dup {
+			bad(key+".issuer", "%q is also the iss of issuer %d", is.Issuer, j)
+		}
+		isses[is.Issuer] = i
+		if is.Audience == "" {
+			bad(key+".audience", "the aud its tokens must carry for this platform is required")
+		}
+		sources := 0
+		for _, s := range []string{is.Service, is.Discovery, is.JWKS} {
+			if s != "" {
+				sources++
+			}
+		}
+		if sources != 1 {
+			bad(key, "exactly one of service, discovery and jwks says where its keys are")
+		}
+		if is.Service != "" {
+			if _, ok := c.Services[is.Service]; !ok {
+				bad(key+".service", "no service %q is declared", is.Service)
+			}
+		}
+		if is.Discovery != "" {
+			if err := checkURL(is.Discovery, "http", "https"); err != nil {
+				bad(key+".discovery", "%v", err)
+			}
+		}
+		if is.JWKS != "" {
+			if err := checkURL(is.JWKS, "http", "https"); err != nil {
+				bad(key+".jwks", "%v", err)
+			}
+		}
+		for j, a := range is.Algorithms {
+			if !slices.Contains(issuerAlgorithms, a) {
+				bad(fmt.Sprintf("%s.algorithms.%d", key, j), "want one of %s, got %q", strings.Join(issuerAlgorithms, ", "), a)
+			}
+		}
+		for j, t := range is.TokenTypes {
+			if t == "" {
+				bad(fmt.Sprintf("%s.token_types.%d", key, j), "an empty token type")
+			}
+		}
+	}
+	return errs
+}
+
 func (c *Config) validateGateway(g *Gateway) Errors {
 	var errs Errors
 	bad := func(key, format string, args ...any) {
@@ -386,6 +451,19 @@ func (c *Config) validateGateway(g *Gateway) Errors {
 		}
 		if !slices.Contains([]string{"none", "optional", "required", "admin"}, r.Auth) {
 			bad(key+".auth", "want none, optional, required or admin, got %q", r.Auth)
+		}
+		if (len(r.Scopes) > 0 || len(r.Roles) > 0 || len(r.Issuers) > 0) && r.Auth != "required" && r.Auth != "admin" {
+			bad(key+".auth", "scopes, roles and issuers need auth: required (or admin), got %q", r.Auth)
+		}
+		for j, sc := range r.Scopes {
+			if sc == "" || strings.ContainsAny(sc, " \"\\") {
+				bad(fmt.Sprintf("%s.scopes.%d", key, j), "a scope is a non-empty word with no space, quote or backslash (RFC 6749 section 3.3), got %q", sc)
+			}
+		}
+		for j, name := range r.Issuers {
+			if !slices.ContainsFunc(c.Security.Issuers, func(is Issuer) bool { return is.Name == name }) {
+				bad(fmt.Sprintf("%s.issuers.%d", key, j), "no issuer %q is declared under security.issuers", name)
+			}
 		}
 		if r.MaxBodyBytes < 0 {
 			bad(key+".max_body_bytes", "must not be negative")

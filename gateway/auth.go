@@ -1,7 +1,10 @@
 package gateway
 
 import (
+	"errors"
 	"net/http"
+	"slices"
+	"strings"
 
 	"github.com/switchyard/switchyard/authn"
 	"github.com/switchyard/switchyard/problem"
@@ -43,5 +46,35 @@ func (g *Gateway) authenticate(r *http.Request, rt *route) (*authn.Principal, er
 	if rt.Auth == AuthAdmin && !p.HasRole("admin") {
 		return nil, problem.New(problem.Forbidden, "this route is for administrators")
 	}
+	if len(rt.Issuers) > 0 && !slices.Contains(rt.Issuers, p.Issuer) {
+		return nil, problem.New(problem.Forbidden, "this route does not accept tokens of this issuer")
+	}
+	if len(rt.Roles) > 0 && !slices.ContainsFunc(rt.Roles, p.HasRole) {
+		return nil, problem.New(problem.Forbidden, "this route needs one of the roles %s", strings.Join(rt.Roles, ", "))
+	}
+	for _, sc := range rt.Scopes {
+		if !p.HasScope(sc) {
+			return nil, &problem.Error{Kind: problem.Forbidden, Detail: "this route needs the scopes " + strings.Join(rt.Scopes, " "),
+				Err: errInsufficientScope{scopes: rt.Scopes}}
+		}
+	}
 	return p, nil
+}
+
+// errInsufficientScope marks a refusal for missing scopes, so that the answer
+// carries the challenge naming them.
+type errInsufficientScope struct{ scopes []string }
+
+func (e errInsufficientScope) Error() string { return "insufficient scope" }
+
+// challenge returns the WWW-Authenticate value for a refusal by authenticate.
+func challenge(err error) string {
+	var scope errInsufficientScope
+	if errors.As(err, &scope) {
+		return `Bearer error="insufficient_scope", scope="` + strings.Join(scope.scopes, " ") + `"`
+	}
+	if problem.KindOf(err) == problem.Unauthenticated {
+		return `Bearer error="invalid_token"`
+	}
+	return ""
 }

@@ -106,6 +106,14 @@ type Route struct {
 	Path string
 	// Auth is what the route asks of the caller [required].
 	Auth Auth
+	// Scopes the caller's token must carry, every one; a token without them is
+	// refused with 403 and an insufficient_scope challenge (RFC 6750 section 3.1).
+	Scopes []string
+	// Roles of which the caller must hold at least one.
+	Roles []string
+	// Issuers, by iss, whose tokens the route accepts [every issuer the Verifier
+	// trusts].
+	Issuers []string
 	// Timeout bounds the whole request through the gateway [30s].
 	Timeout time.Duration
 	// MaxBody is the largest request body accepted, in bytes [1 MiB].
@@ -310,6 +318,9 @@ func (g *Gateway) serveRoute(w http.ResponseWriter, r *http.Request, rt *route) 
 		reason := "unauthenticated"
 		if problem.KindOf(err) == problem.Forbidden {
 			reason = "forbidden"
+		}
+		if c := challenge(err); c != "" {
+			w.Header().Set("WWW-Authenticate", c)
 		}
 		g.reject(w, r, reason, err, 0)
 		return

@@ -27,6 +27,7 @@ import (
 	"github.com/switchyard/switchyard/resilience"
 	"github.com/switchyard/switchyard/rpc"
 	"github.com/switchyard/switchyard/telemetry"
+	"github.com/switchyard/switchyard/testkit/idp"
 )
 
 // lockedBuffer collects log output written from many goroutines.
@@ -174,6 +175,36 @@ func get(t *testing.T, url string, header map[string]string) (*http.Response, []
 	return resp, body
 }
 
+// providerHS256 signs a token with the provider's iss as HS256 keyed by its RSA
+// public key as published (the classic algorithm confusion).
+func providerHS256(t *testing.T, p *idp.Provider) string {
+	t.Helper()
+	resp, err := http.Get(p.Issuer() + "/keys")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	published, _ := io.ReadAll(resp.Body)
+	now := time.Now().Unix()
+	in := b64(map[string]any{"alg": "HS256", "typ": "JWT", "kid": "any"}) + "." +
+		b64(map[string]any{"iss": p.Issuer(), "aud": "shop-api", "sub": "ann", "iat": now, "exp": now + 300})
+	m := hmac.New(sha256.New, published)
+	m.Write([]byte(in))
+	return in + "." + base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+// tampered rewrites claims of a signed token, keeping its signature.
+func tampered(token string, set map[string]any) string {
+	parts := strings.Split(token, ".")
+	raw, _ := base64.RawURLEncoding.DecodeString(parts[1])
+	var c map[string]any
+	_ = json.Unmarshal(raw, &c)
+	for k, v := range set {
+		c[k] = v
+	}
+	return parts[0] + "." + b64(c) + "." + parts[2]
+}
+
 func b64(v any) string {
 	var b []byte
 	switch x := v.(type) {
@@ -185,13 +216,30 @@ func b64(v any) string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
+// twoIssuers trusts is (EdDSA, like the users service) and a provider of someone
+// else's (RS256, Keycloak-shaped, audience shop-api).
+func twoIssuers(t *testing.T, is *issuer, other *idp.Provider) *authn.Verifier {
+	t.Helper()
+	v, err := authn.NewVerifier(authn.VerifierConfig{Leeway: 5 * time.Second, Issuers: []authn.Issuer{
+		{Issuer: "switchyard", Audience: "switchyard", Keys: authn.NewRemoteKeys(authn.RemoteKeysConfig{URL: is.jwks.URL, MinRefetch: 10 * time.Second})},
+		{Issuer: other.Issuer(), Audience: "shop-api", Algorithms: []string{"RS256"}, Types: []string{"JWT"}, RolesClaim: "realm_access.roles",
+			// Refetched at once on an unknown kid, so that the rotation below needs no wait.
+			Keys: authn.NewRemoteKeys(authn.RemoteKeysConfig{Discovery: other.Discovery(), Issuer: other.Issuer(), MinRefetch: time.Nanosecond})},
+	}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
 func TestForgedTokensAreRefusedBeforeAnyService(t *testing.T) {
 	is := newIssuer(t)
+	other := idp.Start(t, "RS256")
 	be := newBackend(t, "orders")
 	logs := &lockedBuffer{}
 	g := newGateway(t, gateway.Config{
 		Routes:   []gateway.Route{{Prefix: "/api/v1/orders", Auth: gateway.AuthRequired, Upstream: upstream(t, "orders", discovery.Instance{Addr: be.addr()})}},
-		Verifier: is.verifier(t),
+		Verifier: twoIssuers(t, is, other),
 		Logger:   telemetry.NewLogger(logs, telemetry.LogConfig{Service: "gateway", Level: -4}),
 	})
 	url := serve(t, g, logs) + "/api/v1/orders"
@@ -258,6 +306,15 @@ func TestForgedTokensAreRefusedBeforeAnyService(t *testing.T) {
 		{"empty bearer", "Bearer "},
 		{"Bearer followed by 100 KB of dots", "Bearer " + strings.Repeat(".", 100<<10)},
 		{"16 KB header", "Bearer " + strings.Repeat("A", 16<<10)},
+		// The second issuer's tokens, forged.
+		{"provider: wrong aud", "Bearer " + other.Token(idp.Grant{Audience: []string{"switchyard"}})},
+		{"provider: expired", "Bearer " + other.Token(idp.Grant{Audience: []string{"shop-api"}, TTL: -time.Minute})},
+		{"provider: no subject", "Bearer " + other.Token(idp.Grant{Audience: []string{"shop-api"}, Claims: map[string]any{"sub": ""}})},
+		{"provider: another provider's iss", "Bearer " + other.Token(idp.Grant{Audience: []string{"shop-api"}, Claims: map[string]any{"iss": "https://evil.example"}})},
+		{"provider's iss, own issuer's key", "Bearer " + signed(stdHeader, claims(with("iss", other.Issuer())), is.priv)},
+		{"provider's iss, HS256 with its RSA key", "Bearer " + providerHS256(t, other)},
+		{"own iss, the provider's RS256 key", "Bearer " + other.Token(idp.Grant{Audience: []string{"switchyard"}, Claims: map[string]any{"iss": "switchyard"}})},
+		{"provider: tampered to grant a role", "Bearer " + tampered(other.Token(idp.Grant{Audience: []string{"shop-api"}}), map[string]any{"realm_access": map[string]any{"roles": []string{"admin"}}})},
 	}
 	if len(forged) < 20 {
 		t.Fatalf("the suite must hold at least 20 forged tokens, has %d", len(forged))
@@ -483,3 +540,49 @@ func TestCORS(t *testing.T) {
 }
 
 func newServer(h http.Handler) *httptest.Server { return httptest.NewServer(h) }
+
+func TestRoutesOpenToTheIssuersScopesAndRolesTheyName(t *testing.T) {
+	is := newIssuer(t)
+	other := idp.Start(t, "RS256")
+	be := newBackend(t, "orders")
+	up := upstream(t, "orders", discovery.Instance{Addr: be.addr()})
+	g := newGateway(t, gateway.Config{
+		Routes: []gateway.Route{
+			{Prefix: "/any", Auth: gateway.AuthRequired, Upstream: up},
+			{Prefix: "/read", Auth: gateway.AuthRequired, Scopes: []string{"orders:read"}, Upstream: up},
+			{Prefix: "/write", Auth: gateway.AuthRequired, Scopes: []string{"orders:read", "orders:write"}, Upstream: up},
+			{Prefix: "/ops", Auth: gateway.AuthRequired, Roles: []string{"ops", "admin"}, Issuers: []string{other.Issuer()}, Upstream: up},
+		},
+		Verifier: twoIssuers(t, is, other),
+	})
+	base := serve(t, g, nil)
+	own := is.token(t, is.claims("ann"))
+	reader := other.Token(idp.Grant{Subject: "kc-1", Audience: []string{"shop-api"}, Scopes: []string{"openid", "orders:read"}})
+	writer := other.Token(idp.Grant{Subject: "kc-2", Audience: []string{"shop-api", "account"}, Scopes: []string{"orders:read", "orders:write"}, Roles: []string{"ops"}})
+	cases := []struct {
+		path, token string
+		want        int
+	}{
+		{"/any", own, 200}, {"/any", reader, 200}, {"/any", writer, 200},
+		{"/read", own, 403}, {"/read", reader, 200}, {"/read", writer, 200},
+		{"/write", reader, 403}, {"/write", writer, 200},
+		{"/ops", own, 403}, {"/ops", reader, 403}, {"/ops", writer, 200},
+	}
+	for _, c := range cases {
+		resp, body := get(t, base+c.path, map[string]string{"Authorization": "Bearer " + c.token})
+		if resp.StatusCode != c.want {
+			t.Errorf("%s with %s's token: %d, want %d: %s", c.path, map[string]string{own: "own", reader: "reader", writer: "writer"}[c.token], resp.StatusCode, c.want, body)
+		}
+	}
+	// A missing scope is answered as RFC 6750 says, naming the scopes needed.
+	resp, _ := get(t, base+"/write", map[string]string{"Authorization": "Bearer " + reader})
+	if got := resp.Header.Get("WWW-Authenticate"); got != `Bearer error="insufficient_scope", scope="orders:read orders:write"` {
+		t.Errorf("WWW-Authenticate = %q", got)
+	}
+	// The provider rotates its key: the next token, signed with the new one, passes.
+	other.Rotate()
+	rotated := other.Token(idp.Grant{Audience: []string{"shop-api"}, Scopes: []string{"orders:read"}})
+	if resp, body := get(t, base+"/read", map[string]string{"Authorization": "Bearer " + rotated}); resp.StatusCode != 200 {
+		t.Errorf("a token of the provider's rotated key: %d %s", resp.StatusCode, body)
+	}
+}

@@ -28,7 +28,8 @@ import (
 // GatewayOptions adapt the gateway to an application.
 type GatewayOptions struct {
 	// Verifier builds the verifier of end users' access tokens, given the clients of
-	// the gateway's dependencies. Without one, every route needing a user refuses.
+	// the gateway's dependencies [the issuers of security.issuers; with none
+	// declared, every route needing a user refuses].
 	Verifier func(ctx context.Context, clients Clients) (*authn.Verifier, error)
 	// Routes adds the application's own routes (aggregations, pages), given the
 	// gateway's process and the clients of its dependencies.
@@ -79,11 +80,18 @@ func buildGateway(ctx context.Context, p *Process, opt GatewayOptions) (*Compone
 			return nil, err
 		}
 		verifier = v
+	} else if len(p.Config.Security.Issuers) > 0 {
+		v, err := p.userVerifier(clients)
+		if err != nil {
+			return nil, err
+		}
+		verifier = v
 	}
 
 	var routes []gateway.Route
 	for i, r := range g.Routes {
 		route := gateway.Route{Prefix: r.Prefix, Path: r.Path, Auth: gateway.Auth(r.Auth), Timeout: r.Timeout.Std(),
+			Scopes: r.Scopes, Roles: r.Roles, Issuers: p.issuersNamed(r.Issuers),
 			MaxBody: cmp.Or(r.MaxBodyBytes, g.MaxBodyBytes), Streaming: r.Streaming}
 		if rl := r.RateLimit; rl != nil {
 			route.RateLimit = gateway.Limit{Rate: rl.Requests, Per: rl.Per.Std(), Burst: rl.Burst, FailOpen: rl.OnRedisError != "closed"}

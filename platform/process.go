@@ -63,6 +63,7 @@ type Process struct {
 	resolver   discovery.Resolver
 	tokens     *authn.ServiceTokens
 	callers    *authn.ServiceVerifier
+	users      *authn.Verifier
 	resilience *resilience.Metrics
 	events     *event.Registry
 	eventBus   bus.Bus

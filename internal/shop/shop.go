@@ -19,11 +19,9 @@ import (
 	"github.com/switchyard/switchyard/api/events"
 	"github.com/switchyard/switchyard/api/gen/switchyard/payments/v1/paymentsv1connect"
 	"github.com/switchyard/switchyard/api/openapi"
-	"github.com/switchyard/switchyard/authn"
 	"github.com/switchyard/switchyard/cli"
 	"github.com/switchyard/switchyard/gateway"
 	"github.com/switchyard/switchyard/internal/shop/catalog"
-	"github.com/switchyard/switchyard/internal/shop/commerce"
 	"github.com/switchyard/switchyard/internal/shop/edge"
 	"github.com/switchyard/switchyard/internal/shop/inventory"
 	"github.com/switchyard/switchyard/internal/shop/notifications"
@@ -77,13 +75,6 @@ func Gateway() platform.Service {
 	doc, _ := openapi.Files.ReadFile("gateway.yaml")
 	return platform.Gateway(platform.GatewayOptions{
 		OpenAPI: doc,
-		Verifier: func(_ context.Context, clients platform.Clients) (*authn.Verifier, error) {
-			users, err := clients("users")
-			if err != nil {
-				return nil, err
-			}
-			return commerce.CustomerVerifier(users)
-		},
 		Routes: func(_ context.Context, p *platform.Process, clients platform.Clients) ([]gateway.Route, error) {
 			routes := []gateway.Route{}
 			for pattern, h := range web.Storefront() {

@@ -6,9 +6,6 @@ package commerce
 
 import (
 	"strconv"
-
-	"github.com/switchyard/switchyard/authn"
-	"github.com/switchyard/switchyard/rpc"
 )
 
 // Test cards: the simulated payment provider answers them the same way every time.
@@ -68,13 +65,4 @@ func Decimal(minor int64, currency string) string {
 // ValidCurrency reports whether c looks like an ISO 4217 code (three capitals).
 func ValidCurrency(c string) bool {
 	return len(c) == 3 && c[0] >= 'A' && c[0] <= 'Z' && c[1] >= 'A' && c[1] <= 'Z' && c[2] >= 'A' && c[2] <= 'Z'
-}
-
-// CustomerVerifier verifies customers' access tokens against the users service's
-// JWKS, fetched through its client (so through discovery and the call policies):
-// every shop service that serves customers verifies their tokens itself, trusting
-// no identity header.
-func CustomerVerifier(users *rpc.Client) (*authn.Verifier, error) {
-	return authn.NewVerifier(authn.VerifierConfig{Issuer: "switchyard", Audience: "switchyard"},
-		authn.NewRemoteKeys(authn.RemoteKeysConfig{URL: users.BaseURL() + "/.well-known/jwks.json", Client: users.HTTPClient()}))
 }

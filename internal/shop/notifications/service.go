@@ -4,7 +4,6 @@ import (
 	"context"
 
 	"github.com/switchyard/switchyard/bus"
-	"github.com/switchyard/switchyard/internal/shop/commerce"
 	"github.com/switchyard/switchyard/platform"
 	"github.com/switchyard/switchyard/server"
 )
@@ -23,11 +22,7 @@ func Platform() platform.Service {
 		if err != nil {
 			return nil, err
 		}
-		users, err := p.Client(ctx, "users")
-		if err != nil {
-			return nil, err
-		}
-		verifier, err := commerce.CustomerVerifier(users)
+		verifier, err := p.UserVerifier(ctx)
 		if err != nil {
 			return nil, err
 		}

@@ -8,7 +8,6 @@ import (
 	"github.com/switchyard/switchyard/api/gen/switchyard/inventory/v1/inventoryv1connect"
 	"github.com/switchyard/switchyard/api/gen/switchyard/payments/v1/paymentsv1connect"
 	"github.com/switchyard/switchyard/config"
-	"github.com/switchyard/switchyard/internal/shop/commerce"
 	"github.com/switchyard/switchyard/platform"
 	"github.com/switchyard/switchyard/saga"
 	"github.com/switchyard/switchyard/server"
@@ -63,7 +62,7 @@ func build(ctx context.Context, p *platform.Process) (*platform.Component, error
 	if err != nil {
 		return nil, err
 	}
-	if deps.Verifier, err = commerce.CustomerVerifier(users); err != nil {
+	if deps.Verifier, err = p.UserVerifier(ctx); err != nil {
 		return nil, err
 	}
 	deps.Users, deps.UsersURL = users.HTTPClient(), users.BaseURL()

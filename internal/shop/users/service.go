@@ -2,6 +2,7 @@ package users
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/switchyard/switchyard/platform"
 	"github.com/switchyard/switchyard/server"
@@ -9,8 +10,19 @@ import (
 
 // Platform is the users service as the platform builds and runs it: its database, the
 // verifier of its callers' service tokens, and the key rotation in the background.
+// Its iss and audience are those of the security.issuers entry naming it as its
+// service.
 func Platform() platform.Service {
 	return platform.Service{Name: "users", Build: func(ctx context.Context, p *platform.Process) (*platform.Component, error) {
+		cfg := Config{}
+		for _, is := range p.Config.Security.Issuers {
+			if is.Service == p.Name {
+				cfg.Issuer, cfg.Audience = is.Issuer, is.Audience
+			}
+		}
+		if cfg.Issuer == "" {
+			return nil, fmt.Errorf("%s issues access tokens, but no entry of security.issuers in %s names it as its service", p.Name, p.Config.Source)
+		}
 		db, err := p.Database(ctx, Migrations())
 		if err != nil {
 			return nil, err
@@ -19,7 +31,7 @@ func Platform() platform.Service {
 		if err != nil {
 			return nil, err
 		}
-		svc, err := New(ctx, Config{}, Deps{DB: db, Callers: callers, Log: p.Log, Metrics: p.Metrics.Registry})
+		svc, err := New(ctx, cfg, Deps{DB: db, Callers: callers, Log: p.Log, Metrics: p.Metrics.Registry})
 		if err != nil {
 			return nil, err
 		}
