@@ -1,6 +1,7 @@
 package users
 
 import (
+	"context"
 	"database/sql"
 	"errors"
 	"net/http"
@@ -69,28 +70,9 @@ func (s *Service) login(w http.ResponseWriter, r *http.Request) {
 		s.problems.Write(w, r, err)
 		return
 	}
-	if len(req.Password) > 4*maxPasswordLen {
-		s.problems.Write(w, r, errBadLogin)
-		return
-	}
-	email, _ := normalizeEmail(req.Email) // an invalid email is simply not found
-	u, err := accounts{s.db}.byEmail(r.Context(), email)
-	if err != nil && !errors.Is(err, problem.ErrNotFound) {
-		s.problems.Write(w, r, err)
-		return
-	}
-	stored := ""
-	if u != nil {
-		stored = u.passwordHash
-	}
-	ok, err := s.hasher.Verify(r.Context(), req.Password, stored)
+	u, err := s.authenticate(r.Context(), req.Email, req.Password)
 	if err != nil {
 		s.problems.Write(w, r, err)
-		return
-	}
-	if !ok {
-		s.logins.WithLabelValues("rejected").Inc()
-		s.problems.Write(w, r, errBadLogin)
 		return
 	}
 	var resp TokenResponse
@@ -106,6 +88,32 @@ func (s *Service) login(w http.ResponseWriter, r *http.Request) {
 	s.logins.WithLabelValues("ok").Inc()
 	w.Header().Set("Cache-Control", "no-store")
 	rest.Write(w, http.StatusOK, resp)
+}
+
+// authenticate checks a password sign-in. Failures look the same whatever the
+// cause, and take the same time: an unknown email is checked against no hash.
+func (s *Service) authenticate(ctx context.Context, rawEmail, password string) (*User, error) {
+	if len(password) > 4*maxPasswordLen {
+		return nil, errBadLogin
+	}
+	email, _ := normalizeEmail(rawEmail) // an invalid email is simply not found
+	u, err := accounts{s.db}.byEmail(ctx, email)
+	if err != nil && !errors.Is(err, problem.ErrNotFound) {
+		return nil, err
+	}
+	stored := ""
+	if u != nil {
+		stored = u.passwordHash
+	}
+	ok, err := s.hasher.Verify(ctx, password, stored)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		s.logins.WithLabelValues("rejected").Inc()
+		return nil, errBadLogin
+	}
+	return u, nil
 }
 
 type refreshRequest struct {

@@ -177,6 +177,20 @@ func (k *keyring) lookup(kid string) (ed25519.PublicKey, bool) {
 	return nil, false
 }
 
+// published returns the keys still published.
+func (k *keyring) published() []signingKey {
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	now := k.now()
+	var out []signingKey
+	for _, sk := range k.keys {
+		if sk.publishedUntil.After(now) {
+			out = append(out, sk)
+		}
+	}
+	return out
+}
+
 // jwks is the published key set.
 func (k *keyring) jwks() authn.JWKSet {
 	k.mu.RLock()

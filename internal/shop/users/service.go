@@ -23,6 +23,19 @@ func Platform() platform.Service {
 		if cfg.Issuer == "" {
 			return nil, fmt.Errorf("%s issues access tokens, but no entry of security.issuers in %s names it as its service", p.Name, p.Config.Source)
 		}
+		var settings struct {
+			// Clients of the OpenID Connect provider declared in switchyard.yaml.
+			Clients []Client `yaml:"clients"`
+		}
+		if err := p.Settings(&settings); err != nil {
+			return nil, err
+		}
+		for i, c := range settings.Clients {
+			if err := c.Validate(); err != nil {
+				return nil, p.Declared.Settings.Invalid(fmt.Sprintf("clients.%d", i), err.Error())
+			}
+		}
+		cfg.Clients = settings.Clients
 		db, err := p.Database(ctx, Migrations())
 		if err != nil {
 			return nil, err

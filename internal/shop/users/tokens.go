@@ -129,8 +129,8 @@ func (s *Service) rotate(ctx context.Context, refresh string) (TokenResponse, er
 		return TokenResponse{}, err
 	}
 	if reused {
-		if _, err := s.db.ExecContext(ctx, `UPDATE refresh_tokens SET revoked_at = $1 WHERE family_id = $2 AND revoked_at IS NULL`, now, family); err != nil {
-			return TokenResponse{}, fmt.Errorf("revoke token family: %w", err)
+		if err := s.revokeFamily(ctx, family); err != nil {
+			return TokenResponse{}, err
 		}
 		s.log.Warn("refresh token reused; its family is revoked", "user_id", userID, "family", family)
 		return TokenResponse{}, errBadRefresh
@@ -148,12 +148,39 @@ func (s *Service) revoke(ctx context.Context, refresh string) error {
 	if err != nil {
 		return fmt.Errorf("load refresh token: %w", err)
 	}
-	_, err = s.db.ExecContext(ctx, `UPDATE refresh_tokens SET revoked_at = $1 WHERE family_id = $2 AND revoked_at IS NULL`, store.Millis(s.cfg.Now()), family)
-	return err
+	return s.revokeFamily(ctx, family)
 }
 
-// pruneTokens deletes refresh tokens expired for more than a day.
+// revokeFamily ends every refresh token of a family, and every access token issued
+// with them as far as introspection and userinfo are concerned.
+func (s *Service) revokeFamily(ctx context.Context, family string) error {
+	if family == "" {
+		return nil
+	}
+	now := store.Millis(s.cfg.Now())
+	return s.db.InTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `UPDATE refresh_tokens SET revoked_at = $1 WHERE family_id = $2 AND revoked_at IS NULL`, now, family); err != nil {
+			return fmt.Errorf("revoke token family: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE access_tokens SET revoked_at = $1 WHERE family_id = $2 AND revoked_at IS NULL`, now, family); err != nil {
+			return fmt.Errorf("revoke token family: %w", err)
+		}
+		return nil
+	})
+}
+
+// pruneTokens deletes refresh and access tokens expired for more than a day, and
+// authorization requests older than a day.
 func (s *Service) pruneTokens(ctx context.Context) error {
-	_, err := s.db.ExecContext(ctx, `DELETE FROM refresh_tokens WHERE expires_at < $1`, store.Millis(s.cfg.Now().Add(-24*time.Hour)))
-	return err
+	before := store.Millis(s.cfg.Now().Add(-24 * time.Hour))
+	for _, q := range []string{
+		`DELETE FROM refresh_tokens WHERE expires_at < $1`,
+		`DELETE FROM access_tokens WHERE expires_at < $1`,
+		`DELETE FROM auth_requests WHERE created_at < $1`,
+	} {
+		if _, err := s.db.ExecContext(ctx, q, before); err != nil {
+			return fmt.Errorf("prune: %w", err)
+		}
+	}
+	return nil
 }

@@ -23,6 +23,7 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -60,6 +61,9 @@ type Config struct {
 	HashWait time.Duration
 	// MaxBody caps request bodies [64 KiB].
 	MaxBody int64
+	// Clients of the OpenID Connect provider besides those registered in the
+	// database (`switchyard client add`).
+	Clients []Client
 	// Now returns the current time [time.Now].
 	Now func() time.Time
 }
@@ -113,6 +117,7 @@ type Service struct {
 	keys     *keyring
 	hasher   *hasher
 	verifier *authn.Verifier
+	provider *provider
 	services *authn.ServiceVerifier
 	problems problem.Writer
 
@@ -173,6 +178,11 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 		return nil, err
 	}
 	s.verifier = v
+	if strings.Contains(cfg.Issuer, "://") {
+		if s.provider, err = s.newProvider(); err != nil {
+			return nil, err
+		}
+	}
 	return s, nil
 }
 
@@ -217,6 +227,9 @@ func (s *Service) Handler() http.Handler {
 	// For other services: their service token, and the customer's own token.
 	mux.Handle("GET /v1/users/{id}", s.services.RequireService(s.problems.Write, s.verifier.Require(s.problems.Write, http.HandlerFunc(s.user))))
 	mux.HandleFunc("GET /.well-known/jwks.json", s.jwks)
+	if s.provider != nil {
+		s.provider.routes(mux, s)
+	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.problems.Write(w, r, problem.New(problem.NotFound, "no route %s %s", r.Method, r.URL.Path))
 	})
