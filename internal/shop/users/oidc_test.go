@@ -343,9 +343,9 @@ func TestMalformedAuthorizationAndTokenRequestsGetTheErrorsTheRFCsName(t *testin
 		q    url.Values
 		want string
 	}{
-		"no PKCE from a public client": {good(func(q url.Values) { q.Del("code_challenge"); q.Del("code_challenge_method") }), "invalid_request"},
-		"plain PKCE":                   {good(func(q url.Values) { q.Set("code_challenge_method", "plain") }), "invalid_request"},
-		"an unknown PKCE method":       {good(func(q url.Values) { q.Set("code_challenge_method", "S512") }), "invalid_request"},
+		"no PKCE from a public client":                      {good(func(q url.Values) { q.Del("code_challenge"); q.Del("code_challenge_method") }), "invalid_request"},
+		"plain PKCE":                                        {good(func(q url.Values) { q.Set("code_challenge_method", "plain") }), "invalid_request"},
+		"an unknown PKCE method":                            {good(func(q url.Values) { q.Set("code_challenge_method", "S512") }), "invalid_request"},
 		"response_type token, which the client may not use": {good(func(q url.Values) { q.Set("response_type", "token") }), "unauthorized_client"},
 	}
 	for name, c := range redirected {
