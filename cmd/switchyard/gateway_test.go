@@ -63,6 +63,7 @@ func TestGatewayServesThePublicAPIAsDocumented(t *testing.T) {
 
 	expect("GET", "/api/openapi.json", "", "", nil, 200)
 	expect("GET", "/.well-known/jwks.json", "", "", nil, 200)
+	expect("GET", "/oidc/.well-known/openid-configuration", "", "", nil, 200)
 	expect("POST", "/api/v1/auth/register", "", `{"email":"ann@example.com","password":"correct-horse-battery","name":"Ann"}`, nil, 201)
 	expect("POST", "/api/v1/auth/register", "", `{"email":"ann@example.com","password":"correct-horse-battery","name":"Ann"}`, nil, 409)
 	expect("POST", "/api/v1/auth/register", "", `{"email":`, nil, 400)

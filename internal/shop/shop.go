@@ -53,7 +53,7 @@ func App() cli.App {
 		Services:   Services(),
 		Check:      Check,
 		Design: cli.DesignNotes{
-			Identity:    "EdDSA access tokens the users service issues, verified against its JWKS: `typ` at+jwt, issuer and audience checked",
+			Identity:    "users is an OpenID Connect provider (authorization code with PKCE, refresh rotation, client credentials); its EdDSA access tokens (`typ` at+jwt) are verified by every service against its JWKS, issuer and audience checked; other issuers are declared under security.issuers",
 			Gateway:     "`GET /api/v1/orders/{id}/summary` is answered by the gateway itself from orders, payments, catalog and notifications in parallel; the storefront is served at `/`.",
 			RealTime:    "notifications keeps a numbered log per customer and streams it to the customer alone; a client resumes from the last number it saw.",
 			Consistency: "Read models (catalog's availability, notifications) are eventually consistent, fed by events through the inbox.",
@@ -64,6 +64,8 @@ func App() cli.App {
 				Usage: "load [--rate 100] [--duration 60s] [--customers 20] [--declines 0.1] [--retry-window 10s] [--timeline file] [--config path]", Run: cmdLoad},
 			{Name: "grant", Summary: "give a user a role (e.g. admin, for the gateway's admin routes); they sign in again to carry it",
 				Usage: "grant <email> <role> [--config path]", Run: cmdGrant},
+			{Name: "client", Summary: "register an OAuth client of the shop's OpenID Connect provider (a machine client by default) and print its secret once",
+				Usage: "client add <id> --name <name> [--grant g]... [--scope s]... [--redirect uri]... [--public] [--native] [--first-party] [--print-only] [--config path]", Run: cmdClient},
 		},
 	}
 }

@@ -11,7 +11,8 @@ import (
 // Platform is the users service as the platform builds and runs it: its database, the
 // verifier of its callers' service tokens, and the key rotation in the background.
 // Its iss and audience are those of the security.issuers entry naming it as its
-// service.
+// service; with none, it serves no provider and only its own endpoints trust its
+// tokens.
 func Platform() platform.Service {
 	return platform.Service{Name: "users", Build: func(ctx context.Context, p *platform.Process) (*platform.Component, error) {
 		cfg := Config{}
@@ -21,7 +22,9 @@ func Platform() platform.Service {
 			}
 		}
 		if cfg.Issuer == "" {
-			return nil, fmt.Errorf("%s issues access tokens, but no entry of security.issuers in %s names it as its service", p.Name, p.Config.Source)
+			// A platform that trusts no issuer: the JSON sign-in still works, for
+			// the service's own endpoints, but no provider is served.
+			p.Log.Warn("no entry of security.issuers names this service: its tokens carry iss switchyard, no other service trusts them, and no OpenID Connect provider is served")
 		}
 		var settings struct {
 			// Clients of the OpenID Connect provider declared in switchyard.yaml.
