@@ -29,11 +29,7 @@ func cmdGrant(ctx context.Context, e *cli.Env, args []string) error {
 	if !roleName.MatchString(role) {
 		return cli.Usagef("role %q: want lowercase letters, digits and dashes, at most 32", role)
 	}
-	cfg, _, err := e.LoadConfig(*configPath)
-	if err != nil {
-		return err
-	}
-	db, err := store.Open(ctx, store.Config{URL: cfg.DatabaseURL("users"), Migrations: users.Migrations(), Logger: telemetry.Discard()})
+	db, err := usersDB(ctx, e, *configPath)
 	if err != nil {
 		return err
 	}
@@ -88,11 +84,7 @@ func cmdClient(ctx context.Context, e *cli.Env, args []string) error {
 		grants = listFlag{users.GrantClientCredentials}
 	}
 	c := users.Client{ID: id, Name: *name, Grants: grants, Scopes: scopes, Redirects: redirects, Native: *native, FirstParty: *firstParty}
-	cfg, _, err := e.LoadConfig(*configPath)
-	if err != nil {
-		return err
-	}
-	db, err := store.Open(ctx, store.Config{URL: cfg.DatabaseURL("users"), Migrations: users.Migrations(), Logger: telemetry.Discard()})
+	db, err := usersDB(ctx, e, *configPath)
 	if err != nil {
 		return err
 	}
@@ -113,3 +105,13 @@ type listFlag []string
 
 func (l *listFlag) String() string     { return strings.Join(*l, ",") }
 func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
+
+// usersDB opens the users service's own database, migrated, as an operator's
+// command does.
+func usersDB(ctx context.Context, e *cli.Env, configPath string) (*store.DB, error) {
+	cfg, _, err := e.LoadConfig(configPath)
+	if err != nil {
+		return nil, err
+	}
+	return store.Open(ctx, store.Config{URL: cfg.DatabaseURL("users"), Migrations: users.Migrations(), Logger: telemetry.Discard()})
+}

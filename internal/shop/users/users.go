@@ -1,7 +1,10 @@
-// Package users is the identity service of the reference shop: registration, login,
-// refresh-token rotation, the access tokens every other service verifies, and the
-// JWKS they verify them with. GET /v1/users/{id} is internal: other services call it
-// with their service token and the customer's own access token.
+// Package users is the identity service of the reference shop: registration, the
+// shop's OpenID Connect provider (oidc.go: authorization code with PKCE, refresh
+// rotation, client credentials, revocation, introspection, userinfo, consent), a
+// JSON login kept as a convenience for curl, the access tokens every other
+// service verifies, and the JWKS they verify them with. GET /v1/users/{id} is
+// internal: other services call it with their service token and the customer's
+// own access token.
 //
 // Accounts: emails are normalised (trimmed, lower-cased) and validated; passwords
 // follow a length-first policy and are hashed with argon2id at OWASP's parameters,
