@@ -81,16 +81,16 @@ func TestEveryTrustedIssuerRefusesForgedTokens(t *testing.T) {
 func TestAnIssuerLendsNothingToAnother(t *testing.T) {
 	t.Parallel()
 	issuers, v := threeIssuers(t)
-	own, rsaIdP, ecIdP := issuers[0], issuers[1], issuers[2]
+	own, rsaIDP, ecIDP := issuers[0], issuers[1], issuers[2]
 	// A key, a kid, a token type or an audience good for one issuer is no good for
 	// another.
 	cases := map[string]string{
-		"own iss, the RS256 provider's key and kid": sign(t, rsaIdP.good, own.claims(nil), nil),
-		"RS256 iss, the ES256 provider's key":       sign(t, ecIdP.good, rsaIdP.claims(nil), map[string]any{"kid": rsaIdP.good.kid}),
-		"own iss, RS256 with own kid":               sign(t, rsaIdP.good, own.claims(nil), map[string]any{"kid": own.good.kid}),
+		"own iss, the RS256 provider's key and kid": sign(t, rsaIDP.good, own.claims(nil), nil),
+		"RS256 iss, the ES256 provider's key":       sign(t, ecIDP.good, rsaIDP.claims(nil), map[string]any{"kid": rsaIDP.good.kid}),
+		"own iss, RS256 with own kid":               sign(t, rsaIDP.good, own.claims(nil), map[string]any{"kid": own.good.kid}),
 		"own iss, typ JWT (allowed only elsewhere)": sign(t, own.good, own.claims(nil), map[string]any{"typ": "JWT"}),
-		"RS256 iss, own audience":                   sign(t, rsaIdP.good, claimsOf(rsaIdP.iss, own.aud, nil), nil),
-		"ES256 iss, signed by own key":              sign(t, own.good, ecIdP.claims(nil), map[string]any{"kid": ecIdP.good.kid}),
+		"RS256 iss, own audience":                   sign(t, rsaIDP.good, claimsOf(rsaIDP.iss, own.aud, nil), nil),
+		"ES256 iss, signed by own key":              sign(t, own.good, ecIDP.claims(nil), map[string]any{"kid": ecIDP.good.kid}),
 		"an issuer no one trusts":                   sign(t, own.good, claimsOf("https://evil.example", own.aud, nil), nil),
 	}
 	for name, tok := range cases {
@@ -103,14 +103,14 @@ func TestAnIssuerLendsNothingToAnother(t *testing.T) {
 func TestProvidersClaimsBecomeThePrincipal(t *testing.T) {
 	t.Parallel()
 	issuers, v := threeIssuers(t)
-	rsaIdP := issuers[1]
+	rsaIDP := issuers[1]
 	// Keycloak's shape: typ JWT, roles under realm_access, scope space-separated, azp.
 	tok := jwt.NewWithClaims(jwt.SigningMethodRS256, jwt.MapClaims{
-		"iss": rsaIdP.iss, "aud": []string{rsaIdP.aud, "account"}, "sub": "kc-user-7", "exp": now.Add(5 * time.Minute).Unix(),
+		"iss": rsaIDP.iss, "aud": []string{rsaIDP.aud, "account"}, "sub": "kc-user-7", "exp": now.Add(5 * time.Minute).Unix(),
 		"iat": now.Unix(), "azp": "storefront", "scope": "openid orders:read", "realm_access": map[string]any{"roles": []string{"customer", "vip"}},
 	})
-	tok.Header["kid"], tok.Header["typ"] = rsaIdP.good.kid, "JWT"
-	s, err := tok.SignedString(rsaIdP.good.priv)
+	tok.Header["kid"], tok.Header["typ"] = rsaIDP.good.kid, "JWT"
+	s, err := tok.SignedString(rsaIDP.good.priv)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,16 +118,16 @@ func TestProvidersClaimsBecomeThePrincipal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.Subject != "kc-user-7" || p.Issuer != rsaIdP.iss || p.ClientID != "storefront" || !p.HasRole("vip") || !p.HasScope("orders:read") || p.HasScope("orders:write") {
+	if p.Subject != "kc-user-7" || p.Issuer != rsaIDP.iss || p.ClientID != "storefront" || !p.HasRole("vip") || !p.HasScope("orders:read") || p.HasScope("orders:write") {
 		t.Errorf("principal = %+v", p)
 	}
 	// Entra ID's shape: scp as a string.
-	ecIdP := issuers[2]
+	ecIDP := issuers[2]
 	tok = jwt.NewWithClaims(jwt.SigningMethodES256, jwt.MapClaims{
-		"iss": ecIdP.iss, "aud": ecIdP.aud, "sub": "oid-1", "jti": "u1", "exp": now.Add(5 * time.Minute).Unix(), "iat": now.Unix(), "scp": "Orders.Read Orders.Write",
+		"iss": ecIDP.iss, "aud": ecIDP.aud, "sub": "oid-1", "jti": "u1", "exp": now.Add(5 * time.Minute).Unix(), "iat": now.Unix(), "scp": "Orders.Read Orders.Write",
 	})
-	tok.Header["kid"], tok.Header["typ"] = ecIdP.good.kid, "at+jwt"
-	s, _ = tok.SignedString(ecIdP.good.priv)
+	tok.Header["kid"], tok.Header["typ"] = ecIDP.good.kid, "at+jwt"
+	s, _ = tok.SignedString(ecIDP.good.priv)
 	if p, err = v.Verify(context.Background(), s); err != nil || !p.HasScope("Orders.Write") {
 		t.Errorf("scp: %+v %v", p, err)
 	}

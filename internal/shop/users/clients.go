@@ -139,9 +139,16 @@ func (c *Client) checkSecret(secret string) bool {
 
 // The op.Client interface.
 
-func (c *Client) GetID() string                    { return c.ID }
-func (c *Client) RedirectURIs() []string           { return c.Redirects }
+// GetID implements op.Client.
+func (c *Client) GetID() string { return c.ID }
+
+// RedirectURIs implements op.Client.
+func (c *Client) RedirectURIs() []string { return c.Redirects }
+
+// PostLogoutRedirectURIs implements op.Client.
 func (c *Client) PostLogoutRedirectURIs() []string { return c.Redirects }
+
+// ApplicationType implements op.Client.
 func (c *Client) ApplicationType() op.ApplicationType {
 	switch {
 	case c.Native:
@@ -151,15 +158,21 @@ func (c *Client) ApplicationType() op.ApplicationType {
 	}
 	return op.ApplicationTypeWeb
 }
+
+// AuthMethod implements op.Client.
 func (c *Client) AuthMethod() oidc.AuthMethod {
 	if c.Public() {
 		return oidc.AuthMethodNone
 	}
 	return oidc.AuthMethodBasic
 }
+
+// ResponseTypes implements op.Client.
 func (c *Client) ResponseTypes() []oidc.ResponseType {
 	return []oidc.ResponseType{oidc.ResponseTypeCode}
 }
+
+// GrantTypes implements op.Client.
 func (c *Client) GrantTypes() []oidc.GrantType {
 	out := make([]oidc.GrantType, len(c.Grants))
 	for i, g := range c.Grants {
@@ -168,16 +181,20 @@ func (c *Client) GrantTypes() []oidc.GrantType {
 	return out
 }
 
-// LoginURL is set by the provider, which knows where its pages are.
-func (c *Client) LoginURL(string) string {
-	panic("users: a client's login URL comes from the provider")
-}
+// AccessTokenType implements op.Client.
+func (c *Client) AccessTokenType() op.AccessTokenType { return op.AccessTokenTypeBearer }
 
-func (c *Client) AccessTokenType() op.AccessTokenType  { return op.AccessTokenTypeBearer }
-func (c *Client) IDTokenLifetime() time.Duration       { return 15 * time.Minute }
-func (c *Client) IsScopeAllowed(scope string) bool     { return slices.Contains(c.Scopes, scope) }
+// IDTokenLifetime implements op.Client.
+func (c *Client) IDTokenLifetime() time.Duration { return 15 * time.Minute }
+
+// IsScopeAllowed implements op.Client.
+func (c *Client) IsScopeAllowed(scope string) bool { return slices.Contains(c.Scopes, scope) }
+
+// IDTokenUserinfoClaimsAssertion implements op.Client.
 func (c *Client) IDTokenUserinfoClaimsAssertion() bool { return false }
-func (c *Client) ClockSkew() time.Duration             { return 0 }
+
+// ClockSkew implements op.Client.
+func (c *Client) ClockSkew() time.Duration { return 0 }
 
 // DevMode lets http redirect URIs through; ours are loopback ones only (Validate).
 func (c *Client) DevMode() bool {
@@ -188,14 +205,19 @@ func (c *Client) DevMode() bool {
 	}
 	return true
 }
-func (c *Client) RestrictAdditionalIdTokenScopes() func([]string) []string {
+
+// RestrictAdditionalIdTokenScopes implements op.Client.
+func (c *Client) RestrictAdditionalIdTokenScopes() func([]string) []string { //nolint:revive // the name is op.Client's
 	return func(s []string) []string { return s }
 }
+
+// RestrictAdditionalAccessTokenScopes implements op.Client.
 func (c *Client) RestrictAdditionalAccessTokenScopes() func([]string) []string {
 	return func(s []string) []string { return s }
 }
 
-// clientRef is a client as the provider hands it out: with its login page.
+// clientRef is a client as the provider hands it out: with its login page, which
+// only the provider knows.
 type clientRef struct {
 	*Client
 	login func(authRequestID string) string
