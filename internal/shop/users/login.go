@@ -79,7 +79,7 @@ func (s *Service) pending(r *http.Request, p *provider, id string) (*authRequest
 		return nil, nil, false
 	}
 	a, exchanged, err := p.st.loadAuthRequest(r.Context(), "id = $1", id)
-	if err != nil || exchanged != nil || a.done {
+	if err != nil || exchanged || a.done {
 		return nil, nil, false
 	}
 	c, err := p.st.clients.byID(r.Context(), a.ClientID)

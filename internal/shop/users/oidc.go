@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -54,7 +55,7 @@ func (s *Service) newProvider() (*provider, error) {
 		return nil, fmt.Errorf("users: the issuer %q needs a path to serve the provider under, e.g. %s/oidc", s.cfg.Issuer, s.cfg.Issuer)
 	}
 	configured := map[string]*Client{}
-	scopes := standardScopes
+	scopes := slices.Clone(standardScopes)
 	for i := range s.cfg.Clients {
 		c := &s.cfg.Clients[i]
 		if err := c.Validate(); err != nil {
@@ -74,25 +75,13 @@ func (s *Service) newProvider() (*provider, error) {
 		CodeMethodS256:        true,
 		AuthMethodPost:        true,
 		GrantTypeRefreshToken: true,
-		SupportedScopes:       dedupe(scopes),
+		SupportedScopes:       slices.Compact(slices.Sorted(slices.Values(scopes))),
 		SupportedClaims:       []string{"sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "name", "email", "email_verified", "at_hash", "azp"},
 	}, p.st, op.StaticIssuer(s.cfg.Issuer), opts...)
 	if err != nil {
 		return nil, fmt.Errorf("users: provider: %w", err)
 	}
 	return p, nil
-}
-
-func dedupe(s []string) []string {
-	seen := map[string]bool{}
-	out := s[:0:0]
-	for _, v := range s {
-		if !seen[v] {
-			seen[v] = true
-			out = append(out, v)
-		}
-	}
-	return out
 }
 
 // routes mounts the provider and its pages on mux.

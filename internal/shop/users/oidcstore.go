@@ -184,7 +184,9 @@ func (st *storage) CreateAuthRequest(ctx context.Context, req *oidc.AuthRequest,
 
 var errNoAuthRequest = errors.New("no such authorization request, or it has expired")
 
-func (st *storage) loadAuthRequest(ctx context.Context, where string, arg any) (*authRequest, *int64, error) {
+// loadAuthRequest loads a request still in its lifetime, and whether its code
+// was already exchanged.
+func (st *storage) loadAuthRequest(ctx context.Context, where string, arg any) (*authRequest, bool, error) {
 	var (
 		raw, userID       string
 		authTime, created int64
@@ -195,26 +197,23 @@ func (st *storage) loadAuthRequest(ctx context.Context, where string, arg any) (
 		`SELECT request, user_id, auth_time, done, created_at, exchanged_at FROM auth_requests WHERE `+where, arg).
 		Scan(&raw, &userID, &authTime, &done, &created, &exchanged)
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, nil, errNoAuthRequest
+		return nil, false, errNoAuthRequest
 	}
 	if err != nil {
-		return nil, nil, fmt.Errorf("load auth request: %w", err)
+		return nil, false, fmt.Errorf("load auth request: %w", err)
 	}
 	if st.s.cfg.Now().Sub(store.Time(created)) > authRequestTTL {
-		return nil, nil, errNoAuthRequest
+		return nil, false, errNoAuthRequest
 	}
 	var a authRequest
 	if err := json.Unmarshal([]byte(raw), &a); err != nil {
-		return nil, nil, fmt.Errorf("decode auth request: %w", err)
+		return nil, false, fmt.Errorf("decode auth request: %w", err)
 	}
 	a.userID, a.done = userID, done
 	if authTime > 0 {
 		a.authTime = store.Time(authTime)
 	}
-	if exchanged.Valid {
-		return &a, &exchanged.Int64, nil
-	}
-	return &a, nil, nil
+	return &a, exchanged.Valid, nil
 }
 
 func (st *storage) AuthRequestByID(ctx context.Context, id string) (op.AuthRequest, error) {
@@ -222,7 +221,7 @@ func (st *storage) AuthRequestByID(ctx context.Context, id string) (op.AuthReque
 	if err != nil {
 		return nil, err
 	}
-	if exchanged != nil {
+	if exchanged {
 		return nil, errNoAuthRequest
 	}
 	return a, nil
@@ -239,7 +238,7 @@ func (st *storage) AuthRequestByCode(ctx context.Context, code string) (op.AuthR
 	if err != nil {
 		return nil, err
 	}
-	if exchanged != nil {
+	if exchanged {
 		if err := st.s.revokeFamily(ctx, a.ID); err != nil {
 			return nil, err
 		}
