@@ -338,6 +338,9 @@ type Security struct {
 	// means routes needing a user refuse, unless the application brings its own
 	// verifier.
 	Issuers []Issuer `yaml:"issuers"`
+	// TLS chooses service tokens or mutual TLS between services (service_tls,
+	// trust_domain; see ServiceTLS) [tokens].
+	TLS ServiceTLS `yaml:",inline"`
 }
 
 // Issuer is an OpenID Connect provider (or any issuer of JWT access tokens)

@@ -163,6 +163,7 @@ func (c *Config) validate() Errors {
 	}
 
 	errs = append(errs, c.validateSecurity()...)
+	errs = append(errs, c.Security.TLS.validate()...)
 	if g := c.Gateway; g != nil {
 		errs = append(errs, c.validateGateway(g)...)
 	}
