@@ -92,12 +92,12 @@ func (s *Service) pending(r *http.Request, p *provider, id string) (*authRequest
 func (s *Service) loginPage(p *provider) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		id := r.URL.Query().Get("authRequestID")
-		_, c, ok := s.pending(r, p, id)
+		a, c, ok := s.pending(r, p, id)
 		if !ok {
 			s.render(w, http.StatusBadRequest, "gone", pageData{Title: "Expired"})
 			return
 		}
-		s.render(w, http.StatusOK, "login", pageData{Title: "Sign in", Client: c.Name, Action: p.mount + "/login", ID: id})
+		s.render(w, http.StatusOK, "login", pageData{Title: "Sign in", Client: c.Name, Action: p.mount + "/login", ID: id, Email: a.LoginHint})
 	}
 }
 

@@ -428,3 +428,37 @@ func TestMalformedAuthorizationAndTokenRequestsGetTheErrorsTheRFCsName(t *testin
 		t.Errorf("the replayed code's refresh token: %v, want invalid_grant", err)
 	}
 }
+
+// The sign-in page starts with the email a login_hint names (the storefront sends
+// it after a sign-up), escaped; a hint that is no email address is dropped.
+func TestTheSignInPageStartsWithTheLoginHint(t *testing.T) {
+	t.Parallel()
+	o := startOP(t, storetest.Targets(t)[0].URL)
+	page := func(hint string) string {
+		q := url.Values{"client_id": {"storefront"}, "redirect_uri": {storefrontRedirect}, "response_type": {"code"}, "scope": {"openid"},
+			"state": {"s"}, "code_challenge": {oauth2.S256ChallengeFromVerifier(oauth2.GenerateVerifier())}, "code_challenge_method": {"S256"},
+			"login_hint": {hint}}
+		resp, err := browser.Get(o.issuer + "/authorize?" + q.Encode())
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		loc, err := resp.Location()
+		if err != nil {
+			t.Fatalf("authorize: %d, no redirect to the sign-in page", resp.StatusCode)
+		}
+		resp, err = browser.Get(loc.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return string(body)
+	}
+	if body := page(`dee"@example.com`); !strings.Contains(body, `name="email" type="email" autocomplete="username" required value="dee&#34;@example.com"`) {
+		t.Errorf("the sign-in page does not start with the hinted email:\n%s", body)
+	}
+	if body := page("not an email"); !strings.Contains(body, `required value=""`) {
+		t.Errorf("a hint that is no email address reached the page:\n%s", body)
+	}
+}

@@ -50,6 +50,9 @@ type authRequest struct {
 	ResponseMode    oidc.ResponseMode        `json:"response_mode"`
 	Challenge       string                   `json:"code_challenge"`
 	ChallengeMethod oidc.CodeChallengeMethod `json:"code_challenge_method"`
+	// LoginHint is the email the sign-in page starts with (the storefront sends
+	// it after a sign-up); only a suggestion, never trusted.
+	LoginHint string `json:"login_hint,omitempty"`
 
 	userID   string
 	authTime time.Time
@@ -169,7 +172,7 @@ func (st *storage) CreateAuthRequest(ctx context.Context, req *oidc.AuthRequest,
 	id, _ := uuid.NewV7()
 	a := &authRequest{ID: id.String(), ClientID: req.ClientID, RedirectURI: req.RedirectURI, Scopes: req.Scopes, State: req.State,
 		Nonce: req.Nonce, ResponseType: req.ResponseType, ResponseMode: req.ResponseMode,
-		Challenge: req.CodeChallenge, ChallengeMethod: req.CodeChallengeMethod}
+		Challenge: req.CodeChallenge, ChallengeMethod: req.CodeChallengeMethod, LoginHint: loginHint(req.LoginHint)}
 	raw, err := json.Marshal(a)
 	if err != nil {
 		return nil, err
@@ -180,6 +183,14 @@ func (st *storage) CreateAuthRequest(ctx context.Context, req *oidc.AuthRequest,
 		return nil, fmt.Errorf("store auth request: %w", err)
 	}
 	return a, nil
+}
+
+// loginHint keeps a login_hint that could be an email address, bounded.
+func loginHint(h string) string {
+	if len(h) > 254 || !strings.Contains(h, "@") {
+		return ""
+	}
+	return h
 }
 
 var errNoAuthRequest = errors.New("no such authorization request, or it has expired")
