@@ -246,6 +246,11 @@ type ServiceVerifier struct {
 	allowed []string
 	parser  *jwt.Parser
 	seen    *verified[string]
+
+	// peers: callers are known by their connections' certificates (mutual TLS),
+	// of trustDomain, instead of by tokens.
+	peers       bool
+	trustDomain string
 }
 
 // NewServiceVerifier verifies tokens addressed to self, signed by a key of bundle,
@@ -271,8 +276,28 @@ func NewServiceVerifier(self string, bundle Bundle, allowed []string, now func()
 // Allowed lists the callers the verifier accepts.
 func (v *ServiceVerifier) Allowed() []string { return slices.Clone(v.allowed) }
 
+// caller verifies the caller of r: by its connection's certificate under mutual
+// TLS, else by its service token.
+func (v *ServiceVerifier) caller(r *http.Request) (string, error) {
+	if v.peers {
+		return v.VerifyPeer(r.TLS)
+	}
+	return v.Verify(ServiceToken(r.Header))
+}
+
+// presented reports whether r carries a credential of a calling service.
+func (v *ServiceVerifier) presented(r *http.Request) bool {
+	if v.peers {
+		return r.TLS != nil && len(r.TLS.PeerCertificates) > 0
+	}
+	return r.Header.Get(ServiceHeader) != ""
+}
+
 // Verify checks a service token and returns the calling service.
 func (v *ServiceVerifier) Verify(token string) (string, error) {
+	if v.peers {
+		return "", &problem.Error{Kind: problem.Unauthenticated, Detail: "services call " + v.self + " over mutual TLS, not with a token"}
+	}
 	bad := func(detail string, cause error) error {
 		return &problem.Error{Kind: problem.Unauthenticated, Detail: detail, Err: cause}
 	}
@@ -340,7 +365,7 @@ func ServiceToken(h http.Header) string {
 // is in the context (CallerFrom). Failures go to fail.
 func (v *ServiceVerifier) RequireService(fail func(http.ResponseWriter, *http.Request, error), next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		caller, err := v.Verify(ServiceToken(r.Header))
+		caller, err := v.caller(r)
 		if err != nil {
 			fail(w, r, err)
 			return
@@ -349,16 +374,16 @@ func (v *ServiceVerifier) RequireService(fail func(http.ResponseWriter, *http.Re
 	})
 }
 
-// IdentifyService is RequireService's lenient sibling: a valid token puts the caller
-// in the context, an absent one lets the request through as a public one, and an
-// invalid one is refused.
+// IdentifyService is RequireService's lenient sibling: a valid token (or
+// certificate) puts the caller in the context, an absent one lets the request
+// through as a public one, and an invalid one is refused.
 func (v *ServiceVerifier) IdentifyService(fail func(http.ResponseWriter, *http.Request, error), next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get(ServiceHeader) == "" {
+		if !v.presented(r) {
 			next.ServeHTTP(w, r)
 			return
 		}
-		caller, err := v.Verify(ServiceToken(r.Header))
+		caller, err := v.caller(r)
 		if err != nil {
 			fail(w, r, err)
 			return
