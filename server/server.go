@@ -1,6 +1,8 @@
 // Package server runs a service's HTTP server with the endpoints every Switchyard
 // process exposes — /livez, /readyz and /metrics — and a bounded, graceful drain. It
-// speaks HTTP/1.1 and HTTP/2 without TLS on one port, so REST and gRPC share it.
+// speaks HTTP/1.1 and HTTP/2 without TLS on one port, so REST and gRPC share it;
+// given a TLS configuration (Config.TLS) it also takes TLS, HTTP/2 or HTTP/1.1, on
+// the same port, so that probes without certificates still reach it.
 //
 // Lifecycle: [Server.Listen] binds the address (so the caller can announce the real
 // port), [Server.Run] serves until its context ends, then drains:
@@ -16,6 +18,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -46,6 +49,10 @@ type Config struct {
 	MaxHeaderBytes int
 	// CheckTimeout bounds each readiness check [2s].
 	CheckTimeout time.Duration
+	// TLS, when set, serves TLS connections (HTTP/2 and HTTP/1.1, as ALPN says) beside
+	// plain ones on the same port, told apart by their first byte; requests over TLS
+	// have their http.Request.TLS set [plain HTTP only].
+	TLS *tls.Config
 	// Profiling mounts Go's profiler at /debug/pprof/ [off: it shows the process's
 	// internals to whoever reaches the port; turn it on to measure, then off].
 	Profiling bool
@@ -127,6 +134,7 @@ func New(cfg Config, app http.Handler, metrics http.Handler, log *slog.Logger) *
 	var protocols http.Protocols
 	protocols.SetHTTP1(true)
 	protocols.SetUnencryptedHTTP2(true)
+	protocols.SetHTTP2(cfg.TLS != nil)
 	s.http = &http.Server{
 		Protocols:         &protocols,
 		Handler:           mux,
@@ -170,6 +178,9 @@ func (s *Server) Listen() error {
 	ln, err := net.Listen("tcp", s.cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", s.cfg.Addr, err)
+	}
+	if s.cfg.TLS != nil {
+		ln = newSniffing(ln, s.cfg.TLS, s.cfg.ReadHeaderTimeout)
 	}
 	s.ln = ln
 	return nil
