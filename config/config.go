@@ -25,6 +25,8 @@ import (
 	"time"
 
 	"github.com/goccy/go-yaml/ast"
+
+	"github.com/switchyard/switchyard/gateway/transform"
 )
 
 // Config is a whole platform as declared in switchyard.yaml.
@@ -401,6 +403,9 @@ type Route struct {
 	Canary *Canary `yaml:"canary"`
 	// Streaming marks long-lived requests (WebSocket), not counted by load shedding.
 	Streaming bool `yaml:"streaming"`
+	// Transform rewrites the route's requests and answers: headers, query, path,
+	// JSON body fields, the answer's shape.
+	Transform *transform.Spec `yaml:"transform"`
 	// Objective is the share of the route's requests that must succeed, its error
 	// budget being the rest; `switchyard lint` holds the route's fan-out to it
 	// [0.999].

@@ -282,6 +282,57 @@ func TestBrokenConfigurationsAreReportedWithFileLineAndKey(t *testing.T) {
 			},
 		},
 		{
+			name: "transformation rules",
+			src: minimal + `gateway:
+  routes:
+    - prefix: /api/v1/users
+      service: users
+      transform:
+        request:
+          headers:
+            set: {X-User-Id: root}
+          rewrite:
+            - match: /api/v2/users/{id}
+              to: /v1/users/{id}
+          body: {allow: [name], deny: [role]}
+        response:
+          body:
+            deny: [a..b]
+          template: {name: "${name"}
+        unknown: 1
+`,
+			want: []string{"bad.yaml:21:9: gateway.routes.0.transform.unknown:", `unknown key "unknown"`},
+		},
+		{
+			name: "transformation rules, checked",
+			src: minimal + `gateway:
+  routes:
+    - prefix: /api/v1/users
+      service: users
+      streaming: true
+      transform:
+        request:
+          headers:
+            set: {X-User-Id: root}
+          rewrite:
+            - match: /api/v2/users/{id}
+              to: /v1/users/{sku}
+          body: {allow: [name], deny: [role]}
+        response:
+          body:
+            deny: [a..b]
+          template: {name: "${name"}
+`,
+			want: []string{
+				"bad.yaml:13:19: gateway.routes.0.transform.request.headers.set.X-User-Id: X-User-Id may not be set by a rule",
+				"bad.yaml:15:20: gateway.routes.0.transform.request.rewrite.0: match \"/api/v2/users/{id}\" is not under the route's prefix /api/v1/users",
+				"bad.yaml:17:11: gateway.routes.0.transform.request.body: allow or deny, not both",
+				"bad.yaml:18:9: gateway.routes.0.transform.response: a streaming route's answers are never whole",
+				"bad.yaml:20:20: gateway.routes.0.transform.response.body.deny.0: \"a..b\" has an empty segment",
+				"bad.yaml:21:22: gateway.routes.0.transform.response.template.name: \"${name\" opens ${ without closing it",
+			},
+		},
+		{
 			name: "a disabled breaker with settings",
 			src: minimal + `  orders:
     listen: 127.0.0.1:8083

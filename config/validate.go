@@ -486,6 +486,14 @@ func (c *Config) validateGateway(g *Gateway) Errors {
 		if r.Objective != 0 && (r.Objective <= 0 || r.Objective >= 1 || math.IsNaN(r.Objective)) {
 			bad(key+".objective", "want a share of requests above 0 and below 1 (0.999 for 99.9 %%), got %v", r.Objective)
 		}
+		if t := r.Transform; t != nil {
+			for _, is := range t.Check(r.Prefix) {
+				bad(key+".transform."+is.Key, "%s", is.Msg)
+			}
+			if r.Streaming && (!t.Response.Body.Empty() || t.Response.Template != nil) {
+				bad(key+".transform.response", "a streaming route's answers are never whole, so their bodies cannot be transformed")
+			}
+		}
 		if cn := r.Canary; cn != nil {
 			if r.Service == "" {
 				bad(key+".canary", "a canary splits a service's instances; this route has no service")

@@ -28,6 +28,7 @@
 package gateway
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -46,6 +47,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/switchyard/switchyard/authn"
+	"github.com/switchyard/switchyard/gateway/transform"
 	"github.com/switchyard/switchyard/problem"
 	"github.com/switchyard/switchyard/telemetry"
 )
@@ -126,6 +128,9 @@ type Route struct {
 	Canary *Canary
 	// Handler serves the route in the gateway itself (aggregation, admin, documents).
 	Handler http.Handler
+	// Transform rewrites the route's requests and answers [nothing]; see package
+	// transform.
+	Transform *transform.Rules
 	// Streaming marks long-lived requests (WebSocket, long polls), which the load
 	// shedder does not count: their duration says nothing about overload.
 	Streaming bool
@@ -354,6 +359,17 @@ func (g *Gateway) serveRoute(w http.ResponseWriter, r *http.Request, rt *route) 
 	ctx, cancel := context.WithTimeout(r.Context(), rt.Timeout)
 	defer cancel()
 	r = r.WithContext(ctx)
+	if rt.Transform != nil {
+		var ok bool
+		if r, ok = g.transformRequest(w, r, rt); !ok {
+			return
+		}
+		if rt.Transform.Transforms() {
+			tw := &transformWriter{ResponseWriter: w, g: g, r: r, rules: rt.Transform}
+			defer tw.finish(cmp.Or(rt.Upstream.Name, "the route"))
+			w = tw
+		}
+	}
 	if rt.Handler != nil {
 		rt.Handler.ServeHTTP(w, r)
 		return

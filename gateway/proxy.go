@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httputil"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -21,9 +22,14 @@ func (g *Gateway) proxy(rt *route, up Upstream, side string) *httputil.ReversePr
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			in, out := pr.In, pr.Out
 			out.URL.Scheme, out.URL.Host, out.Host = "http", up.Host, up.Host
-			out.URL.Path = rt.Path + strings.TrimPrefix(in.URL.Path, rt.Prefix)
-			if in.URL.RawPath != "" {
-				out.URL.RawPath = rt.Path + strings.TrimPrefix(in.URL.EscapedPath(), rt.Prefix)
+			if rewritten, ok := in.Context().Value(upstreamPathKey{}).(string); ok {
+				out.URL.RawPath = rewritten
+				out.URL.Path, _ = url.PathUnescape(rewritten) // escaped by the rule from an escaped path
+			} else {
+				out.URL.Path = rt.Path + strings.TrimPrefix(in.URL.Path, rt.Prefix)
+				if in.URL.RawPath != "" {
+					out.URL.RawPath = rt.Path + strings.TrimPrefix(in.URL.EscapedPath(), rt.Prefix)
+				}
 			}
 			pr.SetXForwarded()
 		},

@@ -19,6 +19,7 @@ import (
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/discovery"
 	"github.com/switchyard/switchyard/gateway"
+	"github.com/switchyard/switchyard/gateway/transform"
 	"github.com/switchyard/switchyard/internal/web"
 	"github.com/switchyard/switchyard/problem"
 	"github.com/switchyard/switchyard/rpc"
@@ -93,6 +94,13 @@ func buildGateway(ctx context.Context, p *Process, opt GatewayOptions) (*Compone
 		route := gateway.Route{Prefix: r.Prefix, Path: r.Path, Auth: gateway.Auth(r.Auth), Timeout: r.Timeout.Std(),
 			Scopes: r.Scopes, Roles: r.Roles, Issuers: p.issuersNamed(r.Issuers),
 			MaxBody: cmp.Or(r.MaxBodyBytes, g.MaxBodyBytes), Streaming: r.Streaming}
+		if r.Transform != nil {
+			rules, err := transform.Compile(*r.Transform, r.Prefix)
+			if err != nil { // validated with the configuration
+				return nil, fmt.Errorf("gateway.routes.%d: %w", i, err)
+			}
+			route.Transform = rules
+		}
 		if rl := r.RateLimit; rl != nil {
 			route.RateLimit = gateway.Limit{Rate: rl.Requests, Per: rl.Per.Std(), Burst: rl.Burst, FailOpen: rl.OnRedisError != "closed"}
 		}
