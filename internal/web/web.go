@@ -3,8 +3,9 @@
 // (at /ui/, on every platform's gateway) — live topology with rates, errors,
 // breaker states and stale views, traces drawn as sequence diagrams with their log
 // lines, dead letters with replay, and sagas in flight — and the reference shop's
-// storefront (at /) — sign in, browse, order, and watch the order's status arrive
-// over the WebSocket.
+// storefront (at /) — sign up, sign in with the authorization code flow and PKCE
+// on the shop's OpenID Connect provider (static/oauth.js), browse, order, and
+// watch the order's status arrive over the WebSocket.
 //
 // Both are plain HTML, CSS and JavaScript modules: there is nothing to build. They
 // talk only to the gateway's public API (and, for the dashboard, to the trace hub

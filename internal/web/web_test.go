@@ -35,8 +35,10 @@ func TestThePagesAndTheirFiles(t *testing.T) {
 			}
 		}
 	}
-	if r := get("/static/api.js"); r.Code != 200 || !strings.Contains(r.Header().Get("Content-Type"), "javascript") {
-		t.Errorf("api.js: %d %s", r.Code, r.Header().Get("Content-Type"))
+	for _, module := range []string{"/static/api.js", "/static/oauth.js"} {
+		if r := get(module); r.Code != 200 || !strings.Contains(r.Header().Get("Content-Type"), "javascript") {
+			t.Errorf("%s: %d %s", module, r.Code, r.Header().Get("Content-Type"))
+		}
 	}
 	for _, path := range []string{"/static/nope.js", "/static/", "/static/missing/dir.css"} {
 		if r := get(path); r.Code != 404 || r.Header().Get("Content-Type") != "application/problem+json" {

@@ -1,21 +1,32 @@
 // The public API, as the gateway serves it: JSON in, JSON or RFC 9457 problems out.
+//
+// The storefront gives it its Session (oauth.js), which supplies the access token
+// of the code flow and renews it when the API answers 401; the dashboard signs in
+// with the JSON login and the token is kept here.
 export class API {
-  constructor() {
-    this.token = sessionStorage.getItem('switchyard.token') || '';
+  constructor(session = null) {
+    this.session = session;
+    this.saved = session ? '' : sessionStorage.getItem('switchyard.token') || '';
   }
+
+  get token() { return this.session ? this.session.accessToken() : this.saved; }
 
   signedIn() { return this.token !== ''; }
 
   signOut() {
-    this.token = '';
+    this.saved = '';
     sessionStorage.removeItem('switchyard.token');
   }
 
-  async call(method, path, body, headers = {}) {
+  async call(method, path, body, headers = {}, renewed = false) {
     const h = { ...headers };
     if (this.token) h.Authorization = 'Bearer ' + this.token;
     if (body !== undefined) h['Content-Type'] = 'application/json';
     const resp = await fetch(path, { method, headers: h, body: body === undefined ? undefined : JSON.stringify(body) });
+    if (resp.status === 401 && this.session && !renewed && this.token) {
+      // The access token expired before its renewal (a tab asleep): renew once, ask again.
+      if (await this.session.renew().catch(() => false)) return this.call(method, path, body, headers, true);
+    }
     const type = resp.headers.get('Content-Type') || '';
     const data = type.includes('json') ? await resp.json() : await resp.text();
     if (!resp.ok) {
@@ -32,8 +43,8 @@ export class API {
       await this.call('POST', '/api/v1/auth/register', { email, password, name: name || email.split('@')[0] });
     }
     const tokens = await this.call('POST', '/api/v1/auth/login', { email, password });
-    this.token = tokens.access_token;
-    sessionStorage.setItem('switchyard.token', this.token);
+    this.saved = tokens.access_token;
+    sessionStorage.setItem('switchyard.token', this.saved);
     return tokens;
   }
 

@@ -1,40 +1,68 @@
 import { API, el } from './api.js';
+import { Session } from './oauth.js';
 
-const api = new API();
 const $ = (id) => document.getElementById(id);
+const session = new Session(() => show());
+const api = new API(session);
 const cart = new Map(); // product id → {product, quantity}
 let socket = null;
 let currentOrder = '';
+let shown = false; // whether the shop is drawn for a signed-in customer
 const heard = []; // every notification this page received, for an order not yet known
 
 function show() {
-  const inside = api.signedIn();
+  const inside = session.signedIn();
   $('signin').hidden = inside;
   $('shop').hidden = !inside;
   $('signout').hidden = !inside;
-  if (inside) {
+  $('who').textContent = session.email();
+  const expires = session.expiresAt();
+  $('session').textContent = !inside ? '' : session.renewals
+    ? `session renewed ${session.renewals}×, until ${new Date(expires).toLocaleTimeString()}`
+    : `session until ${new Date(expires).toLocaleTimeString()}`;
+  $('session').dataset.renewals = String(session.renewals);
+  if (!inside && session.lastError) $('signin-error').textContent = session.lastError;
+  if (inside && !shown) {
+    $('signed-out').hidden = true;
+    $('signin-error').textContent = '';
     loadProducts();
+    loadOrders();
     listen();
   }
+  if (!inside && socket) socket.close();
+  shown = inside;
 }
 
-$('signin-form').addEventListener('submit', async (ev) => {
-  ev.preventDefault();
-  const f = new FormData(ev.target);
+// Sign-in is the provider's page (the code flow in oauth.js).
+$('signin-start').addEventListener('click', async () => {
   $('signin-error').textContent = '';
   try {
-    await api.signIn(f.get('email'), f.get('password'), f.get('register') === 'on', f.get('name'));
-    $('who').textContent = f.get('email');
-    show();
+    await session.begin();
   } catch (e) {
     $('signin-error').textContent = e.message;
   }
 });
 
-$('signout').addEventListener('click', () => {
-  api.signOut();
-  if (socket) socket.close();
-  show();
+// A new customer's account is made with the users API; signing in is then the
+// code flow, on a sign-in page that starts with their email.
+$('signup-form').addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  const f = new FormData(ev.target);
+  const email = f.get('email');
+  $('signup-error').textContent = '';
+  try {
+    await api.call('POST', '/api/v1/auth/register', { email, password: f.get('password'), name: f.get('name') || email.split('@')[0] });
+    await session.begin(email);
+  } catch (e) {
+    $('signup-error').textContent = e.message;
+  }
+});
+
+$('signout').addEventListener('click', async () => {
+  $('signout').disabled = true;
+  await session.signOut();
+  $('signout').disabled = false;
+  $('signed-out').hidden = false;
 });
 
 async function loadProducts() {
@@ -86,10 +114,26 @@ $('place').addEventListener('click', async () => {
     setStatus(order.status);
     $('events').replaceChildren();
     heard.filter((n) => n.order_id === currentOrder).forEach(tell);
+    loadOrders();
   } catch (e) {
     $('order-error').textContent = e.message;
   }
 });
+
+// The customer's own orders, newest first.
+async function loadOrders() {
+  const list = $('orders');
+  try {
+    const page = await api.call('GET', '/api/v1/orders?limit=20');
+    list.replaceChildren(...page.items.map((o) => el('li', { 'data-id': o.id }, `${o.id} — ${o.status}`)));
+    if (!page.items.length) list.append(el('li', { class: 'muted' }, 'None yet.'));
+  } catch (e) {
+    list.replaceChildren(el('li', { class: 'error' }, e.message));
+  }
+  list.dataset.loads = String(Number(list.dataset.loads) + 1);
+}
+
+$('orders-reload').addEventListener('click', loadOrders);
 
 function setStatus(status) {
   $('status').textContent = status;
@@ -106,7 +150,7 @@ function listen() {
     if (n.order_id === currentOrder) tell(n);
   });
   socket.addEventListener('close', () => {
-    if (api.signedIn()) setTimeout(listen, 1000);
+    if (session.signedIn()) setTimeout(listen, 1000);
   });
 }
 
@@ -117,4 +161,8 @@ function tell(n) {
 }
 
 drawCart();
-show();
+// Back from the provider (?code=&state=, or ?error=): finish the sign-in, or say
+// why it did not.
+session.complete().catch((e) => {
+  $('signin-error').textContent = e.message;
+}).finally(show);
