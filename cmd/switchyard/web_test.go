@@ -75,17 +75,38 @@ func mermaidParses(t *testing.T, files ...string) {
 	t.Logf("mermaid:\n%s", node(t, dir, "mermaid-check.mjs", nil, files...))
 }
 
-// In headless Chromium: a customer orders in the storefront and sees CONFIRMED
-// arrive; an administrator finds that order's trace in the dashboard and sees its
+// In headless Chromium: a customer signs up in the storefront, signs in with the
+// authorization code flow and PKCE on the provider's page, orders and sees
+// CONFIRMED arrive, has the session renewed before its access token expires,
+// reads the orders with the new token and signs out, which revokes the refresh
+// token; a sign-in answer with a tampered state is refused, a provider's error is
+// told. An administrator finds that order's trace in the dashboard and sees its
 // sequence diagram — the client, the gateway, orders, inventory, payments and the
 // bus — with its log lines, and the order among the sagas. Screenshots are kept.
+//
+// The platform is the built-in one moved to a free port: the gateway listens
+// there, the issuer is http://localhost:<port>/oidc (ISSUER_SHOP) and the
+// storefront client's redirect URIs name that port, as the file's name 8080. The
+// browser opens the shop at 127.0.0.1, the other name the file registers, so the
+// storefront's talking to the provider on its own origin is exercised too. The
+// storefront is a browser application at a fixed origin, so its redirect URIs
+// are matched exactly (RFC 9700 section 2.1); RFC 8252's any-port loopback
+// redirects are for native apps (shop-mobile), which listen on a port they pick.
 func TestStorefrontAndDashboardInABrowser(t *testing.T) {
 	dir, on := webTests(t)
 	if !on {
 		return
 	}
-	s := startUp(t, fullPlatform)
-	gw, _ := s.service("gateway")
+	addr := freePort(t)
+	_, port, _ := strings.Cut(addr, ":")
+	platform := strings.Replace(fullPlatform, "gateway:\n  listen: 127.0.0.1:0", "gateway:\n  listen: "+addr, 1)
+	redirects := "redirect_uris: [http://localhost:8080/, http://127.0.0.1:8080/]"
+	if !strings.Contains(platform, redirects) {
+		t.Fatalf("the built-in platform's storefront client no longer has %s", redirects)
+	}
+	platform = strings.Replace(platform, redirects, strings.ReplaceAll(redirects, ":8080/", ":"+port+"/"), 1)
+	s := startUp(t, platform, "ISSUER_SHOP=http://localhost:"+port+"/oidc")
+	gw := "http://" + addr
 	client := &http.Client{Timeout: 10 * time.Second}
 	waitUntil(t, "registration through the gateway", 10*time.Second, func() bool {
 		resp, _ := exchange(t, client, "POST", gw+"/api/v1/auth/register", "", `{"email":"ada@example.com","password":"correct-horse-battery","name":"Ada"}`, nil)
@@ -99,6 +120,39 @@ func TestStorefrontAndDashboardInABrowser(t *testing.T) {
 	out := node(t, dir, "shop-and-dashboard.mjs", []string{"GATEWAY=" + gw, "ARTIFACTS=" + shots,
 		"ADMIN_EMAIL=ada@example.com", "ADMIN_PASSWORD=correct-horse-battery"})
 	var found struct {
+		Provider struct {
+			Heading, Client, Email string
+		} `json:"provider"`
+		SignedInAs         string   `json:"signedInAs"`
+		AddressAfterSignIn string   `json:"addressAfterSignIn"`
+		PendingAfterSignIn *string  `json:"pendingAfterSignIn"`
+		TokenCallsAtSignIn []string `json:"tokenCallsAtSignIn"`
+		Renewal            struct {
+			Session                         string
+			NewAccessToken, NewRefreshToken bool
+			TokenCalls                      []string
+		} `json:"renewal"`
+		OrdersAfterRenewal struct {
+			Status           int
+			WithRenewedToken bool
+			Listed           []string
+		} `json:"ordersAfterRenewal"`
+		SignedOut struct {
+			Who        string
+			Tokens     any
+			ShopHidden bool
+		} `json:"signedOut"`
+		RefreshAfterSignOut struct {
+			Status int
+			Error  string
+		} `json:"refreshAfterSignOut"`
+		Tampered struct {
+			Error, Address string
+			TokenCalls     []string
+			Tokens         any
+			ShopHidden     bool
+		} `json:"tampered"`
+		Denied       string   `json:"denied"`
 		Order        string   `json:"order"`
 		Events       []string `json:"events"`
 		Topology     []string `json:"topology"`
@@ -115,6 +169,36 @@ func TestStorefrontAndDashboardInABrowser(t *testing.T) {
 		t.Fatalf("browser findings: %v\n%s", err, out)
 	}
 	t.Logf("browser: %+v (screenshots in %s)", found, shots)
+	email := found.SignedInAs
+	if found.Provider.Heading != "Sign in" || found.Provider.Client != "Switchyard Shop" || found.Provider.Email == "" ||
+		!strings.HasPrefix(email, "browser-") || found.Provider.Email != email {
+		t.Errorf("the provider's page %+v, signed in as %q; want the shop's sign-in page starting with the new customer's email, then that customer signed in",
+			found.Provider, email)
+	}
+	if found.AddressAfterSignIn != gw+"/" || found.PendingAfterSignIn != nil || !slices.Equal(found.TokenCallsAtSignIn, []string{"authorization_code"}) {
+		t.Errorf("after sign-in: at %s, pending %v, token calls %v; want a clean address, nothing pending, one code exchange",
+			found.AddressAfterSignIn, found.PendingAfterSignIn, found.TokenCallsAtSignIn)
+	}
+	if r := found.Renewal; !r.NewAccessToken || !r.NewRefreshToken || !strings.Contains(r.Session, "renewed 1×") ||
+		!slices.Equal(r.TokenCalls, []string{"authorization_code", "refresh_token"}) {
+		t.Errorf("renewal %+v; want new access and refresh tokens from one refresh_token grant", r)
+	}
+	if o := found.OrdersAfterRenewal; o.Status != 200 || !o.WithRenewedToken || !slices.Contains(o.Listed, found.Order) {
+		t.Errorf("orders after the renewal %+v; want order %s read with the renewed token", o, found.Order)
+	}
+	if so := found.SignedOut; so.Who != "" || so.Tokens != nil || !so.ShopHidden {
+		t.Errorf("after sign-out %+v; want nobody signed in and no tokens kept", so)
+	}
+	if r := found.RefreshAfterSignOut; r.Status != 400 || r.Error != "invalid_grant" {
+		t.Errorf("the refresh token after sign-out: %+v; want it revoked (400 invalid_grant)", r)
+	}
+	if tp := found.Tampered; !strings.Contains(tp.Error, "state does not match") || len(tp.TokenCalls) != 0 || tp.Tokens != nil ||
+		!tp.ShopHidden || tp.Address != gw+"/" {
+		t.Errorf("a tampered state: %+v; want it refused, shown, its code never exchanged and the address cleaned", tp)
+	}
+	if !strings.Contains(found.Denied, "the user did not allow it (access_denied)") {
+		t.Errorf("a provider's error: %q; want it told", found.Denied)
+	}
 	for _, p := range []string{"client", "gateway", "orders", "inventory", "payments", "bus", "orders-db"} {
 		if !slices.Contains(found.Participants, p) {
 			t.Errorf("the order's sequence diagram lacks %s: %v", p, found.Participants)
@@ -135,7 +219,7 @@ func TestStorefrontAndDashboardInABrowser(t *testing.T) {
 	if found.Messages < 10 || found.LogLines < 2 {
 		t.Errorf("the sequence has %d messages and %d log lines; want a whole order's", found.Messages, found.LogLines)
 	}
-	for _, shot := range []string{"storefront-confirmed.png", "dashboard-topology.png", "dashboard-sequence.png", "dashboard-sagas.png"} {
+	for _, shot := range []string{"storefront-confirmed.png", "storefront-tampered-state.png", "dashboard-topology.png", "dashboard-sequence.png", "dashboard-sagas.png"} {
 		if fi, err := os.Stat(filepath.Join(shots, shot)); err != nil || fi.Size() < 5000 {
 			t.Errorf("screenshot %s missing or empty: %v", shot, err)
 		}

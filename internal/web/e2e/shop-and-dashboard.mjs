@@ -1,7 +1,12 @@
 // The storefront and the dashboard in headless Chromium, against a running stack:
 //
-//   1. a new customer signs up in the storefront, puts a product in the cart,
-//      orders it, and sees CONFIRMED arrive over the WebSocket;
+//   1. a new customer signs up in the storefront and signs in with the code flow
+//      (the provider's sign-in page, starting with their email, then back), puts
+//      a product in the cart, orders it, and sees CONFIRMED arrive over the
+//      WebSocket; the session renews itself before the access token expires (the
+//      page's clock is moved on), the orders are read with the new token; signing
+//      out revokes the refresh token. A sign-in answer with a tampered state is
+//      refused, and so is told an error the provider sent back;
 //   2. an administrator opens the dashboard, sees the topology, finds that order's
 //      trace by its id and sees its sequence diagram (client, gateway, orders,
 //      inventory, payments, the bus) and its log lines; then a dead letter, whose
@@ -20,7 +25,6 @@ const browser = await launch();
 const errors = [];
 const findings = {};
 try {
-  const context = await browser.newContext({ viewport: { width: 1400, height: 1000 } });
   // Script errors and server errors fail the run. A 4xx is an answer the pages
   // handle (the refused replay below), which the browser also logs to the console.
   const watch = (page, name) => {
@@ -30,16 +34,44 @@ try {
     });
     page.on('response', (r) => { if (r.status() >= 500) errors.push(`${name}: ${r.status()} from ${r.url()}`); });
   };
+  const path = (r) => new URL(r.url()).pathname;
 
-  // 1. The storefront.
-  const shop = await context.newPage();
+  // 1. The storefront, in a context of its own whose clock the test moves on.
+  const shopContext = await browser.newContext({ viewport: { width: 1400, height: 1000 } });
+  await shopContext.clock.install();
+  const shop = await shopContext.newPage();
   watch(shop, 'storefront');
+  const tokens = () => shop.evaluate(() => JSON.parse(sessionStorage.getItem('switchyard.storefront.tokens') || 'null'));
+  // What the storefront asked and was answered, for the failure messages.
+  const trail = [];
+  shop.on('response', (r) => trail.push(`${r.request().method()} ${path(r)} ${r.status()}`));
+  shop.on('console', (m) => trail.push(`console ${m.type()}: ${m.text()}`));
+  const tokenCalls = [];
+  shop.on('request', (r) => { if (path(r) === '/oidc/oauth/token') tokenCalls.push(new URLSearchParams(r.postData() || '').get('grant_type')); });
+
+  const email = `browser-${Date.now()}@example.com`;
+  const password = 'correct-horse-battery';
   await shop.goto(gateway + '/');
-  await shop.fill('input[name=email]', `browser-${Date.now()}@example.com`);
-  await shop.fill('input[name=password]', 'correct-horse-battery');
-  await shop.fill('input[name=name]', 'Brooke Browser');
-  await shop.check('input[name=register]');
-  await shop.click('#signin-form button[type=submit]');
+  await shop.fill('#signup-form input[name=email]', email);
+  await shop.fill('#signup-form input[name=password]', password);
+  await shop.fill('#signup-form input[name=name]', 'Brooke Browser');
+  await shop.click('#signup-form button[type=submit]');
+  // The provider's sign-in page, for the storefront, starting with the new email.
+  await shop.waitForURL((u) => u.pathname === '/oidc/login', { timeout: 10000 })
+    .catch(async () => fail(`no sign-in page after sign-up: at ${shop.url()}, ${await shop.textContent('#signup-error')}`));
+  findings.provider = { heading: await shop.textContent('h1'), client: await shop.textContent('p strong'), email: await shop.inputValue('#email') };
+  await shop.fill('#password', password);
+  await shop.click('button[type=submit]');
+  // Back in the storefront, signed in: only a finished exchange names the customer.
+  await shop.waitForFunction((e) => document.getElementById('who').textContent === e, email, { timeout: 10000 })
+    .catch(async () => fail(`not signed in after the provider's page: at ${shop.url()}, ` +
+      `${await shop.textContent('#signin-error')}\n${trail.join('\n')}`));
+  findings.signedInAs = await shop.textContent('#who');
+  findings.addressAfterSignIn = shop.url();
+  findings.pendingAfterSignIn = await shop.evaluate(() => sessionStorage.getItem('switchyard.storefront.pending'));
+  findings.tokenCallsAtSignIn = [...tokenCalls];
+  const first = await tokens();
+
   await shop.waitForSelector('#products .product button', { timeout: 10000 });
   await shop.click('#products .product button >> nth=0');
   await shop.selectOption('#card', '4242424242424242');
@@ -51,7 +83,91 @@ try {
   findings.events = await shop.$$eval('#events li', (lis) => lis.map((li) => li.textContent));
   await shop.screenshot({ path: join(artifacts, 'storefront-confirmed.png'), fullPage: true });
 
+  // The access token lives 15 minutes; 14½ minutes on, the page has renewed it.
+  await shopContext.clock.fastForward('14:30');
+  await shop.waitForSelector('#session[data-renewals="1"]', { timeout: 10000 })
+    .catch(async () => fail(`the session was not renewed: ${await shop.textContent('#session')}, token calls ${tokenCalls}`));
+  const renewed = await tokens();
+  findings.renewal = {
+    session: await shop.textContent('#session'),
+    newAccessToken: renewed.access_token !== first.access_token,
+    newRefreshToken: renewed.refresh_token !== first.refresh_token && renewed.refresh_token !== '',
+    tokenCalls: [...tokenCalls],
+  };
+  // The customer's orders, read again, with the renewed token.
+  const loads = Number(await shop.getAttribute('#orders', 'data-loads'));
+  const [listed] = await Promise.all([
+    shop.waitForResponse((r) => path(r) === '/api/v1/orders' && r.request().method() === 'GET', { timeout: 10000 }),
+    shop.click('#orders-reload'),
+  ]);
+  await shop.waitForSelector(`#orders[data-loads="${loads + 1}"]`, { timeout: 10000 });
+  findings.ordersAfterRenewal = {
+    status: listed.status(),
+    withRenewedToken: (await listed.request().headerValue('authorization')) === 'Bearer ' + renewed.access_token,
+    listed: await shop.$$eval('#orders li[data-id]', (lis) => lis.map((li) => li.dataset.id)),
+  };
+
+  // Signing out revokes the refresh token at the provider: it no longer buys tokens.
+  await shop.click('#signout');
+  await shop.waitForSelector('#signed-out:not([hidden])', { timeout: 10000 });
+  findings.signedOut = { who: await shop.textContent('#who'), tokens: await tokens(), shopHidden: await shop.isHidden('#shop') };
+  const refused = await fetch(gateway + '/oidc/oauth/token', {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: renewed.refresh_token, client_id: 'storefront' }),
+  });
+  findings.refreshAfterSignOut = { status: refused.status, error: (await refused.json()).error };
+
+  // A sign-in answer whose state was tampered with on its way back is refused,
+  // before its code is ever exchanged.
+  // (The sign-in form's post is answered with a redirect to the provider's
+  // callback, which redirects to the storefront with the code: both are followed
+  // here and the last passed on with its state changed. A redirect's target is
+  // never routed, the form's post is.)
+  await shop.route((u) => u.pathname === '/oidc/login', async (route) => {
+    if (route.request().method() !== 'POST') return route.continue();
+    const signedIn = await route.fetch({ maxRedirects: 0 });
+    const callback = new URL(signedIn.headers().location || '/', route.request().url());
+    if (callback.pathname !== '/oidc/authorize/callback') return route.fulfill({ response: signedIn });
+    const sent = await shop.request.get(callback.toString(), { maxRedirects: 0 });
+    const back = new URL(sent.headers().location || '/', callback);
+    if (!back.searchParams.has('code')) fail(`the provider's callback did not send a code: ${sent.status()} ${back}`);
+    back.searchParams.set('state', 'tampered-' + back.searchParams.get('state'));
+    return route.fulfill({ status: 302, headers: { Location: back.toString() } });
+  });
+  tokenCalls.length = 0;
+  trail.length = 0;
+  await shop.click('#signin-start');
+  await shop.waitForURL((u) => u.pathname === '/oidc/login', { timeout: 10000 });
+  await shop.fill('#email', email);
+  await shop.fill('#password', password);
+  await shop.click('button[type=submit]');
+  await shop.waitForFunction(() => document.getElementById('signin-error').textContent !== '', null, { timeout: 10000 })
+    .catch(async () => fail(`no refusal of a tampered state: at ${shop.url()}\n${trail.join('\n')}`));
+  findings.tampered = {
+    error: await shop.textContent('#signin-error'),
+    address: shop.url(),
+    tokenCalls: [...tokenCalls],
+    tokens: await tokens(),
+    shopHidden: await shop.isHidden('#shop'),
+  };
+  await shop.screenshot({ path: join(artifacts, 'storefront-tampered-state.png'), fullPage: true });
+  await shop.unroute(() => true);
+
+  // An error the provider sends back (with the right state) is told as it is.
+  const [authorize] = await Promise.all([
+    shop.waitForRequest((r) => path(r) === '/oidc/authorize', { timeout: 10000 }),
+    shop.click('#signin-start'),
+  ]);
+  await shop.waitForURL((u) => u.pathname === '/oidc/login', { timeout: 10000 });
+  const state = new URL(authorize.url()).searchParams.get('state');
+  await shop.goto(gateway + '/?' + new URLSearchParams({ error: 'access_denied', error_description: 'the user did not allow it', state }));
+  await shop.waitForFunction(() => document.getElementById('signin-error').textContent.includes('access_denied'), null, { timeout: 10000 })
+    .catch(async () => fail(`the provider's error was not told: ${await shop.textContent('#signin-error')}`));
+  findings.denied = await shop.textContent('#signin-error');
+
   // 2. The dashboard.
+  const context = await browser.newContext({ viewport: { width: 1400, height: 1000 } });
   const ui = await context.newPage();
   watch(ui, 'dashboard');
   await ui.goto(gateway + '/ui/');
