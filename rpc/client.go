@@ -9,7 +9,9 @@
 // Instances come from a discovery.Resolver that the client watches; the balancer
 // picks one per attempt (a retry may land elsewhere) and learns from each outcome.
 // The same client serves REST (HTTP/1.1; use HTTPClient) and gRPC (HTTP/2 without
-// TLS; hand HTTPClient to a connect-go client with connect.WithGRPC()).
+// TLS; hand HTTPClient to a connect-go client with connect.WithGRPC()). Under
+// mutual TLS (ClientConfig.TLS) both go over TLS instead — HTTP/1.1 and HTTP/2 —
+// and the certificate stands in for the service token.
 //
 // Deadlines propagate: gRPC carries grpc-timeout (connect-go sets it from the
 // context); REST carries the remaining milliseconds in X-Request-Timeout-Ms, which
@@ -23,6 +25,7 @@ package rpc
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -71,6 +74,9 @@ type ClientConfig struct {
 	Policy resilience.Config
 	// Tokens, when set, sends a service token with every call.
 	Tokens *authn.ServiceTokens
+	// TLS, when set, calls the dependency over TLS with this configuration (mutual
+	// TLS: see authn.Certificates.ClientTLS), https on the wire [plain HTTP].
+	TLS *tls.Config
 	// Tracer starts the client span [no tracing].
 	Tracer trace.Tracer
 	// Propagator injects trace context [W3C trace context + baggage].
@@ -90,6 +96,7 @@ type Client struct {
 	http      *http.Client
 	spanStart []trace.SpanStartOption
 	spanNames map[string]string
+	scheme    string // of every attempt: http, or https over TLS
 }
 
 // NewClient builds the client and resolves the dependency once, so that it can be
@@ -110,7 +117,9 @@ func NewClient(ctx context.Context, cfg ClientConfig) (*Client, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	if cfg.Transport == nil {
+	if cfg.Transport == nil && cfg.TLS != nil {
+		cfg.Transport = NewTLSTransport(cfg.Protocol, cfg.TLS)
+	} else if cfg.Transport == nil {
 		cfg.Transport = NewTransport(cfg.Protocol)
 	}
 	cfg.Policy.Dependency = cfg.Service
@@ -121,6 +130,10 @@ func NewClient(ctx context.Context, cfg ClientConfig) (*Client, error) {
 	c := &Client{cfg: cfg, bal: balancer.New(cfg.Balancer), policy: policy, base: cfg.Transport,
 		spanStart: []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindClient),
 			trace.WithAttributes(attribute.String("peer.service", cfg.Service), attribute.String("rpc.system", rpcSystem(cfg.Protocol)))}}
+	c.scheme = "http"
+	if cfg.TLS != nil {
+		c.scheme = "https"
+	}
 	c.spanNames = map[string]string{}
 	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodHead} {
 		c.spanNames[m] = cfg.Service + " " + m
@@ -149,6 +162,22 @@ func NewTransport(p Protocol) *http.Transport {
 		protocols.SetUnencryptedHTTP2(true)
 		t.Protocols = &protocols
 	}
+	return t
+}
+
+// NewTLSTransport returns NewTransport's tuning over TLS with cfg: HTTP/1.1 for
+// REST, HTTP/2 for gRPC.
+func NewTLSTransport(p Protocol, cfg *tls.Config) *http.Transport {
+	t := NewTransport(p)
+	t.TLSClientConfig = cfg.Clone()
+	t.TLSHandshakeTimeout = 5 * time.Second
+	var protocols http.Protocols
+	if p == GRPC {
+		protocols.SetHTTP2(true)
+	} else {
+		protocols.SetHTTP1(true)
+	}
+	t.Protocols = &protocols
 	return t
 }
 
@@ -253,7 +282,7 @@ func (c *Client) prepare(try *http.Request, addr string) (*http.Request, error) 
 	ctx := try.Context()
 	r := try
 	u := *r.URL
-	u.Scheme, u.Host = "http", addr
+	u.Scheme, u.Host = c.scheme, addr
 	try.URL, try.Host = &u, addr
 	h := make(http.Header, len(r.Header)+4)
 	for k, v := range r.Header {
