@@ -120,11 +120,15 @@ type Options struct {
 // Environment variables through which a process receives what is not in the
 // platform's declaration.
 const (
-	EnvServiceKey  = "SWITCHYARD_SERVICE_KEY"    // path of the service's PEM Ed25519 key
-	EnvTrustBundle = "SWITCHYARD_TRUST_BUNDLE"   // path of the bundle of every service's public key
-	EnvAdvertise   = "SWITCHYARD_ADVERTISE_ADDR" // the address to register under, when listening on 0.0.0.0
-	EnvTraceHub    = "SWITCHYARD_TRACE_HUB"      // base URL of `switchyard up`'s trace and log hub
-	EnvProfiling   = "SWITCHYARD_PPROF"          // 1 mounts Go's profiler at /debug/pprof/
+	EnvServiceKey  = "SWITCHYARD_SERVICE_KEY"  // path of the service's PEM Ed25519 key
+	EnvTrustBundle = "SWITCHYARD_TRUST_BUNDLE" // path of the bundle of every service's public key
+	// Under mutual TLS (security.service_tls: mutual), in place of the two above:
+	EnvServiceCert    = "SWITCHYARD_SERVICE_CERT"     // path of the service's PEM certificate (a Secret's tls.crt)
+	EnvServiceCertKey = "SWITCHYARD_SERVICE_CERT_KEY" // path of its PEM private key (tls.key) [the certificate's file]
+	EnvServiceCA      = "SWITCHYARD_SERVICE_CA"       // path of the PEM bundle of trusted CAs (ca.crt)
+	EnvAdvertise      = "SWITCHYARD_ADVERTISE_ADDR"   // the address to register under, when listening on 0.0.0.0
+	EnvTraceHub       = "SWITCHYARD_TRACE_HUB"        // base URL of `switchyard up`'s trace and log hub
+	EnvProfiling      = "SWITCHYARD_PPROF"            // 1 mounts Go's profiler at /debug/pprof/
 )
 
 // Serve builds svc and runs it until ctx ends, then drains it.

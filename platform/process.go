@@ -3,6 +3,7 @@ package platform
 import (
 	"cmp"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -62,6 +63,7 @@ type Process struct {
 	registry   discovery.Registry
 	resolver   discovery.Resolver
 	tokens     *authn.ServiceTokens
+	certs      *authn.Certificates // under mutual TLS, in place of tokens
 	callers    *authn.ServiceVerifier
 	users      *authn.Verifier
 	resilience *resilience.Metrics
@@ -246,11 +248,15 @@ func (p *Process) register(ctx context.Context, addr string) (func(context.Conte
 	return func(ctx context.Context) error { return reg.Register(ctx, inst) }, nil
 }
 
-// identity loads the service's key and the trust bundle: from the paths the
-// environment names, else from <data dir>/identity (which `switchyard up` fills).
+// identity loads the service's key and the trust bundle — or, under mutual TLS, its
+// certificate and the CA bundle: from the paths the environment names, else from
+// <data dir>/identity (which `switchyard up` fills).
 func (p *Process) identity() error {
-	if p.tokens != nil {
+	if p.callers != nil {
 		return nil
+	}
+	if p.Config.Security.TLS.Mutual() {
+		return p.certificates()
 	}
 	keyPath, bundlePath := p.getenv(EnvServiceKey), p.getenv(EnvTrustBundle)
 	dir := filepath.Join(p.Config.DataDir, "identity")
@@ -273,7 +279,37 @@ func (p *Process) identity() error {
 	return nil
 }
 
-// Tokens is the service's source of service tokens, for its calls.
+// certificates loads the service's certificate under mutual TLS: the certificate,
+// its key and the CA bundle from the files the environment names, else
+// <data dir>/identity/<service>.pem (certificate and key) and ca.crt. They are read
+// again when they change.
+func (p *Process) certificates() error {
+	dir := filepath.Join(p.Config.DataDir, "identity")
+	cert := cmp.Or(p.getenv(EnvServiceCert), filepath.Join(dir, authn.CertFile(p.Name)))
+	key := cmp.Or(p.getenv(EnvServiceCertKey), cert)
+	ca := cmp.Or(p.getenv(EnvServiceCA), filepath.Join(dir, authn.CACertFile))
+	certs, err := authn.LoadCertificates(authn.CertConfig{Service: p.Name, TrustDomain: p.Config.Security.TLS.Domain(),
+		Cert: cert, Key: key, CA: ca, Logger: p.Log})
+	if err != nil {
+		return fmt.Errorf("%w (security.service_tls is mutual: switchyard up issues the certificates; otherwise set %s, %s and %s)",
+			err, EnvServiceCert, EnvServiceCertKey, EnvServiceCA)
+	}
+	p.certs = certs
+	p.callers = authn.NewPeerVerifier(p.Name, certs.TrustDomain(), p.Config.Callers(p.Name))
+	return nil
+}
+
+// Certificates is the service's certificate under mutual TLS
+// (security.service_tls: mutual), nil otherwise.
+func (p *Process) Certificates() (*authn.Certificates, error) {
+	if err := p.identity(); err != nil {
+		return nil, err
+	}
+	return p.certs, nil
+}
+
+// Tokens is the service's source of service tokens, for its calls; nil under mutual
+// TLS, where the certificate proves the caller instead.
 func (p *Process) Tokens() (*authn.ServiceTokens, error) {
 	if err := p.identity(); err != nil {
 		return nil, err
@@ -281,8 +317,8 @@ func (p *Process) Tokens() (*authn.ServiceTokens, error) {
 	return p.tokens, nil
 }
 
-// Callers verifies the service token of each call to this service, admitting
-// exactly its declared callers: the services that declare it as a dependency, and
+// Callers verifies the service token (under mutual TLS: the certificate) of each
+// call to this service, admitting exactly its declared callers: the services that declare it as a dependency, and
 // the gateway when a route leads to it.
 func (p *Process) Callers() (*authn.ServiceVerifier, error) {
 	if err := p.identity(); err != nil {
@@ -342,6 +378,12 @@ func (p *Process) Client(ctx context.Context, dependency string, opts ...ClientO
 	if err != nil {
 		return nil, err
 	}
+	var clientTLS *tls.Config
+	if p.certs != nil {
+		// Over mutual TLS, through rpc's TLS transport: a plain one (the gateway's
+		// Wire) cannot carry it.
+		clientTLS, transport = p.certs.ClientTLS(dependency), nil
+	}
 	if p.resilience == nil {
 		if p.resilience, err = resilience.NewMetrics(p.Metrics.Registry); err != nil {
 			return nil, err
@@ -360,6 +402,7 @@ func (p *Process) Client(ctx context.Context, dependency string, opts ...ClientO
 		}},
 		Policy:     policy,
 		Tokens:     tokens,
+		TLS:        clientTLS,
 		Transport:  transport,
 		Tracer:     p.Tracing.Tracer("switchyard/rpc"),
 		Propagator: p.Tracing.Propagator,
@@ -416,14 +459,40 @@ func (p *Process) GRPC(db *store.DB, services ...rpc.GRPCService) (*Component, e
 }
 
 // server makes the HTTP server of the component, listening.
+//
+// Under mutual TLS a service that others call takes TLS on its port, and its whole
+// application only from its declared callers: a certificate of any other fails the
+// handshake, and a request without one (plain HTTP, or TLS with no certificate) is
+// refused before any handler — only /livez, /readyz and /metrics answer it, for
+// probes and scrapers. A process nobody calls (the gateway, an entry point) is an
+// edge and keeps plain HTTP; its own calls go over mutual TLS.
 func (p *Process) server(comp *Component, opt Options) (*server.Server, error) {
+	app := comp.Handler
+	var serverTLS *tls.Config
+	if callers := p.Config.Callers(p.Name); p.Config.Security.TLS.Mutual() && len(callers) > 0 {
+		verifier, err := p.Callers()
+		if err != nil {
+			return nil, err
+		}
+		serverTLS = p.certs.ServerTLS(callers)
+		problems := problem.Writer{Log: p.Log, RequestID: telemetry.RequestID}
+		grpcFail := rpc.WriteError(problems)
+		fail := func(w http.ResponseWriter, r *http.Request, err error) {
+			if strings.HasPrefix(r.Header.Get("Content-Type"), "application/grpc") {
+				grpcFail(w, r, err) // a gRPC client reads a status, not a document
+				return
+			}
+			problems.Write(w, r, err)
+		}
+		app = verifier.RequireService(fail, app)
+	}
 	handler := telemetry.Middleware(telemetry.HTTPConfig{
 		Logger: p.Log, Tracer: p.Tracing.Tracer("switchyard/" + p.Name), Propagator: p.Tracing.Propagator,
 		Metrics: p.Metrics, Untraced: comp.Untraced,
-	})(rpc.Deadline(comp.Handler))
+	})(rpc.Deadline(app))
 	addr := cmp.Or(opt.Listen, p.Declared.Listen)
 	srv := server.New(server.Config{Addr: addr, DrainDelay: opt.DrainDelay, MaxHeaderBytes: comp.MaxHeaderBytes,
-		Profiling: p.getenv(EnvProfiling) == "1"}, handler, p.Metrics.Handler(), p.Log)
+		Profiling: p.getenv(EnvProfiling) == "1", TLS: serverTLS}, handler, p.Metrics.Handler(), p.Log)
 	for check, fn := range comp.Checks {
 		srv.AddCheck(check, fn)
 	}
