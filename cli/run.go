@@ -125,6 +125,8 @@ func (a *App) commands() []Command {
 		{Name: "broker", Summary: "run the NATS JetStream broker that up embeds, on its own (for several serve processes, or a cluster on loopback)",
 			Usage: "broker [--listen host:port] [--store dir] [--token T] [--sync always|1s] [--cluster name --cluster-listen host:port --routes a,b]", Run: cmdBroker},
 		{Name: "events", Summary: "inspect, replay and purge dead letters; tail events as they flow", Usage: eventsUsage, Run: cmdEvents},
+		{Name: "certs", Summary: "under mutual TLS, replace the services' certificates now from the local stack's CA (up renews them itself; services take them up without restarting)",
+			Usage: certsUsage, Run: cmdCerts},
 		{Name: "check", Summary: "verify the platform's invariants from the services' own data (exit 1 when one breaks)",
 			Usage: "check [--config path] [--wait 30s] [--accepted file]", Run: cmdCheck},
 		{Name: "faults", Summary: "run a fault scenario — the platform, a load, faults at times or drawn from a seed, what must hold — and report (exit 1 when an assertion fails)",

@@ -116,6 +116,12 @@ func cmdUp(ctx context.Context, e *Env, args []string) error {
 	if err != nil {
 		return err
 	}
+	if cfg.Security.TLS.Mutual() {
+		// ... and, under mutual TLS, a certificate from the stack's CA, kept current.
+		if err := keepCertificates(ctx, identityDir, cfg, log); err != nil {
+			return err
+		}
+	}
 	hub, hubURL, stopHub, err := startHub(cfg.Telemetry.Hub, log)
 	if err != nil {
 		return err

@@ -60,7 +60,9 @@ func cmdLoad(ctx context.Context, e *cli.Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	if *viaGateway || *target != "" {
+	// Under mutual TLS the services admit only each other: customers come through
+	// the gateway.
+	if *viaGateway || *target != "" || cfg.Security.TLS.Mutual() {
 		base := strings.TrimSuffix(*target, "/")
 		if base == "" {
 			if cfg.Gateway == nil {
