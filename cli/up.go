@@ -118,7 +118,9 @@ func cmdUp(ctx context.Context, e *Env, args []string) error {
 	}
 	if cfg.Security.TLS.Mutual() {
 		// ... and, under mutual TLS, a certificate from the stack's CA, kept current.
-		if err := keepCertificates(ctx, identityDir, cfg, log); err != nil {
+		certCtx, stopCerts := context.WithCancel(ctx)
+		defer stopCerts()
+		if err := keepCertificates(certCtx, identityDir, cfg, log); err != nil {
 			return err
 		}
 	}
