@@ -31,8 +31,10 @@ type Cache interface {
 
 // Memory is an in-process LRU cache with expiry. Safe for concurrent use.
 type Memory struct {
-	max int
-	now func() time.Time
+	max      int
+	maxBytes int
+	now      func() time.Time
+	bytes    int // of keys and values held
 
 	mu    sync.Mutex
 	order *list.List // front: most recently used
@@ -53,6 +55,29 @@ func NewMemory(maxEntries int) *Memory {
 	return &Memory{max: maxEntries, now: time.Now, order: list.New(), items: map[string]*list.Element{}}
 }
 
+// WithMaxBytes bounds the keys and values held, in total, as well; the least
+// recently used go first. It returns m.
+func (m *Memory) WithMaxBytes(n int) *Memory {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.maxBytes = n
+	m.evict()
+	return m
+}
+
+func (m *Memory) evict() {
+	for m.order.Len() > m.max || (m.maxBytes > 0 && m.bytes > m.maxBytes && m.order.Len() > 0) {
+		m.remove(m.order.Back())
+	}
+}
+
+func (m *Memory) remove(el *list.Element) {
+	e := el.Value.(*entry)
+	m.order.Remove(el)
+	delete(m.items, e.key)
+	m.bytes -= len(e.key) + len(e.value)
+}
+
 // Get implements Cache.
 func (m *Memory) Get(_ context.Context, key string) ([]byte, bool, error) {
 	m.mu.Lock()
@@ -63,8 +88,7 @@ func (m *Memory) Get(_ context.Context, key string) ([]byte, bool, error) {
 	}
 	e := el.Value.(*entry)
 	if !m.now().Before(e.expires) {
-		m.order.Remove(el)
-		delete(m.items, key)
+		m.remove(el)
 		return nil, false, nil
 	}
 	m.order.MoveToFront(el)
@@ -77,16 +101,14 @@ func (m *Memory) Set(_ context.Context, key string, value []byte, ttl time.Durat
 	defer m.mu.Unlock()
 	if el, ok := m.items[key]; ok {
 		e := el.Value.(*entry)
+		m.bytes += len(value) - len(e.value)
 		e.value, e.expires = value, m.now().Add(ttl)
 		m.order.MoveToFront(el)
-		return nil
+	} else {
+		m.items[key] = m.order.PushFront(&entry{key: key, value: value, expires: m.now().Add(ttl)})
+		m.bytes += len(key) + len(value)
 	}
-	m.items[key] = m.order.PushFront(&entry{key: key, value: value, expires: m.now().Add(ttl)})
-	for m.order.Len() > m.max {
-		oldest := m.order.Back()
-		m.order.Remove(oldest)
-		delete(m.items, oldest.Value.(*entry).key)
-	}
+	m.evict()
 	return nil
 }
 
@@ -96,8 +118,7 @@ func (m *Memory) Delete(_ context.Context, keys ...string) error {
 	defer m.mu.Unlock()
 	for _, k := range keys {
 		if el, ok := m.items[k]; ok {
-			m.order.Remove(el)
-			delete(m.items, k)
+			m.remove(el)
 		}
 	}
 	return nil

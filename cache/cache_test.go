@@ -96,3 +96,27 @@ func TestAFailingCacheIsBypassed(t *testing.T) {
 	}
 	_ = fmt.Sprint()
 }
+
+func TestMemoryHoldsToItsByteBudget(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	m := cache.NewMemory(100).WithMaxBytes(250)
+	for i := range 5 {
+		m.Set(ctx, fmt.Sprintf("k%d", i), make([]byte, 98), time.Hour) // 100 bytes with the key
+	}
+	if m.Len() != 2 {
+		t.Errorf("%d entries of 100 bytes in a budget of 250", m.Len())
+	}
+	if _, ok, _ := m.Get(ctx, "k4"); !ok {
+		t.Error("the newest entry was evicted")
+	}
+	m.Set(ctx, "k4", make([]byte, 8), time.Hour) // replaced by a smaller value
+	m.Set(ctx, "k5", make([]byte, 98), time.Hour)
+	if m.Len() != 3 {
+		t.Errorf("%d entries after shrinking one, want 3", m.Len())
+	}
+	m.Set(ctx, "huge", make([]byte, 1000), time.Hour) // over the budget alone: nothing else survives, nor it
+	if m.Len() != 0 {
+		t.Errorf("%d entries after one larger than the budget", m.Len())
+	}
+}

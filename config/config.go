@@ -406,10 +406,46 @@ type Route struct {
 	// Transform rewrites the route's requests and answers: headers, query, path,
 	// JSON body fields, the answer's shape.
 	Transform *transform.Spec `yaml:"transform"`
+	// Cache keeps the route's answers to GET and HEAD requests in the gateway (in
+	// Redis when REDIS_URL is set, shared by its replicas).
+	Cache *RouteCache `yaml:"cache"`
 	// Objective is the share of the route's requests that must succeed, its error
 	// budget being the rest; `switchyard lint` holds the route's fan-out to it
 	// [0.999].
 	Objective float64 `yaml:"objective"`
+}
+
+// RouteCache is a route's response cache. The service's Cache-Control says what
+// is kept and for how long, unless Override; every caller with a verified token
+// has answers of their own.
+type RouteCache struct {
+	// MaxAge is how long an answer is fresh when the service does not say [kept
+	// only as the service says].
+	MaxAge Duration `yaml:"max_age"`
+	// Override makes max_age and stale_if_error win over the service's Cache-Control.
+	Override bool `yaml:"override"`
+	// StaleIfError is how long past its freshness an answer may stand in for a
+	// failing service [the service's stale-if-error, else none].
+	StaleIfError Duration `yaml:"stale_if_error"`
+	// Vary names the request headers that select a variant (Accept-Language).
+	Vary []string `yaml:"vary"`
+	// MaxEntryBytes is the largest answer kept [1 MiB].
+	MaxEntryBytes int `yaml:"max_entry_bytes"`
+	// Invalidate drops the paths an event names, at once and again once the
+	// services that consume it have had time to (settle).
+	Invalidate []Invalidation `yaml:"invalidate"`
+}
+
+// Invalidation is an event that outdates cached answers.
+type Invalidation struct {
+	// Event is the event type, e.g. inventory.stock.changed.v1.
+	Event string `yaml:"event"`
+	// Paths are public paths under the route's prefix; {subject} is the event's
+	// subject (its aggregate id), path-escaped.
+	Paths []string `yaml:"paths"`
+	// Settle is when the paths are dropped a second time, for answers a service
+	// gave before it had applied the event itself [2s]; 0 after defaults means once.
+	Settle *Duration `yaml:"settle"`
 }
 
 // RateLimit is requests per period per principal, with a burst.

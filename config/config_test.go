@@ -333,6 +333,30 @@ func TestBrokenConfigurationsAreReportedWithFileLineAndKey(t *testing.T) {
 			},
 		},
 		{
+			name: "cache mistakes",
+			src: minimal + `gateway:
+  routes:
+    - prefix: /api/v1/users
+      service: users
+      cache:
+        override: true
+        vary: [Authorization, "Bad Header"]
+        invalidate:
+          - event: inventory.stock.changed.v1
+            paths:
+              - /api/v1/products/{subject}
+              - /api/v1/users/{id}
+`,
+			want: []string{
+				"bad.yaml:10:9: gateway.routes.0.cache.override: overriding the service's Cache-Control needs a max_age",
+				"bad.yaml:11:16: gateway.routes.0.cache.vary.0: the caller is always part of the key",
+				"bad.yaml:11:31: gateway.routes.0.cache.vary.1: \"Bad Header\" is not a header name",
+				"bad.yaml:13:13: gateway.routes.0.cache.invalidate.0.event: no service publishes",
+				"bad.yaml:15:17: gateway.routes.0.cache.invalidate.0.paths.0: \"/api/v1/products/{subject}\" is not under the route's prefix",
+				"bad.yaml:16:17: gateway.routes.0.cache.invalidate.0.paths.1: \"/api/v1/users/{id}\" is a path whose only placeholder is {subject}",
+			},
+		},
+		{
 			name: "a disabled breaker with settings",
 			src: minimal + `  orders:
     listen: 127.0.0.1:8083

@@ -203,6 +203,14 @@ func (c *Config) applyDefaults() {
 		if c.Gateway.Routes[i].Auth == "" {
 			c.Gateway.Routes[i].Auth = "required"
 		}
+		if rc := c.Gateway.Routes[i].Cache; rc != nil {
+			for j := range rc.Invalidate {
+				if rc.Invalidate[j].Settle == nil {
+					settle := Duration(2 * time.Second)
+					rc.Invalidate[j].Settle = &settle
+				}
+			}
+		}
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 
 var (
 	serviceName = regexp.MustCompile(`^[a-z][a-z0-9-]{0,30}$`)
+	headerName  = regexp.MustCompile("^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
 	// EventType is the form of an event type: <domain>.<entity>.<past-tense verb>.v<N>.
 	EventType = regexp.MustCompile(`^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*\.v[1-9][0-9]*$`)
 )
@@ -492,6 +493,53 @@ func (c *Config) validateGateway(g *Gateway) Errors {
 			}
 			if r.Streaming && (!t.Response.Body.Empty() || t.Response.Template != nil) {
 				bad(key+".transform.response", "a streaming route's answers are never whole, so their bodies cannot be transformed")
+			}
+		}
+		if rc := r.Cache; rc != nil {
+			ckey := key + ".cache"
+			if r.Streaming {
+				bad(ckey, "a streaming route's answers are never whole, so they cannot be cached")
+			}
+			if rc.MaxAge.Std() < 0 {
+				bad(ckey+".max_age", "must not be negative")
+			}
+			if rc.StaleIfError.Std() < 0 {
+				bad(ckey+".stale_if_error", "must not be negative")
+			}
+			if rc.Override && rc.MaxAge.Std() <= 0 {
+				bad(ckey+".override", "overriding the service's Cache-Control needs a max_age")
+			}
+			if rc.MaxEntryBytes < 0 {
+				bad(ckey+".max_entry_bytes", "must not be negative")
+			}
+			for j, h := range rc.Vary {
+				if !headerName.MatchString(h) {
+					bad(fmt.Sprintf("%s.vary.%d", ckey, j), "%q is not a header name", h)
+				} else if strings.EqualFold(h, "Authorization") || strings.EqualFold(h, "Cookie") {
+					bad(fmt.Sprintf("%s.vary.%d", ckey, j), "the caller is always part of the key; varying on the raw %s would keep a copy per token", h)
+				}
+			}
+			for j, inv := range rc.Invalidate {
+				ikey := fmt.Sprintf("%s.invalidate.%d", ckey, j)
+				if !EventType.MatchString(inv.Event) {
+					bad(ikey+".event", "%q is not an event type <domain>.<entity>.<past-tense verb>.v<N>", inv.Event)
+				} else if !c.published(inv.Event) {
+					bad(ikey+".event", "no service publishes %q", inv.Event)
+				}
+				if len(inv.Paths) == 0 {
+					bad(ikey+".paths", "name the public paths the event outdates")
+				}
+				for k, path := range inv.Paths {
+					rest := strings.ReplaceAll(path, "{subject}", "x")
+					if path != r.Prefix && !strings.HasPrefix(path, strings.TrimSuffix(r.Prefix, "/")+"/") {
+						bad(fmt.Sprintf("%s.paths.%d", ikey, k), "%q is not under the route's prefix %s", path, r.Prefix)
+					} else if strings.ContainsAny(rest, "{}?# ") {
+						bad(fmt.Sprintf("%s.paths.%d", ikey, k), "%q is a path whose only placeholder is {subject}", path)
+					}
+				}
+				if inv.Settle != nil && inv.Settle.Std() < 0 {
+					bad(ikey+".settle", "must not be negative")
+				}
 			}
 		}
 		if cn := r.Canary; cn != nil {

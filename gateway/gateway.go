@@ -47,6 +47,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/switchyard/switchyard/authn"
+	"github.com/switchyard/switchyard/cache"
 	"github.com/switchyard/switchyard/gateway/transform"
 	"github.com/switchyard/switchyard/problem"
 	"github.com/switchyard/switchyard/telemetry"
@@ -128,6 +129,8 @@ type Route struct {
 	Canary *Canary
 	// Handler serves the route in the gateway itself (aggregation, admin, documents).
 	Handler http.Handler
+	// Cache keeps the route's answers to safe requests [none]; see Caching.
+	Cache *Caching
 	// Transform rewrites the route's requests and answers [nothing]; see package
 	// transform.
 	Transform *transform.Rules
@@ -154,6 +157,11 @@ type Config struct {
 	Logger *slog.Logger
 	// Metrics registers the gateway's counters [none].
 	Metrics prometheus.Registerer
+	// Cache stores the answers of routes with Caching [in process, 10,000 entries];
+	// a cache.Redis shares them between replicas.
+	Cache cache.Cache
+	// Now is the clock of cache freshness [time.Now].
+	Now func() time.Time
 }
 
 // Gateway is an http.Handler; put it behind telemetry.Middleware.
@@ -186,6 +194,12 @@ func New(cfg Config) (*Gateway, error) {
 	}
 	if cfg.MaxHeaderBytes <= 0 {
 		cfg.MaxHeaderBytes = 32 << 10
+	}
+	if cfg.Cache == nil {
+		cfg.Cache = cache.NewMemory(10_000)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
 	}
 	g := &Gateway{cfg: cfg, mux: http.NewServeMux(),
 		pw:      problem.Writer{Log: cfg.Logger, RequestID: telemetry.RequestID},
@@ -263,6 +277,11 @@ func (g *Gateway) prepare(rt *route) error {
 	}
 	return nil
 }
+
+// name is the route's name in metrics.
+func (rt *route) name() string { return rt.Prefix + rt.Pattern }
+
+func (g *Gateway) now() time.Time { return g.cfg.Now() }
 
 // ServeHTTP implements http.Handler.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -359,6 +378,15 @@ func (g *Gateway) serveRoute(w http.ResponseWriter, r *http.Request, rt *route) 
 	ctx, cancel := context.WithTimeout(r.Context(), rt.Timeout)
 	defer cancel()
 	r = r.WithContext(ctx)
+	if rt.Cache != nil {
+		cw, answered := (*cacheWriter)(nil), false
+		if w, cw, answered = g.serveCached(w, r, rt, principal); answered {
+			return
+		}
+		if cw != nil {
+			defer cw.finish()
+		}
+	}
 	if rt.Transform != nil {
 		var ok bool
 		if r, ok = g.transformRequest(w, r, rt); !ok {

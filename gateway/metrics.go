@@ -6,6 +6,7 @@ type metrics struct {
 	rejected *prometheus.CounterVec
 	limit    prometheus.Gauge
 	canary   *prometheus.CounterVec
+	cache    *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -22,9 +23,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "gateway_routed_total",
 			Help: "Requests passed on, by route and side (stable or canary).",
 		}, []string{"route", "side"}),
+		cache: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gateway_cache_requests_total",
+			Help: "Safe requests on cached routes, by route and result: hit (answered from the cache), miss (passed on), stale (a stale entry answered for a failing service), bypass (not cacheable: no-store asked, or unverified credentials).",
+		}, []string{"route", "result"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.rejected, m.limit, m.canary)
+		reg.MustRegister(m.rejected, m.limit, m.canary, m.cache)
 	}
 	return m
 }

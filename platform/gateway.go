@@ -16,8 +16,10 @@ import (
 
 	"github.com/switchyard/switchyard/authn"
 	"github.com/switchyard/switchyard/bus"
+	"github.com/switchyard/switchyard/cache"
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/discovery"
+	"github.com/switchyard/switchyard/event"
 	"github.com/switchyard/switchyard/gateway"
 	"github.com/switchyard/switchyard/gateway/transform"
 	"github.com/switchyard/switchyard/internal/web"
@@ -101,6 +103,10 @@ func buildGateway(ctx context.Context, p *Process, opt GatewayOptions) (*Compone
 			}
 			route.Transform = rules
 		}
+		if rc := r.Cache; rc != nil {
+			route.Cache = &gateway.Caching{MaxAge: rc.MaxAge.Std(), Override: rc.Override, StaleIfError: rc.StaleIfError.Std(),
+				Vary: rc.Vary, MaxEntryBytes: rc.MaxEntryBytes}
+		}
 		if rl := r.RateLimit; rl != nil {
 			route.RateLimit = gateway.Limit{Rate: rl.Requests, Per: rl.Per.Std(), Burst: rl.Burst, FailOpen: rl.OnRedisError != "closed"}
 		}
@@ -177,6 +183,15 @@ func buildGateway(ctx context.Context, p *Process, opt GatewayOptions) (*Compone
 	}
 
 	var limiter gateway.Limiter = gateway.NewLocal()
+	var answers cache.Cache = cache.NewMemory(10_000).WithMaxBytes(64 << 20)
+	if p.Config.Redis.URL != "" {
+		shared, err := cache.NewRedis(ctx, p.Config.Redis.URL, "switchyard:gateway:")
+		if err != nil {
+			return nil, err
+		}
+		p.OnClose(func() { _ = shared.Close() })
+		answers = shared
+	}
 	if p.Config.Redis.URL != "" {
 		opts, err := redis.ParseURL(p.Config.Redis.URL)
 		if err != nil {
@@ -199,8 +214,12 @@ func buildGateway(ctx context.Context, p *Process, opt GatewayOptions) (*Compone
 		CORS:     gateway.CORS{AllowedOrigins: g.CORS.AllowedOrigins, MaxAge: g.CORS.MaxAge.Std()},
 		Logger:   p.Log,
 		Metrics:  p.Metrics.Registry,
+		Cache:    answers,
 	})
 	if err != nil {
+		return nil, err
+	}
+	if err := invalidateOnEvents(p, gw, g.Routes); err != nil {
 		return nil, err
 	}
 	// The pages, their files and the dashboard's reads are not traced: a trace is a
@@ -209,6 +228,69 @@ func buildGateway(ctx context.Context, p *Process, opt GatewayOptions) (*Compone
 		return !strings.HasPrefix(r.URL.Path, "/api/") && !strings.HasPrefix(r.URL.Path, "/.well-known/")
 	}
 	return &Component{Handler: gw, MaxHeaderBytes: 256 << 10, Untraced: untraced}, nil
+}
+
+// tailer is a bus that delivers every new event to whoever listens, without a
+// consumer group (natsbus and kafkabus both are).
+type tailer interface {
+	Tail(ctx context.Context, domain, pattern string, fn func(subject string, e event.Event, raw []byte)) error
+}
+
+// invalidateOnEvents drops the cached paths the routes' invalidations name when
+// their events arrive. Every replica listens for itself, without a consumer group,
+// since each may hold answers in process; with the cache in Redis the second drop
+// costs nothing. An event missed while the gateway was away is bounded by the
+// entries' freshness, as any cache's is.
+func invalidateOnEvents(p *Process, gw *gateway.Gateway, routes []config.Route) error {
+	byType := map[string][]config.Invalidation{}
+	for _, r := range routes {
+		if r.Cache != nil {
+			for _, inv := range r.Cache.Invalidate {
+				byType[inv.Event] = append(byType[inv.Event], inv)
+			}
+		}
+	}
+	if len(byType) == 0 {
+		return nil
+	}
+	b, err := p.Bus()
+	if err != nil {
+		return fmt.Errorf("cached routes invalidate on events, which needs the event bus: %w", err)
+	}
+	tail, ok := b.(tailer)
+	if !ok {
+		return fmt.Errorf("cached routes invalidate on events, and the %T bus cannot deliver them to every replica", b)
+	}
+	for typ, invs := range byType {
+		t, _ := event.ParseType(typ) // validated with the configuration
+		pattern := t.Subject()
+		if p.Config.Broker.Kind == "kafka" {
+			pattern = t.Domain + "." + t.Entity + "." + t.Verb + "." // a type prefix
+		}
+		p.Go(func(ctx context.Context) error {
+			return tail.Tail(ctx, t.Domain, pattern, func(_ string, e event.Event, _ []byte) {
+				if e.Type != typ {
+					return
+				}
+				for _, inv := range invs {
+					paths := make([]string, len(inv.Paths))
+					for i, path := range inv.Paths {
+						paths[i] = strings.ReplaceAll(path, "{subject}", url.PathEscape(e.Subject))
+					}
+					drop := func() {
+						if err := gw.Invalidate(context.WithoutCancel(ctx), paths...); err != nil {
+							p.Log.Warn("cached answers could not be invalidated", "event", e.Type, "subject", e.Subject, "error", err.Error())
+						}
+					}
+					drop()
+					if inv.Settle != nil && inv.Settle.Std() > 0 {
+						time.AfterFunc(inv.Settle.Std(), drop)
+					}
+				}
+			})
+		})
+	}
+	return nil
 }
 
 // fixedUpstream is the client of a route to a fixed URL: the same stack, over a

@@ -9,6 +9,7 @@ package rest
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -108,10 +109,8 @@ func jsonKind(goKind string) string {
 
 // Write writes v as JSON with the given status.
 func Write(w http.ResponseWriter, status int, v any) {
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(v); err != nil {
-		// A value we built ourselves failed to encode: a programming error.
-		problem.WriteDetails(w, problem.From(fmt.Errorf("encode response: %w", err)))
+	buf, ok := encode(w, v)
+	if !ok {
 		return
 	}
 	h := w.Header()
@@ -119,6 +118,44 @@ func Write(w http.ResponseWriter, status int, v any) {
 	h.Set("Content-Length", strconv.Itoa(buf.Len()))
 	w.WriteHeader(status)
 	_, _ = w.Write(buf.Bytes())
+}
+
+// WriteCacheable writes a 200 JSON answer (body, already encoded) that caches may
+// keep as cacheControl says, with a strong ETag of its bytes; a request whose
+// If-None-Match holds that ETag is answered 304 without the body.
+func WriteCacheable(w http.ResponseWriter, r *http.Request, body []byte, cacheControl string) {
+	sum := sha256.Sum256(body)
+	etag := `"` + base64.RawURLEncoding.EncodeToString(sum[:12]) + `"`
+	h := w.Header()
+	h.Set("ETag", etag)
+	h.Set("Cache-Control", cacheControl)
+	for tag := range strings.SplitSeq(r.Header.Get("If-None-Match"), ",") {
+		if t := strings.TrimPrefix(strings.TrimSpace(tag), "W/"); t == etag || t == "*" {
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+	}
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(body)
+}
+
+// WriteCacheableValue is WriteCacheable for a value to encode.
+func WriteCacheableValue(w http.ResponseWriter, r *http.Request, v any, cacheControl string) {
+	if buf, ok := encode(w, v); ok {
+		WriteCacheable(w, r, buf.Bytes(), cacheControl)
+	}
+}
+
+func encode(w http.ResponseWriter, v any) (*bytes.Buffer, bool) {
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(v); err != nil {
+		// A value we built ourselves failed to encode: a programming error.
+		problem.WriteDetails(w, problem.From(fmt.Errorf("encode response: %w", err)))
+		return nil, false
+	}
+	return &buf, true
 }
 
 // NewRequest makes a request carrying body as JSON (none when body is nil), with

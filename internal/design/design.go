@@ -501,9 +501,24 @@ func (d *doc) gateway(in Input) {
 		if r.MaxBodyBytes > 0 {
 			notes = append(notes, fmt.Sprintf("body ≤ %d bytes", r.MaxBodyBytes))
 		}
+		if c := r.Cache; c != nil {
+			note := "cached as the service's Cache-Control says"
+			if c.Override {
+				note = fmt.Sprintf("cached %s (overriding the service)", c.MaxAge)
+			} else if c.MaxAge > 0 {
+				note += fmt.Sprintf(", else %s", c.MaxAge)
+			}
+			for _, inv := range c.Invalidate {
+				note += fmt.Sprintf("; `%s` drops %s", inv.Event, "`"+strings.Join(inv.Paths, "`, `")+"`")
+			}
+			notes = append(notes, note)
+		}
+		if r.Transform != nil {
+			notes = append(notes, "transformed (see its `transform` rules)")
+		}
 		d.f("| `%s` | %s | %s | %s | %s | %s |\n", r.Prefix, to, cmp.Or(r.Auth, "required"), cmp.Or(r.Timeout.Std(), 30*time.Second), limit, cmp.Or(strings.Join(notes, "; "), "—"))
 	}
-	d.f("\nRate limits apply per principal — the user, else the API key, else the client address — in process, or shared by every replica through Redis (GCRA). Requests are transformed only at the edges: the public prefix is mapped to the service's path, hop-by-hop headers are removed, a request id and the trace context are added.")
+	d.f("\nRate limits apply per principal — the user, else the API key, else the client address — in process, or shared by every replica through Redis (GCRA). Every request has the public prefix mapped to the service's path, hop-by-hop headers removed, a request id and the trace context added; routes with `transform` rules also rewrite headers, query, path and JSON fields as declared. Cached routes keep each signed-in caller's answers apart from everyone else's.")
 	if in.Notes.Gateway != "" {
 		d.f(" %s", in.Notes.Gateway)
 	}

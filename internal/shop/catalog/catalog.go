@@ -53,6 +53,11 @@ const (
 	MaxPageSize     = 100
 )
 
+// CacheControl is what caches (the gateway's) are told of product reads: fresh
+// for five seconds — availability is a read model, already a little behind — and
+// good for five minutes while the catalog is down. Each answer carries an ETag.
+const CacheControl = "public, max-age=5, stale-if-error=300"
+
 // Product is an item for sale.
 type Product struct {
 	ID          string `json:"id"`
@@ -218,7 +223,7 @@ func (s *Service) list(w http.ResponseWriter, r *http.Request) {
 		out.Items = out.Items[:page.Limit]
 		out.NextCursor = rest.EncodeCursor(out.Items[page.Limit-1].ID)
 	}
-	rest.Write(w, http.StatusOK, out)
+	rest.WriteCacheableValue(w, r, out, CacheControl)
 }
 
 func (s *Service) get(w http.ResponseWriter, r *http.Request) {
@@ -247,9 +252,7 @@ func (s *Service) get(w http.ResponseWriter, r *http.Request) {
 	} else {
 		w.Header().Set("X-Cache", "miss")
 	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(body) // shared with other readers of the cache: never modified
+	rest.WriteCacheable(w, r, body, CacheControl) // body is shared with the cache's other readers: only read
 }
 
 func productKey(id string) string { return "catalog:product:" + id }
