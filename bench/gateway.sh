@@ -3,7 +3,9 @@
 # small JSON backend directly, through Switchyard's gateway (passing requests on; on
 # net/http's transport instead of Wire; with every feature a production route has:
 # JWT verification, a rate limit, load shedding, tracing), through Caddy and through
-# nginx (both from Debian packages: apt-get install caddy nginx-light wrk).
+# nginx (both from Debian packages: apt-get install caddy nginx-light wrk); and a
+# cached route, the gateway answering from its response cache, against nginx's
+# proxy_cache doing the same.
 #
 # Usage: bench/gateway.sh        DURATION=10s CONNECTIONS=64 THREADS=2 to change the load.
 # Prints a Markdown table (rps, p99, ratio to direct) to paste into RESULTS.md; raw
@@ -34,6 +36,7 @@ bin="$work/gatewaybench"
 "$bin" -mode passthrough -listen 127.0.0.1:9002 & pids+=($!)
 "$bin" -mode passthrough-std -listen 127.0.0.1:9003 & pids+=($!)
 "$bin" -mode full -listen 127.0.0.1:9004 -token-file "$work/token" & pids+=($!)
+"$bin" -mode cached -listen 127.0.0.1:9007 & pids+=($!)
 
 cat >"$work/nginx.conf" <<NGINX
 worker_processes auto;
@@ -45,9 +48,15 @@ http {
 	access_log off;
 	client_body_temp_path $work; proxy_temp_path $work; fastcgi_temp_path $work; uwsgi_temp_path $work; scgi_temp_path $work;
 	upstream backend { server 127.0.0.1:9001; keepalive 256; }
+	proxy_cache_path $work/cache keys_zone=answers:10m;
 	server {
 		listen 127.0.0.1:9005;
 		location / { proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection ""; }
+	}
+	server {
+		listen 127.0.0.1:9008;
+		location / { proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection "";
+			proxy_cache answers; proxy_cache_valid 200 1m; }
 	}
 }
 NGINX
@@ -64,7 +73,7 @@ http://127.0.0.1:9006 {
 CADDY
 caddy run --config "$work/Caddyfile" --adapter caddyfile >"$work/caddy.log" 2>&1 & pids+=($!)
 
-for port in 9001 9002 9003 9004 9005 9006; do
+for port in 9001 9002 9003 9004 9005 9006 9007 9008; do
 	for _ in $(seq 1 50); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
 done
 token=$(cat "$work/token")
@@ -88,6 +97,8 @@ run() { # name url [header]
 	run gateway-jwt-ratelimit-tracing http://127.0.0.1:9004/api/v1/products/p-0001 -H "Authorization: Bearer $token"
 	run nginx http://127.0.0.1:9005/v1/products/p-0001
 	run caddy http://127.0.0.1:9006/v1/products/p-0001
+	run gateway-cached-route http://127.0.0.1:9007/api/v1/products/p-0001
+	run nginx-proxy-cache http://127.0.0.1:9008/v1/products/p-0001
 } | tee "$out/summary.txt"
 
 echo

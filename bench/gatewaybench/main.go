@@ -39,7 +39,7 @@ func main() {
 }
 
 func run() error {
-	mode := flag.String("mode", "backend", "backend, passthrough, passthrough-std (net/http's transport instead of Wire) or full")
+	mode := flag.String("mode", "backend", "backend, passthrough, passthrough-std (net/http's transport instead of Wire), cached (passthrough with the route's response cache) or full")
 	listen := flag.String("listen", "127.0.0.1:9001", "address to serve on")
 	upstream := flag.String("upstream", "127.0.0.1:9001", "the backend's address")
 	tokenFile := flag.String("token-file", "", "full mode: where to write an access token to send")
@@ -68,7 +68,7 @@ func run() error {
 			w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 			_, _ = w.Write(body)
 		})
-	case "passthrough", "passthrough-std", "full":
+	case "passthrough", "passthrough-std", "cached", "full":
 		var err error
 		if h, err = gatewayHandler(ctx, *mode, *upstream, *tokenFile, *without); err != nil {
 			return err
@@ -105,6 +105,10 @@ func gatewayHandler(ctx context.Context, mode, upstream, tokenFile, without stri
 	route := gateway.Route{Prefix: "/api/v1/products", Path: "/v1/products", Auth: gateway.AuthNone,
 		Upstream: gateway.Upstream{Name: "backend", Host: "backend", Transport: client}}
 	cfg := gateway.Config{}
+	if mode == "cached" {
+		// The backend says nothing of caching, so the route's max age applies.
+		route.Cache = &gateway.Caching{MaxAge: time.Minute}
+	}
 	if mode != "full" {
 		cfg.Routes = []gateway.Route{route}
 		return gateway.New(cfg)
