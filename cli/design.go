@@ -165,6 +165,19 @@ func cmdDeploy(_ context.Context, e *Env, args []string) error {
 			return err
 		}
 		fmt.Fprintf(e.Stdout, "keys for %s in %s (one per service: <name>.key); trust bundle %s\n", strings.Join(names, ", "), *dir, bundle)
+		if cfg.Security.TLS.Mutual() {
+			// For Secrets made by hand: a CA and a certificate per service of 30
+			// days; cert-manager (components/cert-manager) renews them instead.
+			ca, err := authn.EnsureCA(*dir, cfg.Security.TLS.Domain(), time.Now())
+			if err != nil {
+				return err
+			}
+			if _, err := ca.Renew(*dir, cfg.Security.TLS.Domain(), names, 30*24*time.Hour, time.Now(), false); err != nil {
+				return err
+			}
+			fmt.Fprintf(e.Stdout, "mutual TLS: CA %s (its key %s: keep it apart), a certificate per service (<name>.pem, certificate and key) valid 30 days\n",
+				filepath.Join(*dir, authn.CACertFile), filepath.Join(*dir, authn.CAKeyFile))
+		}
 		return nil
 	}
 	if err != nil {
@@ -198,7 +211,11 @@ func (e *Env) KubernetesFiles(cfg *config.Config, source string) (map[string][]b
 		services = append(services, manifests.Service{Name: s.Name, Calls: slices.Sorted(maps.Keys(s.Dependencies)),
 			Database: s.Name != config.GatewayName, Redis: slices.Contains(b.Uses, "redis"), Public: s.Name == config.GatewayName})
 	}
-	return manifests.Render(manifests.Input{Services: services, Config: raw, Image: "ghcr.io/switchyard/switchyard"})
+	in := manifests.Input{Services: services, Config: raw, Image: "ghcr.io/switchyard/switchyard"}
+	if cfg.Security.TLS.Mutual() {
+		in.TrustDomain = cfg.Security.TLS.Domain()
+	}
+	return manifests.Render(in)
 }
 
 // MonitoringFiles are the rendered rule file and dashboard, by path under deploy/.
