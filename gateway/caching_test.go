@@ -19,6 +19,7 @@ import (
 	"github.com/switchyard/switchyard/cache"
 	"github.com/switchyard/switchyard/discovery"
 	"github.com/switchyard/switchyard/gateway"
+	"github.com/switchyard/switchyard/gateway/transform"
 )
 
 // products is a service whose every answer is numbered, so a cached one shows:
@@ -357,6 +358,73 @@ func TestCachedAnswersAreSharedAcrossReplicasThroughRedis(t *testing.T) {
 		t.Error("replica two served what replica one invalidated")
 	}
 	if p.served.Load() != 2 {
+		t.Errorf("the service answered %d times", p.served.Load())
+	}
+}
+
+func TestHeadAndOriginsAreTheirOwnVariants(t *testing.T) {
+	t.Parallel()
+	p := newProducts(t, "public, max-age=60")
+	reg := prometheus.NewRegistry()
+	g := newGateway(t, gateway.Config{Routes: []gateway.Route{{Prefix: "/api/v1/catalog", Path: "/v1", Auth: gateway.AuthNone,
+		Cache:    &gateway.Caching{},
+		Upstream: upstream(t, "catalog", discovery.Instance{Addr: strings.TrimPrefix(p.URL, "http://")})}},
+		CORS: gateway.CORS{AllowedOrigins: []string{"https://a.example", "https://b.example"}}, Metrics: reg})
+	url := serve(t, g, nil)
+
+	// A HEAD is answered, never stored: the GET after it gets the whole body.
+	req, _ := http.NewRequest(http.MethodHead, url+"/api/v1/catalog/p-1", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("HEAD: %d", resp.StatusCode)
+	}
+	if a := fetch(t, url+"/api/v1/catalog/p-1", nil); a.n == 0 || !strings.Contains(a.cache, "stored") {
+		t.Errorf("the GET after a HEAD: %+v", a)
+	}
+	// A HEAD of a stored entry is a hit, without the body.
+	req, _ = http.NewRequest(http.MethodHead, url+"/api/v1/catalog/p-1", nil)
+	if resp, err = http.DefaultClient.Do(req); err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if !strings.Contains(resp.Header.Get("Cache-Status"), "hit") {
+		t.Errorf("HEAD of a stored entry: %q", resp.Header.Get("Cache-Status"))
+	}
+
+	// Each origin gets the CORS headers of its own.
+	for _, origin := range []string{"https://a.example", "https://b.example", "https://a.example"} {
+		resp, _ := get(t, url+"/api/v1/catalog/p-2", map[string]string{"Origin": origin})
+		if got := resp.Header.Get("Access-Control-Allow-Origin"); got != origin {
+			t.Errorf("origin %s was answered for %q", origin, got)
+		}
+	}
+	if p.served.Load() != 4 { // HEAD, p-1, p-2 for a, p-2 for b
+		t.Errorf("the service answered %d times", p.served.Load())
+	}
+}
+
+func TestTheCacheKeepsTheTransformedAnswer(t *testing.T) {
+	t.Parallel()
+	p := newProducts(t, "public, max-age=60")
+	rules, err := transform.Compile(transform.Spec{Response: transform.Response{Body: transform.Body{Deny: []string{"path"}}}}, "/api/v1/catalog")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := newGateway(t, gateway.Config{Routes: []gateway.Route{{Prefix: "/api/v1/catalog", Path: "/v1", Auth: gateway.AuthNone,
+		Cache: &gateway.Caching{}, Transform: rules,
+		Upstream: upstream(t, "catalog", discovery.Instance{Addr: strings.TrimPrefix(p.URL, "http://")})}}})
+	url := serve(t, g, nil)
+	for i := range 2 {
+		resp, body := get(t, url+"/api/v1/catalog/p-1", nil)
+		if strings.Contains(string(body), `"path"`) || resp.Header.Get("ETag") == "" {
+			t.Errorf("read %d: %s (ETag %q)", i, body, resp.Header.Get("ETag"))
+		}
+	}
+	if p.served.Load() != 1 {
 		t.Errorf("the service answered %d times", p.served.Load())
 	}
 }
