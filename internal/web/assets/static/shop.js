@@ -148,6 +148,8 @@ function listen() {
     const n = JSON.parse(ev.data);
     heard.push(n);
     if (n.order_id === currentOrder) tell(n);
+    const listed = [...$('orders').children].find((li) => li.dataset.id === n.order_id);
+    if (listed && n.type.startsWith('orders.order.')) listed.textContent = `${n.order_id} — ${n.status}`;
   });
   socket.addEventListener('close', () => {
     if (session.signedIn()) setTimeout(listen, 1000);
