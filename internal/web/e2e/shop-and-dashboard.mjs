@@ -184,11 +184,18 @@ try {
   await ui.click('#tabs button[data-tab=traces]');
   // The order's spans reach the hub within the exporters' batching: search until found.
   let found = false;
+  // Each search is judged by its own answer: the list says which search and which
+  // answer it shows, and the recent traces drawn when the tab opened do not count.
   for (let i = 0; i < 20 && !found; i++) {
+    const answered = Number(await ui.getAttribute('#trace-list', 'data-answered') || 0);
     await ui.fill('#trace-search input[name=value]', findings.order);
     await ui.click('#trace-search button');
-    await ui.waitForTimeout(500);
+    await ui.waitForFunction(([order, before]) => {
+      const list = document.querySelector('#trace-list');
+      return list.dataset.query === order && Number(list.dataset.answered || 0) > before;
+    }, [findings.order, answered], { timeout: 10000 });
     found = (await ui.$$('#trace-list li[data-trace]')).length > 0;
+    if (!found) await ui.waitForTimeout(500); // the spans are still on their way to the hub
   }
   if (!found) fail(`no trace found for order ${findings.order}`);
   await ui.click('#trace-list li[data-trace] >> nth=0');

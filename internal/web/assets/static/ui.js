@@ -164,6 +164,10 @@ async function listTraces() {
   const select = document.querySelector('#trace-search select');
   if (select.options.length === 1) [...services].sort().forEach((s) => select.append(el('option', { value: s }, s)));
   if (page.traces.length === 0) list.append(el('li', { class: 'muted' }, 'No trace matches.'));
+  // Says which search the list answers, so a reader (or a test) can tell this
+  // answer from the one drawn before it.
+  list.dataset.query = q.get('value') || '';
+  list.dataset.answered = String(Number(list.dataset.answered || 0) + 1);
 }
 
 async function showTrace(t) {
