@@ -7,13 +7,14 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"net/http"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/switchyard/switchyard/authn"
 )
@@ -51,6 +52,14 @@ type Caching struct {
 	MaxEntryBytes int
 }
 
+// cacheCounters are a route's cache results, looked up once.
+type cacheCounters struct{ hit, miss, stale, bypass prometheus.Counter }
+
+func (m *metrics) cacheCounters(route string) cacheCounters {
+	return cacheCounters{hit: m.cache.WithLabelValues(route, "hit"), miss: m.cache.WithLabelValues(route, "miss"),
+		stale: m.cache.WithLabelValues(route, "stale"), bypass: m.cache.WithLabelValues(route, "bypass")}
+}
+
 // The Cache-Status values the gateway answers with.
 const cacheName = "switchyard"
 
@@ -70,36 +79,77 @@ func generationKey(path string) string { return "gw:gen:" + path }
 
 // entry is a stored answer.
 type entry struct {
-	Status     int         `json:"s"`
-	Header     http.Header `json:"h"`
-	Stored     int64       `json:"t"` // unix nanoseconds
-	FreshUntil int64       `json:"f"`
-	StaleUntil int64       `json:"x"`
+	Status     int
+	Header     http.Header
+	Stored     int64 // unix nanoseconds
+	FreshUntil int64
+	StaleUntil int64
 	body       []byte
 }
 
+// marshal encodes the entry compactly (a hit decodes it, so it is binary, not
+// JSON): status, the three times, the header as counted, length-prefixed
+// strings, then the body.
 func (e *entry) marshal() []byte {
-	meta, _ := json.Marshal(e)
-	out := make([]byte, 4, 4+len(meta)+len(e.body))
-	binary.BigEndian.PutUint32(out, uint32(len(meta)))
-	out = append(out, meta...)
+	out := make([]byte, 0, 64+len(e.body))
+	out = binary.BigEndian.AppendUint16(out, uint16(e.Status))
+	out = binary.BigEndian.AppendUint64(out, uint64(e.Stored))
+	out = binary.BigEndian.AppendUint64(out, uint64(e.FreshUntil))
+	out = binary.BigEndian.AppendUint64(out, uint64(e.StaleUntil))
+	out = binary.AppendUvarint(out, uint64(len(e.Header)))
+	str := func(s string) {
+		out = binary.AppendUvarint(out, uint64(len(s)))
+		out = append(out, s...)
+	}
+	for k, vs := range e.Header {
+		str(k)
+		out = binary.AppendUvarint(out, uint64(len(vs)))
+		for _, v := range vs {
+			str(v)
+		}
+	}
 	return append(out, e.body...)
 }
 
 func unmarshalEntry(b []byte) (*entry, bool) {
-	if len(b) < 4 {
+	if len(b) < 26 {
 		return nil, false
 	}
-	n := int(binary.BigEndian.Uint32(b))
-	if n > len(b)-4 {
-		return nil, false
+	e := &entry{Status: int(binary.BigEndian.Uint16(b)), Stored: int64(binary.BigEndian.Uint64(b[2:])),
+		FreshUntil: int64(binary.BigEndian.Uint64(b[10:])), StaleUntil: int64(binary.BigEndian.Uint64(b[18:]))}
+	b = b[26:]
+	ok := true
+	uvarint := func() int {
+		n, size := binary.Uvarint(b)
+		if size <= 0 || n > uint64(len(b)) {
+			ok = false
+			return 0
+		}
+		b = b[size:]
+		return int(n)
 	}
-	var e entry
-	if json.Unmarshal(b[4:4+n], &e) != nil {
-		return nil, false
+	str := func() string {
+		n := uvarint()
+		if !ok || n > len(b) {
+			ok = false
+			return ""
+		}
+		s := string(b[:n])
+		b = b[n:]
+		return s
 	}
-	e.body = b[4+n:]
-	return &e, true
+	fields := uvarint()
+	e.Header = make(http.Header, fields)
+	for i := 0; i < fields && ok; i++ {
+		k := str()
+		vs := make([]string, uvarint())
+		for j := range vs {
+			vs[j] = str()
+		}
+		e.Header[k] = vs
+	}
+	e.body = b
+	return e, ok
 }
 
 // cacheKey names the variant r asks for; "" means the request is not cacheable.
@@ -173,7 +223,7 @@ func (g *Gateway) serveCached(w http.ResponseWriter, r *http.Request, rt *route,
 	if (r.Method != http.MethodGet && r.Method != http.MethodHead) || isLongPoll(r) {
 		return w, nil, false
 	}
-	hits := g.metrics.cache.WithLabelValues(rt.name(), "bypass")
+	hits := rt.cached.bypass
 	req := parseCacheControl(r.Header.Values("Cache-Control"))
 	if req.has("no-store") {
 		hits.Inc()
@@ -193,7 +243,7 @@ func (g *Gateway) serveCached(w http.ResponseWriter, r *http.Request, rt *route,
 			maxAge, limited := req.seconds("max-age")
 			fresh := now.UnixNano() < e.FreshUntil && !req.has("no-cache") && (!limited || now.Sub(time.Unix(0, e.Stored)) <= maxAge)
 			if fresh {
-				g.metrics.cache.WithLabelValues(rt.name(), "hit").Inc()
+				rt.cached.hit.Inc()
 				g.answerFromCache(w, r, e, now, cacheName+"; hit; ttl="+strconv.FormatInt(int64(time.Until(time.Unix(0, e.FreshUntil))/time.Second), 10))
 				return w, nil, true
 			}
@@ -294,7 +344,7 @@ func (cw *cacheWriter) Write(p []byte) (int, error) {
 		// Too large to store: send what is held, and the rest as it comes.
 		cw.passing = true
 		cw.Header().Set("Cache-Status", cacheName+"; fwd=miss; detail=too-large")
-		cw.g.metrics.cache.WithLabelValues(cw.rt.name(), "miss").Inc()
+		cw.rt.cached.miss.Inc()
 		cw.ResponseWriter.WriteHeader(cw.status)
 		if _, err := cw.ResponseWriter.Write(cw.buf.Bytes()); err != nil {
 			return 0, err
@@ -330,7 +380,7 @@ func (cw *cacheWriter) finish() {
 		return
 	}
 	if cw.failing() {
-		cw.g.metrics.cache.WithLabelValues(cw.rt.name(), "stale").Inc()
+		cw.rt.cached.stale.Inc()
 		for k := range cw.Header() {
 			if !isSecurityHeader(k) {
 				delete(cw.Header(), k)
@@ -343,7 +393,7 @@ func (cw *cacheWriter) finish() {
 	}
 	h := cw.Header()
 	stored := cw.store(now)
-	cw.g.metrics.cache.WithLabelValues(cw.rt.name(), "miss").Inc()
+	cw.rt.cached.miss.Inc()
 	status := cacheName + "; fwd=uri-miss"
 	if stored {
 		status += "; stored"

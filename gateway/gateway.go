@@ -179,6 +179,7 @@ type route struct {
 	Route
 	stable *httputil.ReverseProxy
 	canary *httputil.ReverseProxy
+	cached cacheCounters
 }
 
 // New builds a gateway.
@@ -268,6 +269,9 @@ func (g *Gateway) prepare(rt *route) error {
 	}
 	if rt.MaxBody <= 0 {
 		rt.MaxBody = 1 << 20
+	}
+	if rt.Cache != nil {
+		rt.cached = g.metrics.cacheCounters(rt.name())
 	}
 	if rt.Handler == nil {
 		rt.stable = g.proxy(rt, rt.Upstream, "stable")
