@@ -298,7 +298,7 @@ func TestBrokenConfigurationsAreReportedWithFileLineAndKey(t *testing.T) {
         response:
           body:
             deny: [a..b]
-          template: {name: "${name"}
+          template: {name: "{{request.name}}"}
         unknown: 1
 `,
 			want: []string{"bad.yaml:21:9: gateway.routes.0.transform.unknown:", `unknown key "unknown"`},
@@ -321,7 +321,7 @@ func TestBrokenConfigurationsAreReportedWithFileLineAndKey(t *testing.T) {
         response:
           body:
             deny: [a..b]
-          template: {name: "${name"}
+          template: {name: "{{request.name}}"}
 `,
 			want: []string{
 				"bad.yaml:13:19: gateway.routes.0.transform.request.headers.set.X-User-Id: X-User-Id may not be set by a rule",
@@ -329,7 +329,7 @@ func TestBrokenConfigurationsAreReportedWithFileLineAndKey(t *testing.T) {
 				"bad.yaml:17:11: gateway.routes.0.transform.request.body: allow or deny, not both",
 				"bad.yaml:18:9: gateway.routes.0.transform.response: a streaming route's answers are never whole",
 				"bad.yaml:20:20: gateway.routes.0.transform.response.body.deny.0: \"a..b\" has an empty segment",
-				"bad.yaml:21:22: gateway.routes.0.transform.response.template.name: \"${name\" opens ${ without closing it",
+				"bad.yaml:21:11: gateway.routes.0.transform.response.template: {{request.name}} is not something this template can read",
 			},
 		},
 		{

@@ -196,9 +196,9 @@ func TestRoutesTransformWhatPassesThroughThem(t *testing.T) {
 func TestAggregatedAnswersTakeTheirTemplate(t *testing.T) {
 	t.Parallel()
 	rules, err := transform.Compile(transform.Spec{Response: transform.Response{Template: map[string]any{
-		"order":   "${order.id}",
-		"summary": "${order.items.0.qty} × ${order.items.0.sku}",
-		"stock":   "${stock}",
+		"order":   "{{response.order.id}}",
+		"summary": "{{response.order.items.0.qty}} × {{response.order.items.0.sku}}",
+		"stock":   "{{response.stock}}",
 	}}}, "")
 	if err != nil {
 		t.Fatal(err)

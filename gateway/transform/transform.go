@@ -22,8 +22,8 @@ package transform
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"mime"
@@ -35,6 +35,7 @@ import (
 
 	"golang.org/x/net/http/httpguts"
 
+	"github.com/switchyard/switchyard/internal/tmpl"
 	"github.com/switchyard/switchyard/problem"
 )
 
@@ -72,9 +73,10 @@ type Response struct {
 	// Body rules for JSON answers.
 	Body Body `yaml:"body"`
 	// Template, when set, is the answer's new shape: any JSON value in which a
-	// string "${a.b}" stands for the value at a.b of the answer (after the body
-	// rules), and "${a.b}" inside a longer string for its text; ${.} is the whole
-	// answer; numeric segments index arrays (items.0.sku).
+	// string "{{response.a.b}}" stands for the value at a.b of the answer (after the
+	// body rules), with its type, and a reference inside a longer string for its
+	// text; {{response}} is the whole answer; numeric segments index arrays
+	// (items.0.sku). The syntax is every switchyard.yaml template's.
 	Template any `yaml:"template"`
 }
 
@@ -213,11 +215,8 @@ func (s *Spec) Check(prefix string) []Issue {
 	checkBody("request.body", s.Request.Body)
 	checkBody("response.body", s.Response.Body)
 	if s.Response.Template != nil {
-		if _, err := compileTemplate(s.Response.Template, "response.template"); err != nil {
-			var is *issueError
-			if errors.As(err, &is) {
-				bad(is.key, "%s", is.msg)
-			}
+		if err := checkTemplate(s.Response.Template); err != nil {
+			bad("response.template", "%v", err)
 		}
 	}
 	return issues
@@ -245,7 +244,7 @@ type Rules struct {
 	dropQuery           []string
 	rewrites            []rewrite
 	in, out             bodyRules
-	template            node
+	template            any
 }
 
 // Compile checks s (as Check does) and compiles it; the error lists every issue.
@@ -268,9 +267,7 @@ func Compile(s Spec, prefix string) (*Rules, error) {
 		c, _ := compileRewrite(rw, prefix) // checked above
 		r.rewrites = append(r.rewrites, c)
 	}
-	if s.Response.Template != nil {
-		r.template, _ = compileTemplate(s.Response.Template, "")
-	}
+	r.template = s.Response.Template
 	return r, nil
 }
 
@@ -401,7 +398,7 @@ func (rs *Rules) ResponseBody(b []byte) ([]byte, error) {
 	}
 	v = rs.out.transform(v)
 	if rs.template != nil {
-		v = rs.template.eval(v)
+		v = tmpl.Render(rs.template, &tmpl.Vars{Response: v})
 	}
 	return encode(v)
 }
@@ -677,156 +674,35 @@ func (rw rewrite) apply(path string) (string, bool) {
 	return b.String(), true
 }
 
-// node is a compiled template.
-type node interface{ eval(answer any) any }
-
-type constant struct{ v any }
-
-func (c constant) eval(any) any { return c.v }
-
-type object map[string]node
-
-func (o object) eval(a any) any {
-	m := make(map[string]any, len(o))
-	for k, n := range o {
-		m[k] = n.eval(a)
+// checkTemplate checks a response template: JSON values only, references to the
+// response only.
+func checkTemplate(v any) error {
+	if err := jsonOnly(v, ""); err != nil {
+		return err
 	}
-	return m
+	return tmpl.Check(v, tmpl.Scope{Response: true})
 }
 
-type array []node
-
-func (l array) eval(a any) any {
-	out := make([]any, len(l))
-	for i, n := range l {
-		out[i] = n.eval(a)
-	}
-	return out
-}
-
-// ref is "${path}": the value itself.
-type ref []string
-
-func (r ref) eval(a any) any {
-	v := a
-	for _, seg := range r {
-		switch x := v.(type) {
-		case map[string]any:
-			v = x[seg]
-		case []any:
-			i, err := strconv.Atoi(seg)
-			if err != nil || i < 0 || i >= len(x) {
-				return nil
-			}
-			v = x[i]
-		default:
-			return nil
-		}
-	}
-	return v
-}
-
-// text is a string with references inside it.
-type text []node
-
-func (t text) eval(a any) any {
-	var b strings.Builder
-	for _, n := range t {
-		switch v := n.eval(a).(type) {
-		case string:
-			b.WriteString(v)
-		case nil:
-		default:
-			out, _ := json.Marshal(v)
-			b.Write(out)
-		}
-	}
-	return b.String()
-}
-
-type issueError struct{ key, msg string }
-
-func (e *issueError) Error() string { return e.key + ": " + e.msg }
-
-func compileTemplate(v any, key string) (node, error) {
+// jsonOnly refuses a value JSON cannot carry, naming where it is (a.1).
+func jsonOnly(v any, at string) error {
 	switch x := v.(type) {
-	case string:
-		return compileText(x, key)
-	case []any:
-		out := make(array, len(x))
-		for i, e := range x {
-			n, err := compileTemplate(e, fmt.Sprintf("%s.%d", key, i))
-			if err != nil {
-				return nil, err
-			}
-			out[i] = n
-		}
-		return out, nil
 	case map[string]any:
-		out := make(object, len(x))
 		for _, k := range sortedKeys(x) {
-			n, err := compileTemplate(x[k], key+"."+k)
-			if err != nil {
-				return nil, err
+			if err := jsonOnly(x[k], strings.TrimPrefix(at+"."+k, ".")); err != nil {
+				return err
 			}
-			out[k] = n
 		}
-		return out, nil
-	case map[any]any:
-		m := make(map[string]any, len(x))
-		for k, e := range x {
-			s, ok := k.(string)
-			if !ok {
-				return nil, &issueError{key, fmt.Sprintf("object keys are strings; %v is not", k)}
+	case []any:
+		for i, e := range x {
+			if err := jsonOnly(e, strings.TrimPrefix(fmt.Sprintf("%s.%d", at, i), ".")); err != nil {
+				return err
 			}
-			m[s] = e
 		}
-		return compileTemplate(m, key)
-	case nil, bool, float64, int, int64, uint64, json.Number:
-		return constant{x}, nil
+	case string, nil, bool, float64, int, int64, uint64, json.Number:
 	default:
-		return nil, &issueError{key, fmt.Sprintf("a template is JSON: objects, arrays, strings, numbers, booleans, null; got %T", v)}
+		return fmt.Errorf("%s: a template is JSON: objects, arrays, strings, numbers, booleans, null; got %T", cmp.Or(at, "the template"), v)
 	}
-}
-
-func compileText(s, key string) (node, error) {
-	var parts text
-	rest := s
-	for {
-		i := strings.Index(rest, "${")
-		if i < 0 {
-			break
-		}
-		j := strings.IndexByte(rest[i:], '}')
-		if j < 0 {
-			return nil, &issueError{key, fmt.Sprintf("%q opens ${ without closing it", s)}
-		}
-		path := rest[i+2 : i+j]
-		var r ref
-		if path != "." {
-			if err := checkField(path); err != nil {
-				return nil, &issueError{key, err.Error()}
-			}
-			r = strings.Split(path, ".")
-		}
-		if i > 0 {
-			parts = append(parts, constant{rest[:i]})
-		}
-		parts = append(parts, r)
-		rest = rest[i+j+1:]
-	}
-	switch {
-	case len(parts) == 0:
-		return constant{s}, nil
-	case len(parts) == 1 && rest == "":
-		if r, ok := parts[0].(ref); ok {
-			return r, nil // the value itself, of whatever type
-		}
-	}
-	if rest != "" {
-		parts = append(parts, constant{rest})
-	}
-	return parts, nil
+	return nil
 }
 
 func sortedKeys[V any](m map[string]V) []string {

@@ -211,15 +211,15 @@ func TestTemplates(t *testing.T) {
 		template any
 		want     string
 	}{
-		{"values keep their type", map[string]any{"id": "${order.id}", "total": "${order.total}", "items": "${order.items}"},
+		{"values keep their type", map[string]any{"id": "{{response.order.id}}", "total": "{{response.order.total}}", "items": "{{response.order.items}}"},
 			`{"id":"o-1","total":42,"items":[{"sku":"a"},{"sku":"b"}]}`},
-		{"text interpolates", map[string]any{"title": "Order ${order.id} for ${customer.name} (${order.total})"},
+		{"text interpolates", map[string]any{"title": "Order {{response.order.id}} for {{response.customer.name}} ({{response.order.total}})"},
 			`{"title":"Order o-1 for Ada (42)"}`},
-		{"arrays index", []any{"${order.items.0.sku}", "${order.items.1.sku}", "${order.items.9.sku}"},
+		{"arrays index", []any{"{{response.order.items.0.sku}}", "{{response.order.items.1.sku}}", "{{response.order.items.9.sku}}"},
 			`["a","b",null]`},
-		{"constants and nesting", map[string]any{"v": 2, "ok": true, "nested": map[string]any{"whole": "${.}"}},
+		{"constants and nesting", map[string]any{"v": 2, "ok": true, "nested": map[string]any{"whole": "{{response}}"}},
 			`{"v":2,"ok":true,"nested":{"whole":` + answer + `}}`},
-		{"a missing value is null, or nothing in text", map[string]any{"x": "${nope.nothing}", "t": "[${nope}]"},
+		{"a missing value is null, or nothing in text", map[string]any{"x": "{{response.nope.nothing}}", "t": "[{{response.nope}}]"},
 			`{"x":null,"t":"[]"}`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -235,7 +235,7 @@ func TestTemplates(t *testing.T) {
 	// The template sees the fields as the body rules left them.
 	rs := compile(t, transform.Spec{Response: transform.Response{
 		Body:     transform.Body{Rename: map[string]string{"customer.name": "display"}, Deny: []string{"order.total"}},
-		Template: map[string]any{"who": "${customer.display}", "total": "${order.total}"}}})
+		Template: map[string]any{"who": "{{response.customer.display}}", "total": "{{response.order.total}}"}}})
 	got, err := rs.ResponseBody([]byte(answer))
 	if err != nil {
 		t.Fatal(err)
@@ -317,8 +317,10 @@ func TestCheckNamesTheKeyOfEveryBadRule(t *testing.T) {
 			"response.body.deny.0", "empty segment"},
 		{"rename to a path", transform.Spec{Response: transform.Response{Body: transform.Body{Rename: map[string]string{"a": "b.c"}}}},
 			"response.body.rename", "without dots"},
-		{"template", transform.Spec{Response: transform.Response{Template: map[string]any{"a": []any{"ok", "${x"}}}},
-			"response.template.a.1", "without closing"},
+		{"template reading the request", transform.Spec{Response: transform.Response{Template: map[string]any{"a": []any{"ok", "{{request.x}}"}}}},
+			"response.template", "{{request.x}} is not something this template can read"},
+		{"template of no JSON", transform.Spec{Response: transform.Response{Template: map[string]any{"a": []any{"ok", struct{}{}}}}},
+			"response.template", "a.1: a template is JSON"},
 		{"negative limit", transform.Spec{MaxBodyBytes: -1}, "max_body_bytes", "negative"},
 	} {
 		issues := tc.spec.Check("/api/v1/shop")

@@ -2,12 +2,13 @@
 // request body, an event's data or subject) whose strings may name values of the
 // exchange being simulated or sent — {{id}} (the exchange's id, the same
 // throughout it), {{uuid}} (a new id each time), {{now}}, {{request.<field>}},
-// {{path.<name>}} and {{event.<field>}}. A string that is one reference alone
+// {{path.<name>}}, {{event.<field>}} and, in a gateway route's response template,
+// {{response.<field>}} (or {{response}}, the whole answer). A string that is one reference alone
 // takes the referenced value with its type (a number stays a number); references
 // inside longer strings are replaced by their text.
 //
 // Go's text/template would let a file run arbitrary pipelines over our values and
-// offers nothing for typed substitution into JSON; these five names are all a
+// offers nothing for typed substitution into JSON; these six names are all a
 // declaration needs, and each is checked where it is used.
 package tmpl
 
@@ -32,12 +33,16 @@ type Vars struct {
 	Request any // the request's JSON body, or its gRPC message in JSON form
 	Path    map[string]string
 	Event   any // the data of the event being handled
+	// Response is the answer a gateway route reshapes (its response template).
+	Response any
 }
 
 // Scope is what a template may read where it is used.
 type Scope struct {
 	Request, Event bool
-	Path           []string // the path parameters of the endpoint
+	// Response allows {{response}} (the whole answer) and {{response.<field>}}.
+	Response bool
+	Path     []string // the path parameters of the endpoint
 }
 
 // Check returns the first reference in t that the scope cannot fill.
@@ -53,6 +58,7 @@ func Check(t any, sc Scope) error {
 			case (ns == "id" || ns == "uuid" || ns == "now") && field == "":
 			case ns == "request" && sc.Request && field != "":
 			case ns == "event" && sc.Event && field != "":
+			case ns == "response" && sc.Response:
 			case ns == "path" && field != "":
 				found := false
 				for _, p := range sc.Path {
@@ -79,6 +85,9 @@ func (sc Scope) names() string {
 	}
 	if sc.Event {
 		b.WriteString(", {{event.<field>}}")
+	}
+	if sc.Response {
+		b.WriteString(", {{response}}, {{response.<field>}}")
 	}
 	return b.String()
 }
@@ -146,6 +155,11 @@ func (v *Vars) lookup(name string) any {
 		return dig(v.Request, field)
 	case "event":
 		return dig(v.Event, field)
+	case "response":
+		if field == "" {
+			return v.Response
+		}
+		return dig(v.Response, field)
 	}
 	return nil
 }
