@@ -11,12 +11,18 @@
 #   SYNC=2m bench/orders.sh              the broker's fsync relaxed (see RESULTS.md)
 #   TRACES=nodb bench/orders.sh          no database spans; TRACES=off: no spans at all
 #                                        (default: what `up` does — every hop and statement)
+#   VIA=services bench/orders.sh         orders sent to each service directly, not through
+#                                        the gateway's public API (default: VIA=gateway,
+#                                        as customers' apps send them)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RATES=${RATES:-"100 200 300"}
 DURATION=${DURATION:-20s}
 SYNC=${SYNC:-always}
 TRACES=${TRACES:-full}
+VIA=${VIA:-gateway}
+via=()
+[ "$VIA" = gateway ] && via=(--gateway)
 mkdir -p bench/out
 out=bench/out/orders-$(date +%Y%m%d-%H%M%S).txt
 bin=$(mktemp -d)/switchyard
@@ -52,8 +58,8 @@ run() { # engine rate
 	grep -q "switchyard is up" "$dir/up.log" || { cat "$dir/up.log"; echo "up did not start" >&2; exit 1; }
 	local pids
 	pids=$(pgrep -P $up | tr '\n' ' ')
-	echo "== $engine, $rate orders/s for $DURATION (broker sync $SYNC, traces $TRACES)" | tee -a "$out"
-	(cd "$dir" && env "${env[@]}" "$bin" load --rate "$rate" --duration "$DURATION" --customers 100 --settle 60s --record - \
+	echo "== $engine, $rate orders/s for $DURATION (broker sync $SYNC, traces $TRACES, via $VIA)" | tee -a "$out"
+	(cd "$dir" && env "${env[@]}" "$bin" load "${via[@]}" --rate "$rate" --duration "$DURATION" --customers 100 --settle 60s --record - \
 		>"$dir/load.out" 2>"$dir/load.err") &
 	local load=$!
 	# CPU is counted from the first order (signing customers up hashes passwords).
