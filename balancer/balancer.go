@@ -150,6 +150,27 @@ func (b *Balancer) healthy(e *Endpoint, now int64) bool {
 	return until == 0 || now >= until
 }
 
+// clock reads the time once, when a pick first needs it: only an instance that was
+// ejected needs the time to tell whether it is back, so a pick among instances that
+// never were reads no clock.
+type clock struct {
+	now   func() time.Time
+	nanos int64
+}
+
+func (c *clock) read() int64 {
+	if c.nanos == 0 {
+		c.nanos = c.now().UnixNano()
+	}
+	return c.nanos
+}
+
+// up is healthy with the time read from c only if e's health depends on it.
+func (b *Balancer) up(e *Endpoint, c *clock) bool {
+	until := e.ejectedUntil.Load()
+	return until == 0 || c.read() >= until
+}
+
 // Pick chooses an instance for one call and counts the call as in flight; report
 // its end with Done.
 func (b *Balancer) Pick() (*Endpoint, error) {
@@ -157,15 +178,15 @@ func (b *Balancer) Pick() (*Endpoint, error) {
 	if len(set) == 0 {
 		return nil, ErrNoInstances
 	}
-	now := b.cfg.Now().UnixNano()
+	now := clock{now: b.cfg.Now}
 	var e *Endpoint
 	switch b.cfg.Policy {
 	case RoundRobin:
-		e = b.pickRoundRobin(set, now)
+		e = b.pickRoundRobin(set, &now)
 	case Weighted:
-		e = b.pickWeighted(set, now, rand.Float64())
+		e = b.pickWeighted(set, now.read(), rand.Float64())
 	default:
-		e = b.pickP2C(set, now)
+		e = b.pickP2C(set, &now)
 	}
 	e.inflight.Add(1)
 	return e, nil
@@ -221,11 +242,11 @@ func mix64(x uint64) uint64 {
 	return x
 }
 
-func (b *Balancer) pickRoundRobin(set []*Endpoint, now int64) *Endpoint {
+func (b *Balancer) pickRoundRobin(set []*Endpoint, now *clock) *Endpoint {
 	start := b.rr.Add(1)
 	for i := range set {
 		e := set[(start+uint64(i))%uint64(len(set))]
-		if b.healthy(e, now) {
+		if b.up(e, now) {
 			return e
 		}
 	}
@@ -255,7 +276,7 @@ func (b *Balancer) pickWeighted(set []*Endpoint, now int64, r float64) *Endpoint
 	return set[len(set)-1]
 }
 
-func (b *Balancer) pickP2C(set []*Endpoint, now int64) *Endpoint {
+func (b *Balancer) pickP2C(set []*Endpoint, now *clock) *Endpoint {
 	if len(set) == 1 {
 		return set[0]
 	}
@@ -268,7 +289,7 @@ func (b *Balancer) pickP2C(set []*Endpoint, now int64) *Endpoint {
 			j++
 		}
 		a, c = set[i], set[j]
-		ha, hc := b.healthy(a, now), b.healthy(c, now)
+		ha, hc := b.up(a, now), b.up(c, now)
 		switch {
 		case ha && hc:
 			if score(c) < score(a) {
@@ -310,11 +331,21 @@ const (
 
 // Done ends a call begun with Pick, recording its latency and outcome.
 func (b *Balancer) Done(e *Endpoint, latency time.Duration, outcome Outcome) {
+	if outcome == Canceled {
+		e.inflight.Add(-1)
+		return
+	}
+	b.DoneAt(e, latency, outcome, b.cfg.Now())
+}
+
+// DoneAt is Done for a call that ended at now, a time the caller read from the
+// balancer's clock (Config.Now) to measure the latency: the balancer need not read
+// it again.
+func (b *Balancer) DoneAt(e *Endpoint, latency time.Duration, outcome Outcome, now time.Time) {
 	e.inflight.Add(-1)
 	if outcome == Canceled {
 		return
 	}
-	now := b.cfg.Now()
 	b.observe(e, latency, now)
 	if outcome == Success {
 		e.failures.Store(0)

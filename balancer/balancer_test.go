@@ -237,3 +237,48 @@ func BenchmarkPickDone(b *testing.B) {
 		})
 	}
 }
+
+// A pick among instances never ejected reads no clock; DoneAt takes the caller's
+// reading of it and decides as Done does.
+func TestPicksReadTheClockOnlyForEjectedInstancesAndDoneAtDecidesAsDone(t *testing.T) {
+	clk := newClock()
+	var reads atomic.Int64
+	b := balancer.New(balancer.Config{EjectAfter: 2, Now: func() time.Time { reads.Add(1); return clk.Now() }})
+	b.Update(instances(2))
+	for range 10 {
+		e, err := b.Pick()
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.DoneAt(e, time.Millisecond, balancer.Failure, clk.Now())
+		if n := e.InFlight(); n != 0 {
+			t.Fatalf("%d in flight after DoneAt", n)
+		}
+		if b.Ejected(e) {
+			break
+		}
+	}
+	ejected := 0
+	for _, e := range b.Endpoints() {
+		if b.Ejected(e) {
+			ejected++
+		}
+	}
+	if ejected != 1 {
+		t.Fatalf("%d ejected after failures reported through DoneAt, want 1", ejected)
+	}
+	before := reads.Load()
+	b.Pick()
+	if reads.Load() == before {
+		t.Error("a pick with an ejected instance did not read the clock")
+	}
+	fresh := balancer.New(balancer.Config{Now: func() time.Time { reads.Add(1); return clk.Now() }})
+	fresh.Update(instances(3))
+	before = reads.Load()
+	for range 10 {
+		fresh.Pick()
+	}
+	if n := reads.Load() - before; n != 0 {
+		t.Errorf("%d clock reads for picks among instances never ejected, want 0", n)
+	}
+}

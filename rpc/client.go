@@ -30,6 +30,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -97,6 +98,21 @@ type Client struct {
 	spanStart []trace.SpanStartOption
 	spanNames map[string]string
 	scheme    string // of every attempt: http, or https over TLS
+	// noSpans: the tracer is a no-op, so a call that carries no recording span has
+	// no span to start (the no-op tracer would only wrap what ctx holds).
+	noSpans bool
+	// wallClock: the balancer runs on time.Now, so the attempt's own clock reads
+	// serve it too.
+	wallClock bool
+	// remaining caches the last X-Request-Timeout-Ms value: calls under the same
+	// timeout send the same few values, and a header value is never modified.
+	remaining atomic.Pointer[remainingValue]
+}
+
+// remainingValue is a TimeoutHeader value shared by the attempts that send it.
+type remainingValue struct {
+	ms    int64
+	value []string
 }
 
 // NewClient builds the client and resolves the dependency once, so that it can be
@@ -111,6 +127,8 @@ func NewClient(ctx context.Context, cfg ClientConfig) (*Client, error) {
 	if cfg.Tracer == nil {
 		cfg.Tracer = noop.NewTracerProvider().Tracer("")
 	}
+	_, noSpans := cfg.Tracer.(noop.Tracer)
+	wallClock := cfg.Balancer.Now == nil
 	if cfg.Propagator == nil {
 		cfg.Propagator = telemetry.Propagator()
 	}
@@ -130,7 +148,7 @@ func NewClient(ctx context.Context, cfg ClientConfig) (*Client, error) {
 	c := &Client{cfg: cfg, bal: balancer.New(cfg.Balancer), policy: policy, base: cfg.Transport,
 		spanStart: []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindClient),
 			trace.WithAttributes(attribute.String("peer.service", cfg.Service), attribute.String("rpc.system", rpcSystem(cfg.Protocol)))}}
-	c.scheme = "http"
+	c.scheme, c.noSpans, c.wallClock = "http", noSpans, wallClock
 	if cfg.TLS != nil {
 		c.scheme = "https"
 	}
@@ -231,7 +249,7 @@ func rpcSystem(p Protocol) string {
 
 // RoundTrip implements http.RoundTripper.
 func (c *Client) RoundTrip(req *http.Request) (*http.Response, error) {
-	ctx, span := c.cfg.Tracer.Start(req.Context(), c.spanName(req.Method), c.spanStart...)
+	ctx, span := c.startSpan(req)
 	defer span.End()
 	recording := span.IsRecording()
 	if recording {
@@ -266,6 +284,20 @@ func (c *Client) RoundTrip(req *http.Request) (*http.Response, error) {
 	return resp, nil
 }
 
+// startSpan starts the call's client span. Under the no-op tracer a call whose
+// context holds no recording span keeps its context as it is: the tracer would
+// return the same non-recording span (or an empty one, as SpanFromContext does
+// for a context without a span), and wrapping ctx would cost an allocation.
+func (c *Client) startSpan(req *http.Request) (context.Context, trace.Span) {
+	ctx := req.Context()
+	if c.noSpans {
+		if span := trace.SpanFromContext(ctx); !span.IsRecording() {
+			return ctx, span
+		}
+	}
+	return c.cfg.Tracer.Start(ctx, c.spanName(req.Method), c.spanStart...)
+}
+
 // spanName is "<service> <METHOD>": low-cardinality, as OpenTelemetry asks of client
 // spans (paths carry ids), and precomputed for the common methods.
 func (c *Client) spanName(method string) string {
@@ -277,8 +309,8 @@ func (c *Client) spanName(method string) string {
 
 // prepare aims the attempt's private request copy at addr and gives it a header map
 // of its own carrying trace context, request id, service token and, for REST, the
-// remaining time. The caller's request and header map are left untouched.
-func (c *Client) prepare(try *http.Request, addr string) (*http.Request, error) {
+// time remaining at now. The caller's request and header map are left untouched.
+func (c *Client) prepare(try *http.Request, addr string, now time.Time) (*http.Request, error) {
 	ctx := try.Context()
 	r := try
 	u := *r.URL
@@ -302,10 +334,21 @@ func (c *Client) prepare(try *http.Request, addr string) (*http.Request, error) 
 		}
 		h[authn.ServiceHeader] = v
 	}
-	if dl, ok := ctx.Deadline(); ok && c.cfg.Protocol == REST && try.Header.Get("Upgrade") == "" {
-		h[TimeoutHeader] = []string{strconv.FormatInt(max(time.Until(dl).Milliseconds(), 1), 10)}
+	if dl, ok := ctx.Deadline(); ok && c.cfg.Protocol == REST && h.Get("Upgrade") == "" {
+		h[TimeoutHeader] = c.remainingHeader(max(dl.Sub(now).Milliseconds(), 1))
 	}
 	return try, nil
+}
+
+// remainingHeader is the TimeoutHeader value for ms, the last one sent when it is the
+// same.
+func (c *Client) remainingHeader(ms int64) []string {
+	if v := c.remaining.Load(); v != nil && v.ms == ms {
+		return v.value
+	}
+	v := &remainingValue{ms: ms, value: []string{strconv.FormatInt(ms, 10)}}
+	c.remaining.Store(v)
+	return v.value
 }
 
 // attempt sends one try to one instance.
@@ -315,12 +358,12 @@ func (c *Client) attempt(r *http.Request) (*http.Response, error) {
 	if err != nil {
 		return nil, &problem.Error{Kind: problem.Unavailable, Detail: "no instance of " + c.cfg.Service + " is available", RetryAfter: time.Second, Err: err}
 	}
-	try, err := c.prepare(r, ep.Instance.Addr)
+	start := time.Now()
+	try, err := c.prepare(r, ep.Instance.Addr, start)
 	if err != nil {
 		c.bal.Done(ep, 0, balancer.Canceled)
 		return nil, err
 	}
-	start := time.Now()
 	resp, err := c.base.RoundTrip(try)
 	outcome := balancer.Success
 	switch {
@@ -331,7 +374,11 @@ func (c *Client) attempt(r *http.Request) (*http.Response, error) {
 	case err != nil, resp.StatusCode >= 500:
 		outcome = balancer.Failure
 	}
-	c.bal.Done(ep, time.Since(start), outcome)
+	if end := time.Now(); c.wallClock {
+		c.bal.DoneAt(ep, end.Sub(start), outcome, end)
+	} else {
+		c.bal.Done(ep, end.Sub(start), outcome)
+	}
 	if outcome == balancer.Failure || outcome == balancer.Unreachable {
 		detail := "transport error"
 		if resp != nil {
