@@ -31,7 +31,7 @@ func (p *Policy) Do(ctx context.Context, req *http.Request, attempt Attempt) (*h
 	start := time.Now()
 	parent := ctx
 	deadline := p.Deadline(ctx, start)
-	p.budget.RecordExecution()
+	p.budget.recordAt(start) // NewBudget(…, nil) in New: the budget's clock is time.Now
 	replayable := req.Body == nil || req.Body == http.NoBody || req.GetBody != nil
 	canRetry := p.retrying != nil && replayable && Retryable(req)
 
@@ -46,7 +46,7 @@ func (p *Policy) Do(ctx context.Context, req *http.Request, attempt Attempt) (*h
 	} else {
 		// The first attempt needs only its own deadline, the earlier of the per-try
 		// and the overall one; the overall context exists only if retries follow.
-		resp, err = p.first(parent, deadline, req, attempt)
+		resp, err = p.first(parent, start, deadline, req, attempt)
 		if canRetry && retryable(resp, err) && !errors.Is(err, circuitbreaker.ErrOpen) && !errors.Is(err, bulkhead.ErrFull) &&
 			parent.Err() == nil && time.Now().Before(deadline) {
 			ctx, cancel := context.WithDeadline(parent, deadline)
@@ -56,7 +56,9 @@ func (p *Policy) Do(ctx context.Context, req *http.Request, attempt Attempt) (*h
 			err = p.translate(parent, err)
 		}
 	}
-	p.m.call(resp, err, time.Since(start))
+	if p.m.enabled() {
+		p.m.call(resp, err, time.Since(start))
+	}
 	if err != nil && p.cfg.Fallback != nil {
 		return p.cfg.Fallback(req, err)
 	}

@@ -13,9 +13,9 @@ import (
 	"github.com/failsafe-go/failsafe-go/timeout"
 )
 
-// first sends the first attempt through the breaker and bulkhead, without an executor,
-// by the overall deadline.
-func (p *Policy) first(ctx context.Context, deadline time.Time, req *http.Request, attempt Attempt) (*http.Response, error) {
+// first sends the first attempt, started at now, through the breaker and bulkhead,
+// without an executor, by the overall deadline.
+func (p *Policy) first(ctx context.Context, now, deadline time.Time, req *http.Request, attempt Attempt) (*http.Response, error) {
 	if !p.acquireSlot(ctx) {
 		return nil, bulkhead.ErrFull
 	}
@@ -24,7 +24,7 @@ func (p *Policy) first(ctx context.Context, deadline time.Time, req *http.Reques
 		return nil, circuitbreaker.ErrOpen
 	}
 	p.m.bulkheadInUse(1)
-	resp, err := p.tryBy(ctx, deadline, req, attempt, false)
+	resp, err := p.tryBy(ctx, now, deadline, req, attempt, false)
 	p.bulkhead.ReleasePermit()
 	p.m.bulkheadInUse(-1)
 	if err != nil {
@@ -53,39 +53,60 @@ func (p *Policy) try(ctx context.Context, req *http.Request, attempt Attempt, re
 	if !ok {
 		deadline = time.Now().Add(p.cfg.Timeout)
 	}
-	return p.tryBy(ctx, deadline, req, attempt, replay)
+	return p.tryBy(ctx, time.Now(), deadline, req, attempt, replay)
 }
 
-// tryBy is try with the overall deadline given: the attempt's deadline is the
-// earlier of it and the per-try timeout.
-func (p *Policy) tryBy(ctx context.Context, deadline time.Time, req *http.Request, attempt Attempt, replay bool) (*http.Response, error) {
-	tryDeadline := time.Now().Add(p.cfg.TryTimeout)
+// tryBy is try started at now with the overall deadline given: the attempt's
+// deadline is the earlier of it and the per-try timeout, enforced by the policy's
+// deadlines (deadline.go) rather than a timer of its own.
+//
+// When ctx's own deadline already comes by then (the caller's deadline, or the
+// executor's overall one, is the nearer limit), the attempt runs in ctx itself:
+// the limit is in force already.
+func (p *Policy) tryBy(ctx context.Context, now, deadline time.Time, req *http.Request, attempt Attempt, replay bool) (*http.Response, error) {
+	tryDeadline := now.Add(p.cfg.TryTimeout)
 	overall := !deadline.After(tryDeadline)
 	if overall {
 		tryDeadline = deadline
 	}
-	tctx, cancel := context.WithDeadline(ctx, tryDeadline)
+	var t *tryCtx
+	tctx := ctx
+	if dl, ok := ctx.Deadline(); !ok || dl.After(tryDeadline) {
+		t = p.deadlines.withDeadline(ctx, tryDeadline, now)
+		tctx = t
+	}
 	r := req.WithContext(tctx)
 	if replay && req.GetBody != nil {
 		body, err := req.GetBody()
 		if err != nil {
-			cancel()
+			release(t)
 			return nil, err
 		}
 		r.Body = body
 	}
 	resp, err := attempt(r)
 	if err != nil {
-		cancel()
+		if release(t) && errors.Is(err, context.Canceled) {
+			// The deadline cancelled the attempt: what reached the transport as a
+			// cancellation is the deadline, as a context.WithDeadline reports it.
+			err = context.DeadlineExceeded
+		}
 		if errors.Is(tctx.Err(), context.DeadlineExceeded) && ctx.Err() == nil && !overall {
 			// This try's limit, not the call's: retryable, unlike the call's own deadline.
 			return nil, fmt.Errorf("%w after %s: %s", timeout.ErrExceeded, p.cfg.TryTimeout, err.Error())
 		}
 		return nil, err
 	}
-	resp.Body = &cancelOnClose{ReadCloser: resp.Body, cancel: cancel}
+	if t != nil {
+		t.body = resp.Body
+		resp.Body = (*tryBody)(t)
+	}
 	return resp, nil
 }
+
+// release ends an attempt's own context, if it has one, and reports whether its
+// deadline had ended it.
+func release(t *tryCtx) bool { return t != nil && t.release() }
 
 func sleep(ctx context.Context, d time.Duration) bool {
 	if d <= 0 {

@@ -78,6 +78,10 @@ func (m *Metrics) forDependency(dep string) depMetrics {
 	}
 }
 
+// enabled reports whether d records anything: a call's duration need not be
+// measured otherwise.
+func (d depMetrics) enabled() bool { return d.ok != nil }
+
 func (d depMetrics) call(resp *http.Response, err error, took time.Duration) {
 	if d.ok == nil {
 		return

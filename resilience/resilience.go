@@ -158,13 +158,16 @@ func (c *Config) defaults() {
 // themselves — see bench/RESULTS.md); only an attempt that failed in a way worth
 // retrying hands the call to failsafe-go's retry executor, which drives the
 // remaining attempts through the same breaker and bulkhead. Hedged reads use the
-// executor throughout. The per-try timeout is a context deadline on each attempt.
+// executor throughout. The per-try timeout is a deadline on each attempt's context,
+// enforced by the policy's own clock of ticks rather than a timer per attempt.
 type Policy struct {
 	cfg      Config
 	m        depMetrics
 	breaker  circuitbreaker.CircuitBreaker[*http.Response]
 	bulkhead bulkhead.Bulkhead[*http.Response]
 	budget   *Budget
+	// deadlines ends attempts at their per-try deadlines.
+	deadlines *deadlines
 	// retrying drives the attempts after a failed first one; hedged serves
 	// idempotent reads when hedging is on.
 	retrying, hedged failsafe.Executor[*http.Response]
@@ -180,7 +183,7 @@ func New(cfg Config) (*Policy, error) {
 	}
 	cfg.defaults()
 	m := cfg.Metrics.forDependency(cfg.Dependency)
-	p := &Policy{cfg: cfg, m: m, budget: NewBudget(cfg.BudgetRatio, cfg.BudgetPerSecond, nil)}
+	p := &Policy{cfg: cfg, m: m, budget: NewBudget(cfg.BudgetRatio, cfg.BudgetPerSecond, nil), deadlines: newDeadlines(cfg.TryTimeout)}
 
 	cb := circuitbreaker.NewBuilder[*http.Response]().
 		HandleIf(func(r *http.Response, err error) bool { return failed(r, err) }).
