@@ -58,7 +58,8 @@ type Config struct {
 	Dependency string
 	// Timeout is the overall deadline of a call, retries included [2s].
 	Timeout time.Duration
-	// TryTimeout bounds each attempt [1s].
+	// TryTimeout bounds each attempt [1s]. An attempt past its deadline is ended
+	// within a tick of it: 1/256 of TryTimeout, between 0.5 ms and 5 ms.
 	TryTimeout time.Duration
 	// MaxAttempts counts the first try; 1 disables retries [3].
 	MaxAttempts int
