@@ -70,12 +70,19 @@ func (g *Gateway) Invalidate(ctx context.Context, paths ...string) error {
 	for _, p := range paths {
 		// A new generation for the path: keys of the old one are never read again
 		// and expire on their own.
-		errs = append(errs, g.cfg.Cache.Set(ctx, generationKey(p), []byte(rand.Text()), 30*24*time.Hour))
+		errs = append(errs, g.cfg.Cache.Set(ctx, generationKey(p), []byte(rand.Text()), generationTTL))
 	}
 	return errors.Join(errs...)
 }
 
 func generationKey(path string) string { return "gw:gen:" + path }
+
+// generationTTL is how long an invalidation is remembered; maxEntryAge, well
+// under it, is the longest an entry is kept, whatever the service says.
+const (
+	generationTTL = 30 * 24 * time.Hour
+	maxEntryAge   = 7 * 24 * time.Hour
+)
 
 // entry is a stored answer.
 type entry struct {
@@ -455,6 +462,9 @@ func (cw *cacheWriter) store(now time.Time) bool {
 	if fresh <= 0 && staleFor <= 0 {
 		return false
 	}
+	// An entry never outlives its path's generation (Invalidate keeps one for 30
+	// days), or a lost generation would bring back what it invalidated.
+	fresh, staleFor = min(fresh, maxEntryAge), min(staleFor, maxEntryAge-min(fresh, maxEntryAge))
 	if h.Get("ETag") == "" {
 		sum := sha256.Sum256(cw.buf.Bytes())
 		h.Set("ETag", `"`+base64.RawURLEncoding.EncodeToString(sum[:12])+`"`)
