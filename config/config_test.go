@@ -282,26 +282,16 @@ func TestBrokenConfigurationsAreReportedWithFileLineAndKey(t *testing.T) {
 			},
 		},
 		{
-			name: "transformation rules",
+			name: "transformation rules, decoded strictly",
 			src: minimal + `gateway:
   routes:
     - prefix: /api/v1/users
       service: users
       transform:
         request:
-          headers:
-            set: {X-User-Id: root}
-          rewrite:
-            - match: /api/v2/users/{id}
-              to: /v1/users/{id}
-          body: {allow: [name], deny: [role]}
-        response:
-          body:
-            deny: [a..b]
-          template: {name: "{{request.name}}"}
-        unknown: 1
+          headers: {sets: {X-A: b}}
 `,
-			want: []string{"bad.yaml:21:9: gateway.routes.0.transform.unknown:", `unknown key "unknown"`},
+			want: []string{"bad.yaml:11:21: gateway.routes.0.transform.request.headers.sets:", `unknown key "sets"`},
 		},
 		{
 			name: "transformation rules, checked",
