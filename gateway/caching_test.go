@@ -109,23 +109,7 @@ func fetch(t *testing.T, url string, header map[string]string) answer {
 
 func (c cached) results(t *testing.T, result string) float64 {
 	t.Helper()
-	mfs, err := c.reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != "gateway_cache_requests_total" {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "result" && l.GetValue() == result {
-					return m.GetCounter().GetValue()
-				}
-			}
-		}
-	}
-	return 0
+	return counter(t, c.reg, "gateway_cache_requests_total", "result", result)
 }
 
 func TestACachedAnswerIsNeverServedToAnotherPrincipal(t *testing.T) {

@@ -78,7 +78,7 @@ func TestLoadIsShedBeforeLatencyCollapses(t *testing.T) {
 	if limit >= 64 {
 		t.Errorf("the concurrency limit did not come down: %.0f", limit)
 	}
-	if rejected := counter(t, reg, "gateway_rejected_total", "shed"); rejected != float64(shed.Load()) {
+	if rejected := counter(t, reg, "gateway_rejected_total", "reason", "shed"); rejected != float64(shed.Load()) {
 		t.Errorf("gateway_rejected_total{reason=shed} = %v, want %d", rejected, shed.Load())
 	}
 }
@@ -95,7 +95,8 @@ func gauge(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	return 0
 }
 
-func counter(t *testing.T, reg *prometheus.Registry, name, reason string) float64 {
+// counter is the value of the counter name whose label has value.
+func counter(t *testing.T, reg *prometheus.Registry, name, label, value string) float64 {
 	t.Helper()
 	mfs, _ := reg.Gather()
 	for _, mf := range mfs {
@@ -104,7 +105,7 @@ func counter(t *testing.T, reg *prometheus.Registry, name, reason string) float6
 		}
 		for _, m := range mf.GetMetric() {
 			for _, l := range m.GetLabel() {
-				if l.GetName() == "reason" && l.GetValue() == reason {
+				if l.GetName() == label && l.GetValue() == value {
 					return m.GetCounter().GetValue()
 				}
 			}

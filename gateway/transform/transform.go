@@ -26,6 +26,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"mime"
 	"net/http"
 	"net/url"
@@ -146,7 +147,7 @@ func (s *Spec) Check(prefix string) []Issue {
 		bad("max_body_bytes", "must not be negative")
 	}
 	checkHeaders := func(key string, h Headers, request bool) {
-		for _, name := range sortedKeys(h.Set) {
+		for _, name := range slices.Sorted(maps.Keys(h.Set)) {
 			k, c := key+".set."+name, http.CanonicalHeaderKey(name)
 			switch {
 			case !httpguts.ValidHeaderFieldName(name):
@@ -174,7 +175,7 @@ func (s *Spec) Check(prefix string) []Issue {
 	checkHeaders("request.headers", s.Request.Headers, true)
 	checkHeaders("response.headers", s.Response.Headers, false)
 
-	for _, from := range sortedKeys(s.Request.Query.Rename) {
+	for _, from := range slices.Sorted(maps.Keys(s.Request.Query.Rename)) {
 		if to := s.Request.Query.Rename[from]; from == "" || to == "" || to == from {
 			bad("request.query.rename."+from, "renames a parameter to another, non-empty name; got %q to %q", from, to)
 		}
@@ -203,7 +204,7 @@ func (s *Spec) Check(prefix string) []Issue {
 				bad(fmt.Sprintf("%s.deny.%d", key, i), "%v", err)
 			}
 		}
-		for _, from := range sortedKeys(b.Rename) {
+		for _, from := range slices.Sorted(maps.Keys(b.Rename)) {
 			to := b.Rename[from]
 			if err := checkField(from); err != nil {
 				bad(key+".rename", "%s: %v", from, err)
@@ -450,7 +451,7 @@ func compileBody(b Body) bodyRules {
 	for _, f := range b.Deny {
 		r.deny = append(r.deny, strings.Split(f, "."))
 	}
-	for _, from := range sortedKeys(b.Rename) {
+	for _, from := range slices.Sorted(maps.Keys(b.Rename)) {
 		p := strings.Split(from, ".")
 		r.rename = append(r.rename, renameRule{parent: p[:len(p)-1], from: p[len(p)-1], to: b.Rename[from]})
 	}
@@ -687,7 +688,7 @@ func checkTemplate(v any) error {
 func jsonOnly(v any, at string) error {
 	switch x := v.(type) {
 	case map[string]any:
-		for _, k := range sortedKeys(x) {
+		for _, k := range slices.Sorted(maps.Keys(x)) {
 			if err := jsonOnly(x[k], strings.TrimPrefix(at+"."+k, ".")); err != nil {
 				return err
 			}
@@ -703,13 +704,4 @@ func jsonOnly(v any, at string) error {
 		return fmt.Errorf("%s: a template is JSON: objects, arrays, strings, numbers, booleans, null; got %T", cmp.Or(at, "the template"), v)
 	}
 	return nil
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
