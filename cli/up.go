@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"slices"
@@ -129,6 +130,11 @@ func cmdUp(ctx context.Context, e *Env, args []string) error {
 		return err
 	}
 	defer stopHub() // after the children: their last spans still arrive
+	if e.Getenv(platform.EnvProfiling) == "1" {
+		// The broker and the hub live in this process; its profile is theirs.
+		hub.Handle("GET /debug/pprof/", http.HandlerFunc(pprof.Index))
+		hub.Handle("GET /debug/pprof/profile", http.HandlerFunc(pprof.Profile))
+	}
 	childEnv := []string{"SWITCHYARD_DATA_DIR=" + dataDir, platform.EnvTrustBundle + "=" + bundle, platform.EnvTraceHub + "=" + hubURL}
 	if natsURL != "" {
 		childEnv = append(childEnv, "NATS_URL="+natsURL)

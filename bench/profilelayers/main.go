@@ -45,7 +45,15 @@ var layers = []struct {
 
 func main() {
 	orders := flag.Float64("orders", 0, "orders in the profiles' window (0: shares only)")
+	parts := flag.String("parts", "", "`name=regexp,...`: instead of layers, split each profile by the outermost frame matching a part (the broker and the hub inside one process)")
 	flag.Parse()
+	if *parts != "" {
+		if err := byParts(*parts, *orders, flag.Args()); err != nil {
+			fmt.Fprintln(os.Stderr, "profilelayers:", err)
+			os.Exit(1) //nolint:forbidigo // this is main
+		}
+		return
+	}
 	fmt.Fprint(os.Stdout, "| process | CPU ms per order |")
 	for _, l := range layers {
 		fmt.Fprintf(os.Stdout, " %s |", l.name)
@@ -64,15 +72,82 @@ func main() {
 	}
 }
 
-func row(path string, orders float64) error {
+func read(path string) (*profile.Profile, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer f.Close()
 	p, err := profile.Parse(f)
 	if err != nil {
-		return fmt.Errorf("%s: %w", path, err)
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return p, nil
+}
+
+// byParts prints one row per profile with the share of each named part: a sample
+// belongs to the part whose pattern matches the outermost frame (from the root) that
+// any part matches, so the work a part asks of a library counts as the part's.
+func byParts(spec string, orders float64, paths []string) error {
+	type part struct {
+		name string
+		re   *regexp.Regexp
+	}
+	var ps []part
+	for _, kv := range strings.Split(spec, ",") {
+		name, expr, ok := strings.Cut(kv, "=")
+		if !ok {
+			return fmt.Errorf("-parts: %q is not name=regexp", kv)
+		}
+		re, err := regexp.Compile(expr)
+		if err != nil {
+			return fmt.Errorf("-parts %s: %w", name, err)
+		}
+		ps = append(ps, part{name, re})
+	}
+	fmt.Fprint(os.Stdout, "| process | CPU ms per order |")
+	for _, p := range ps {
+		fmt.Fprintf(os.Stdout, " %s |", p.name)
+	}
+	fmt.Fprintln(os.Stdout, " runtime, other |")
+	fmt.Fprintln(os.Stdout, "|---|---:|"+strings.Repeat("---:|", len(ps)+1))
+	for _, path := range paths {
+		p, err := read(path)
+		if err != nil {
+			return err
+		}
+		cpu := len(p.SampleType) - 1
+		by := make([]int64, len(ps)+1)
+		var total int64
+		for _, s := range p.Sample {
+			v := s.Value[cpu]
+			total += v
+			owner := len(ps)
+		stack:
+			for i := len(s.Location) - 1; i >= 0; i-- { // root first
+				for _, line := range s.Location[i].Line {
+					if line.Function == nil {
+						continue
+					}
+					for j, part := range ps {
+						if part.re.MatchString(line.Function.Name) {
+							owner = j
+							break stack
+						}
+					}
+				}
+			}
+			by[owner] += v
+		}
+		printRow(path, total, by, orders)
+	}
+	return nil
+}
+
+func row(path string, orders float64) error {
+	p, err := read(path)
+	if err != nil {
+		return err
 	}
 	cpu := len(p.SampleType) - 1 // cpu nanoseconds is the last sample type
 	by := make([]int64, len(layers)+1)
@@ -82,6 +157,11 @@ func row(path string, orders float64) error {
 		total += v
 		by[layerOf(s)] += v
 	}
+	printRow(path, total, by, orders)
+	return nil
+}
+
+func printRow(path string, total int64, by []int64, orders float64) {
 	name := strings.TrimSuffix(filepath.Base(path), filepath.Ext(path))
 	perOrder := "—"
 	if orders > 0 {
@@ -92,7 +172,6 @@ func row(path string, orders float64) error {
 		fmt.Fprintf(os.Stdout, " %.0f %% |", 100*float64(v)/float64(max(total, 1)))
 	}
 	fmt.Fprintln(os.Stdout)
-	return nil
 }
 
 // layerOf returns the index of the sample's innermost layer, len(layers) for none.
