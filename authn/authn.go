@@ -386,10 +386,34 @@ func BearerToken(r *http.Request) (string, error) {
 		return "", errUnauthenticated("the Authorization header is too large", nil)
 	}
 	scheme, token, ok := strings.Cut(h, " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
+	token = strings.TrimSpace(token)
+	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
 		return "", errUnauthenticated("use Authorization: Bearer <access token>", nil)
 	}
-	return strings.TrimSpace(token), nil
+	if !b64token(token) {
+		return "", errUnauthenticated("the bearer token holds characters no token has (RFC 6750 §2.1)", nil)
+	}
+	return token, nil
+}
+
+// b64token reports whether t has RFC 6750's token68 shape: letters, digits and
+// -._~+/ then any '=' padding. A JWT always has it; anything else is refused before
+// a verifier reads it.
+func b64token(t string) bool {
+	end := len(strings.TrimRight(t, "="))
+	if end == 0 {
+		return false
+	}
+	for i := range end {
+		c := t[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case c == '-', c == '.', c == '_', c == '~', c == '+', c == '/':
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 type principalKey struct{}

@@ -233,6 +233,10 @@ func TestBearerHeaderParsing(t *testing.T) {
 		{"Basic dXNlcjpwYXNz", "", false},
 		{"Bearer", "", false},
 		{"Bearer    ", "", false},
+		{"Bearer a b", "", false},
+		{"Bearer abc\x00", "", false},
+		{"Bearer abc==", "abc==", true},
+		{"Bearer ==", "", false},
 		{"Bearer " + strings.Repeat("a", 16<<10), "", false},
 	} {
 		r := httptest.NewRequest("GET", "/", nil)

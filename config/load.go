@@ -361,7 +361,15 @@ func (c *Config) Errorf(key, format string, args ...any) *Error {
 // as Load reads switchyard.yaml: an unknown key or a value of the wrong type is an
 // *Error naming the line, column and key. Other files of the toolkit (fault
 // scenarios) use it, and Place to put their own findings on the line of a key.
-func Decode(source string, data []byte, v any) (*Document, error) {
+func Decode(source string, data []byte, v any) (_ *Document, err error) {
+	defer func() {
+		// The YAML library has panicked on some malformed files (a tag on a
+		// sequence before a comment; found by FuzzLoadNamesTheFileOfEveryRefusal):
+		// the file is refused like any other, never the process.
+		if r := recover(); r != nil {
+			err = &Error{File: source, Msg: fmt.Sprintf("the YAML cannot be read (the parser failed: %v); look at its tags (!name) and anchors", r)}
+		}
+	}()
 	if len(data) > MaxFileSize {
 		return nil, &Error{File: source, Msg: fmt.Sprintf("%d bytes is more than %d", len(data), MaxFileSize)}
 	}

@@ -22,6 +22,8 @@ import (
 
 	"github.com/google/uuid"
 	"go.opentelemetry.io/otel/propagation"
+
+	"github.com/switchyard/switchyard/internal/strictjson"
 )
 
 // SpecVersion is the CloudEvents version of every event.
@@ -121,14 +123,17 @@ func (e *Event) Domain() string {
 	return d
 }
 
-// Validate checks the envelope and that the data is JSON (not its schema; see
-// Registry).
+// Validate checks the envelope and that the data is JSON naming no key twice in an
+// object (not its schema; see Registry).
 func (e *Event) Validate() error {
 	if err := e.validateEnvelope(); err != nil {
 		return err
 	}
 	if !json.Valid(e.Data) {
 		return errors.New("data is not JSON")
+	}
+	if err := strictjson.Check(e.Data); err != nil {
+		return fmt.Errorf("data: %w", err)
 	}
 	return nil
 }
@@ -253,14 +258,19 @@ func Unmarshal(b []byte) (Event, error) {
 	if err := json.Unmarshal(b, &e); err != nil {
 		return Event{}, fmt.Errorf("not a CloudEvents JSON event: %w", err)
 	}
+	if err := strictjson.Check(b); err != nil {
+		// An attribute or a data field twice: this reader would take the last, another
+		// consumer the first — two consumers, two different events.
+		return e, fmt.Errorf("not a CloudEvents JSON event: %w", err)
+	}
 	return e, nil
 }
 
 // Decode parses an event in structured JSON mode and checks its envelope.
 func Decode(b []byte) (Event, error) {
-	var e Event
-	if err := json.Unmarshal(b, &e); err != nil {
-		return Event{}, fmt.Errorf("not a CloudEvents JSON event: %w", err)
+	e, err := Unmarshal(b)
+	if err != nil {
+		return e, err
 	}
 	if err := e.Validate(); err != nil {
 		return e, err

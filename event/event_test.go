@@ -59,6 +59,8 @@ func TestEnvelopesAreChecked(t *testing.T) {
 		"id is not a UUID": `{"specversion":"1.0","id":"42","type":"a.b.c.v1","source":"/x","subject":"s","time":"2026-01-01T00:00:00Z","datacontenttype":"application/json","data":{}}`,
 		"no data":          `{"specversion":"1.0","id":"01900000-0000-7000-8000-000000000000","type":"a.b.c.v1","source":"/x","subject":"s","time":"2026-01-01T00:00:00Z","datacontenttype":"application/json"}`,
 		"xml content":      `{"specversion":"1.0","id":"01900000-0000-7000-8000-000000000000","type":"a.b.c.v1","source":"/x","subject":"s","time":"2026-01-01T00:00:00Z","datacontenttype":"application/xml","data":"<a/>"}`,
+		"type twice":       `{"specversion":"1.0","id":"01900000-0000-7000-8000-000000000000","type":"a.b.c.v1","type":"a.b.d.v1","source":"/x","subject":"s","time":"2026-01-01T00:00:00Z","datacontenttype":"application/json","data":{}}`,
+		"a field twice":    `{"specversion":"1.0","id":"01900000-0000-7000-8000-000000000000","type":"a.b.c.v1","source":"/x","subject":"s","time":"2026-01-01T00:00:00Z","datacontenttype":"application/json","data":{"n":1,"n":2}}`,
 	} {
 		if _, err := event.Decode([]byte(raw)); err == nil {
 			t.Errorf("%s: decoded", name)
@@ -87,6 +89,15 @@ func TestDataIsCheckedAgainstItsSchema(t *testing.T) {
 		if err := reg.Validate(&e); err == nil {
 			t.Errorf("%s: valid", name)
 		}
+	}
+	// Data put together by hand, a field twice: refused before it is published.
+	twice := good
+	twice.Data = []byte(`{"product_id":"p","available":1,"available":9,"reserved":0,"sold":0,"reason":"restocked"}`)
+	if err := reg.Validate(&twice); err == nil || !strings.Contains(err.Error(), `duplicate key "available"`) {
+		t.Errorf("data with a field twice: %v", err)
+	}
+	if err := twice.Validate(); err == nil || !strings.Contains(err.Error(), `duplicate key "available"`) {
+		t.Errorf("data with a field twice, without schemas: %v", err)
 	}
 	unknown, _ := event.New(context.Background(), "/x", "orders.order.teleported.v1", "o", map[string]any{})
 	if err := reg.Validate(&unknown); err == nil || !strings.Contains(err.Error(), "no schema") {

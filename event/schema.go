@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
+
+	"github.com/switchyard/switchyard/internal/strictjson"
 )
 
 // ErrNoSchema is returned for an event type without a schema.
@@ -84,6 +86,9 @@ func (r *Registry) Validate(e *Event) error {
 	v, err := jsonschema.UnmarshalJSON(bytes.NewReader(e.Data))
 	if err != nil {
 		return fmt.Errorf("event %s %s: data is not JSON: %w", e.Type, e.ID, err)
+	}
+	if err := strictjson.Check(e.Data); err != nil {
+		return fmt.Errorf("event %s %s: data: %w", e.Type, e.ID, err)
 	}
 	if err := sch.Validate(v); err != nil {
 		return fmt.Errorf("schema violation (%s): %s", e.Type, schemaDetail(err))

@@ -55,7 +55,7 @@ type backend struct {
 	name string
 }
 
-func newBackend(t *testing.T, name string) *backend {
+func newBackend(t testing.TB, name string) *backend {
 	b := &backend{name: name}
 	b.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b.hits.Add(1)
@@ -74,7 +74,7 @@ func newBackend(t *testing.T, name string) *backend {
 func (b *backend) addr() string { return strings.TrimPrefix(b.URL, "http://") }
 
 // upstream is the rpc client stack over Wire toward the given instances.
-func upstream(t *testing.T, name string, instances ...discovery.Instance) gateway.Upstream {
+func upstream(t testing.TB, name string, instances ...discovery.Instance) gateway.Upstream {
 	t.Helper()
 	for i := range instances {
 		instances[i].Service = name
@@ -101,7 +101,7 @@ type issuer struct {
 	jwks    *httptest.Server
 }
 
-func newIssuer(t *testing.T) *issuer {
+func newIssuer(t testing.TB) *issuer {
 	pub, priv, _ := ed25519.GenerateKey(nil)
 	is := &issuer{kid: "key-2026-11", priv: priv, pub: pub}
 	is.jwks = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
@@ -118,7 +118,7 @@ func (is *issuer) claims(sub string, roles ...string) authn.Claims {
 		Subject: sub, ID: "jti-" + sub, IssuedAt: jwt.NewNumericDate(now), ExpiresAt: jwt.NewNumericDate(now.Add(5 * time.Minute))}, Roles: roles}
 }
 
-func (is *issuer) token(t *testing.T, c authn.Claims) string {
+func (is *issuer) token(t testing.TB, c authn.Claims) string {
 	t.Helper()
 	tok, err := authn.SignAccessToken(is.kid, is.priv, c)
 	if err != nil {
@@ -127,7 +127,7 @@ func (is *issuer) token(t *testing.T, c authn.Claims) string {
 	return tok
 }
 
-func (is *issuer) verifier(t *testing.T) *authn.Verifier {
+func (is *issuer) verifier(t testing.TB) *authn.Verifier {
 	v, err := authn.NewVerifier(authn.VerifierConfig{Issuer: "switchyard", Audience: "switchyard", Leeway: 5 * time.Second},
 		authn.NewRemoteKeys(authn.RemoteKeysConfig{URL: is.jwks.URL, MinRefetch: 10 * time.Second}))
 	if err != nil {
@@ -148,7 +148,7 @@ func serve(t *testing.T, g *gateway.Gateway, logs io.Writer) string {
 	return srv.URL
 }
 
-func newGateway(t *testing.T, cfg gateway.Config) *gateway.Gateway {
+func newGateway(t testing.TB, cfg gateway.Config) *gateway.Gateway {
 	t.Helper()
 	if cfg.Logger == nil {
 		cfg.Logger = telemetry.Discard()

@@ -116,7 +116,8 @@ func TestABodyDenyListKeepsAClientFromSettingAField(t *testing.T) {
 		contentType, body string
 		status            int
 	}{
-		{"application/json", `{"email":"eve@example.com","role":"admin","role":"admin"}`, http.StatusOK},
+		{"application/json", `{"email":"eve@example.com","role":"admin","role":"admin"}`, http.StatusBadRequest},
+		{"application/json", `{"email":"eve@example.com","\u0072ole":"admin","role":"x"}`, http.StatusBadRequest},
 		{"application/x-www-form-urlencoded", "role=admin", http.StatusUnsupportedMediaType},
 		{"text/plain", signUp, http.StatusUnsupportedMediaType},
 		{"application/json", `{"role":"admin","pad":"` + strings.Repeat("x", 2<<20) + `"}`, http.StatusRequestEntityTooLarge},

@@ -20,6 +20,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/switchyard/switchyard/internal/strictjson"
 	"github.com/switchyard/switchyard/problem"
 )
 
@@ -28,7 +29,8 @@ const DefaultMaxBody = 1 << 20
 
 // Decode reads exactly one JSON value from r's body into v. It rejects bodies over
 // maxBytes (413), media types other than JSON (415), unknown fields, trailing data,
-// and malformed or mistyped JSON (400), each with a detail naming what is wrong.
+// a key named twice in one object, and malformed or mistyped JSON (400), each with
+// a detail naming what is wrong.
 // maxBytes <= 0 means DefaultMaxBody.
 func Decode(w http.ResponseWriter, r *http.Request, v any, maxBytes int64) error {
 	if maxBytes <= 0 {
@@ -43,18 +45,33 @@ func Decode(w http.ResponseWriter, r *http.Request, v any, maxBytes int64) error
 	if r.ContentLength > maxBytes {
 		return tooLarge(maxBytes)
 	}
-	body := http.MaxBytesReader(w, r.Body, maxBytes)
-	dec := json.NewDecoder(body)
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBytes))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return tooLarge(maxBytes)
+		}
+		return problem.Wrap(problem.Invalid, err, "the body could not be read")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return decodeError(err, maxBytes)
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return tooLarge(maxBytes)
-		}
 		return problem.New(problem.Invalid, "the body holds more than one JSON value")
+	}
+	return CheckDuplicateKeys(body)
+}
+
+// CheckDuplicateKeys refuses a JSON document in which an object names a key twice —
+// which encoding/json would read as its last value and another layer as its first —
+// with a 400 problem naming the key's path ("items.1.sku"). Decode applies it to
+// every body; call it on JSON read any other way.
+func CheckDuplicateKeys(doc []byte) error {
+	var dup *strictjson.DuplicateKeyError
+	if err := strictjson.Check(doc); errors.As(err, &dup) {
+		return problem.InvalidField(dup.Path, "named twice in one object; send it once")
 	}
 	return nil
 }

@@ -33,6 +33,8 @@ func TestDecodeRejectsBadBodiesWithAClearReason(t *testing.T) {
 		{"empty body", ``, "application/json", 0, problem.Invalid, "the body is empty"},
 		{"truncated", `{"email": "a@`, "application/json", 0, problem.Invalid, "ends in the middle"},
 		{"over the limit", `{"nickname": "` + strings.Repeat("x", 200) + `"}`, "application/json", 64, problem.TooLarge, "larger than 64 bytes"},
+		{"a key twice", `{"email": "a@b.c", "email": "admin@shop"}`, "application/json", 0, problem.Invalid, "email: named twice in one object"},
+		{"a key twice, escaped once", `{"nickname": "x", "nick\u006eame": "y"}`, "application/json", 0, problem.Invalid, "nickname: named twice"},
 		{"not JSON at all", `email=a@b.c`, "application/x-www-form-urlencoded", 0, problem.Unsupported, "application/json"},
 	}
 	for _, tc := range cases {

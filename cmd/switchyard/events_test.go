@@ -13,15 +13,20 @@ import (
 // dead-letters it at once.
 func (s *stack) publishPoison(id string) {
 	s.t.Helper()
+	s.publishRaw(`{"specversion":"1.0","id":"` + id + `","type":"inventory.stock.changed.v1",` +
+		`"source":"/intruder","subject":"prod-kbd-001","time":"2026-11-22T00:00:00Z","datacontenttype":"application/json",` +
+		`"data":{"product_id":"prod-kbd-001","available":-5,"reserved":0,"sold":0,"reason":"stolen"}}`)
+}
+
+// publishRaw puts bytes on the stack's broker as an inventory event.
+func (s *stack) publishRaw(event string) {
+	s.t.Helper()
 	nc, err := nats.Connect(s.read().Broker.URL)
 	if err != nil {
 		s.t.Fatal(err)
 	}
 	defer nc.Close()
-	bad := `{"specversion":"1.0","id":"` + id + `","type":"inventory.stock.changed.v1",` +
-		`"source":"/intruder","subject":"prod-kbd-001","time":"2026-11-22T00:00:00Z","datacontenttype":"application/json",` +
-		`"data":{"product_id":"prod-kbd-001","available":-5,"reserved":0,"sold":0,"reason":"stolen"}}`
-	if err := nc.Publish("events.inventory.stock.changed", []byte(bad)); err != nil {
+	if err := nc.Publish("events.inventory.stock.changed", []byte(event)); err != nil {
 		s.t.Fatal(err)
 	}
 	if err := nc.Flush(); err != nil {
@@ -34,9 +39,14 @@ func (s *stack) publishPoison(id string) {
 func TestOperatorsSeeAndPurgeDeadLetters(t *testing.T) {
 	s := startUp(t, fullPlatform)
 	s.publishPoison("01a20000-0000-7000-8000-000000000001")
+	// A field twice: valid by the schema whichever copy a consumer reads, which is
+	// the trouble — two consumers could act on two different stock levels.
+	s.publishRaw(`{"specversion":"1.0","id":"01a20000-0000-7000-8000-000000000002","type":"inventory.stock.changed.v1",` +
+		`"source":"/intruder","subject":"prod-kbd-001","time":"2026-11-22T00:00:00Z","datacontenttype":"application/json",` +
+		`"data":{"product_id":"prod-kbd-001","available":5,"available":500,"reserved":0,"sold":0,"reason":"restock"}}`)
 	var list string
 	deadline := time.Now().Add(15 * time.Second)
-	for !strings.Contains(list, "01a20000-0000-7000-8000-000000000001") {
+	for !strings.Contains(list, "01a20000-0000-7000-8000-000000000001") || !strings.Contains(list, "01a20000-0000-7000-8000-000000000002") {
 		if time.Now().After(deadline) {
 			t.Fatalf("no dead letter after 15s:\n%s", list)
 		}
@@ -47,7 +57,18 @@ func TestOperatorsSeeAndPurgeDeadLetters(t *testing.T) {
 	if !strings.Contains(list, "catalog") || !strings.Contains(list, "schema violation") {
 		t.Errorf("list:\n%s", list)
 	}
-	id := strings.Fields(strings.Split(list, "\n")[1])[0]
+	var id, twice string
+	for _, line := range strings.Split(list, "\n") {
+		switch {
+		case strings.Contains(line, "01a20000-0000-7000-8000-000000000001"):
+			id = strings.Fields(line)[0]
+		case strings.Contains(line, "01a20000-0000-7000-8000-000000000002"):
+			twice = strings.Fields(line)[0]
+		}
+	}
+	if out, err := execIn(s.dir, "events", "dlq", "show", twice).CombinedOutput(); err != nil || !strings.Contains(string(out), `duplicate key \"available\"`) {
+		t.Errorf("show the event with a field twice: %v\n%s", err, out)
+	}
 	out, err := execIn(s.dir, "events", "dlq", "show", id).CombinedOutput()
 	if err != nil || !strings.Contains(string(out), `"attempts": 1`) || !strings.Contains(string(out), `"group": "catalog"`) {
 		t.Errorf("show: %v\n%s", err, out)
@@ -57,7 +78,7 @@ func TestOperatorsSeeAndPurgeDeadLetters(t *testing.T) {
 		t.Errorf("replay of a broken event: %v\n%s", err, out)
 	}
 	out, err = execIn(s.dir, "events", "dlq", "purge", "--all", "--group", "catalog").CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "purged 1 dead letters") {
+	if err != nil || !strings.Contains(string(out), "purged 2 dead letters") {
 		t.Errorf("purge: %v\n%s", err, out)
 	}
 	out, _ = execIn(s.dir, "events", "dlq", "list").CombinedOutput()

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -52,6 +53,10 @@ func TestGatewayServesThePublicAPIAsDocumented(t *testing.T) {
 	s := startUp(t, fullPlatform)
 	gw, _ := s.service("gateway")
 	client := contract.Client(t, openapi.Files, "gateway.yaml", true)
+	doc, err := contract.Load(openapi.Files, "gateway.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
 	expect := func(method, path, token, body string, headers map[string]string, status int) map[string]any {
 		t.Helper()
 		resp, m := exchange(t, client, method, gw+path, token, body, headers)
@@ -93,6 +98,31 @@ func TestGatewayServesThePublicAPIAsDocumented(t *testing.T) {
 	placed := expect("POST", "/api/v2/orders", ann, order, map[string]string{"Idempotency-Key": "v2-1"}, 201)
 	id := placed["id"].(string)
 	expect("POST", "/api/v2/orders", ann, `{"items": [`, map[string]string{"Idempotency-Key": "v2-2"}, 400)
+	// A key named twice is refused, naming it: one layer must not read the first
+	// items and another the last.
+	twice := `{"items":[],"items":[{"product_id":"` + product + `","quantity":1}],"payment":{"card_number":"4242424242424242"}}`
+	if m := expect("POST", "/api/v2/orders", ann, twice, map[string]string{"Idempotency-Key": "v2-twice"}, 400); !strings.Contains(fmt.Sprint(m["errors"]), "items") {
+		t.Errorf("a duplicate key refused without naming it: %v", m)
+	}
+	// The Idempotency-Key's edges, each judged by the document: what it allows is
+	// placed, what it refuses is a 400 naming the header.
+	edges, err := contract.Edges(doc, "Idempotency-Key", "edge-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range edges {
+		headers := map[string]string{}
+		if e.Present {
+			headers["Idempotency-Key"] = e.Value
+		}
+		resp, m := exchange(t, client, "POST", gw+"/api/v2/orders", ann, order, headers)
+		switch {
+		case e.Valid && resp.StatusCode != 201:
+			t.Errorf("Idempotency-Key %s: the document allows it, the service answers %d %v", e.Name, resp.StatusCode, m)
+		case !e.Valid && (resp.StatusCode != 400 || !strings.Contains(fmt.Sprint(m["errors"]), "Idempotency-Key")):
+			t.Errorf("Idempotency-Key %s: the document refuses it, the service answers %d %v", e.Name, resp.StatusCode, m)
+		}
+	}
 	expect("POST", "/api/v2/orders", ann, `{"items":[],"payment":{"card_number":"4242424242424242"}}`, map[string]string{"Idempotency-Key": "v2-3"}, 400)
 	expect("POST", "/api/v2/orders", ann, `{"pad":"`+strings.Repeat("x", 70_000)+`"}`, map[string]string{"Idempotency-Key": "v2-4"}, 413)
 	expect("POST", "/api/v2/orders", "", order, map[string]string{"Idempotency-Key": "v2-5"}, 401)
@@ -182,10 +212,6 @@ func TestGatewayServesThePublicAPIAsDocumented(t *testing.T) {
 
 	// Every route the gateway serves is in the document.
 	cfg, err := config.Load("switchyard.yaml", []byte(fullPlatform), func(string) string { return "" })
-	if err != nil {
-		t.Fatal(err)
-	}
-	doc, err := contract.Load(openapi.Files, "gateway.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}

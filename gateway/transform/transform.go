@@ -38,6 +38,7 @@ import (
 
 	"github.com/switchyard/switchyard/internal/tmpl"
 	"github.com/switchyard/switchyard/problem"
+	"github.com/switchyard/switchyard/rest"
 )
 
 // DefaultMaxBodyBytes is the largest body the rules read [1 MiB].
@@ -327,6 +328,9 @@ func (rs *Rules) Request(r *http.Request) (string, error) {
 	}
 	if body == nil { // empty
 		return path, nil
+	}
+	if err := rest.CheckDuplicateKeys(body); err != nil {
+		return "", err // a key the rules keep or drop once must not come back twice
 	}
 	out, err := rs.in.apply(body)
 	if err != nil {

@@ -89,8 +89,8 @@ func (s *Service) place(w http.ResponseWriter, r *http.Request, v version) {
 	p, _ := authn.PrincipalFrom(ctx)
 	key := r.Header.Get("Idempotency-Key")
 	if !validKey(key) {
-		s.problems.Write(w, r, problem.New(problem.Invalid,
-			"send an Idempotency-Key header (1 to 64 visible ASCII characters) so that a retried order is placed once"))
+		s.problems.Write(w, r, problem.InvalidField("Idempotency-Key",
+			"send 1 to 64 visible ASCII characters, the same with every retry, so that a retried order is placed once"))
 		return
 	}
 	var req PlaceRequest
