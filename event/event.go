@@ -15,6 +15,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -34,14 +35,17 @@ const ContentType = "application/cloudevents+json"
 
 // Event is one CloudEvents 1.0 event.
 type Event struct {
-	SpecVersion     string          `json:"specversion"`
-	ID              string          `json:"id"`
-	Type            string          `json:"type"`
-	Source          string          `json:"source"`
-	Subject         string          `json:"subject"`
-	Time            time.Time       `json:"time"`
-	DataContentType string          `json:"datacontenttype"`
-	Data            json.RawMessage `json:"data"`
+	SpecVersion     string    `json:"specversion"`
+	ID              string    `json:"id"`
+	Type            string    `json:"type"`
+	Source          string    `json:"source"`
+	Subject         string    `json:"subject"`
+	Time            time.Time `json:"time"`
+	DataContentType string    `json:"datacontenttype"`
+	// DataSchema is the URI of the schema the data follows: the $id of its type's
+	// schema, filled in by Registry.Prepare when publishing.
+	DataSchema string          `json:"dataschema,omitempty"`
+	Data       json.RawMessage `json:"data"`
 
 	TraceParent    string `json:"traceparent,omitempty"`
 	TraceState     string `json:"tracestate,omitempty"`
@@ -165,6 +169,11 @@ func (e *Event) validateEnvelope() error {
 	}
 	if len(e.Data) == 0 {
 		bad("data is missing")
+	}
+	if e.DataSchema != "" {
+		if u, err := url.Parse(e.DataSchema); err != nil || !u.IsAbs() {
+			bad("dataschema %q is not an absolute URI", e.DataSchema)
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -21,6 +21,7 @@ var ErrNoSchema = errors.New("no schema for event type")
 // A Registry is safe for concurrent use.
 type Registry struct {
 	schemas map[string]*jsonschema.Schema
+	ids     map[string]string // type → the schema's $id, when it has one
 }
 
 // NewRegistry compiles every <type>.json schema at the root of fsys (for example
@@ -32,7 +33,7 @@ func NewRegistry(fsys fs.FS) (*Registry, error) {
 	}
 	c := jsonschema.NewCompiler()
 	c.AssertFormat()
-	r := &Registry{schemas: map[string]*jsonschema.Schema{}}
+	r := &Registry{schemas: map[string]*jsonschema.Schema{}, ids: map[string]string{}}
 	for _, e := range entries {
 		name := e.Name()
 		if e.IsDir() || path.Ext(name) != ".json" {
@@ -59,8 +60,26 @@ func NewRegistry(fsys fs.FS) (*Registry, error) {
 			return nil, fmt.Errorf("event schema %s: %w", name, err)
 		}
 		r.schemas[typ] = sch
+		if obj, ok := doc.(map[string]any); ok {
+			if id, ok := obj["$id"].(string); ok && id != "" {
+				r.ids[typ] = id
+			}
+		}
 	}
 	return r, nil
+}
+
+// SchemaURI is the $id of typ's schema ("" when it has none): the dataschema of
+// the type's events.
+func (r *Registry) SchemaURI(typ string) string { return r.ids[typ] }
+
+// Prepare readies e for publishing: it names the schema its data follows
+// (dataschema, from the schema's $id) and validates it as Validate does.
+func (r *Registry) Prepare(e *Event) error {
+	if e.DataSchema == "" {
+		e.DataSchema = r.ids[e.Type]
+	}
+	return r.Validate(e)
 }
 
 // Types lists the event types the registry knows, sorted.
@@ -82,6 +101,9 @@ func (r *Registry) Validate(e *Event) error {
 	sch, ok := r.schemas[e.Type]
 	if !ok {
 		return fmt.Errorf("%w %s", ErrNoSchema, e.Type)
+	}
+	if e.DataSchema != "" && r.ids[e.Type] != "" && e.DataSchema != r.ids[e.Type] {
+		return fmt.Errorf("event %s %s: dataschema %q is not the schema of its type (%s)", e.Type, e.ID, e.DataSchema, r.ids[e.Type])
 	}
 	v, err := jsonschema.UnmarshalJSON(bytes.NewReader(e.Data))
 	if err != nil {

@@ -109,7 +109,7 @@ func (o *Outbox) Add(ctx context.Context, tx *sql.Tx, events ...event.Event) err
 			endSpans(nil)
 			return fmt.Errorf("outbox: %s does not declare that it publishes %s", o.cfg.Name, e.Type)
 		}
-		if err := o.cfg.Registry.Validate(e); err != nil {
+		if err := o.cfg.Registry.Prepare(e); err != nil {
 			endSpans(nil)
 			return fmt.Errorf("outbox: %w", err)
 		}

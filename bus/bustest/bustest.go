@@ -80,6 +80,7 @@ func Run(t *testing.T, newHarness func(t *testing.T, reg *event.Registry) Harnes
 		var mu sync.Mutex
 		seen := map[string]map[string]int{group: {}, other: {}}
 		members := map[string]int{}
+		var failed []string // members whose Subscribe returned early, and why
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		var wg sync.WaitGroup
@@ -87,13 +88,18 @@ func Run(t *testing.T, newHarness func(t *testing.T, reg *event.Registry) Harnes
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				_ = s.h.Bus.Subscribe(ctx, bus.Subscription{Group: g, Types: []string{s.typ}, Concurrency: 2}, func(_ context.Context, m *bus.Message) error {
+				err := s.h.Bus.Subscribe(ctx, bus.Subscription{Group: g, Types: []string{s.typ}, Concurrency: 2}, func(_ context.Context, m *bus.Message) error {
 					mu.Lock()
 					seen[g][m.Event.ID]++
 					members[fmt.Sprintf("%s/%d", g, i)]++
 					mu.Unlock()
 					return nil
 				})
+				if err != nil && ctx.Err() == nil {
+					mu.Lock()
+					failed = append(failed, fmt.Sprintf("%s/%d: %v", g, i, err))
+					mu.Unlock()
+				}
 			}()
 		}
 		// Publish over many subjects (partitions, on Kafka) until both members of the
@@ -108,12 +114,13 @@ func Run(t *testing.T, newHarness func(t *testing.T, reg *event.Registry) Harnes
 		for {
 			mu.Lock()
 			both := members[group+"/0"] > 0 && members[group+"/1"] > 0
+			ended := strings.Join(failed, "; ")
 			mu.Unlock()
 			if both {
 				break
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("one member of the group never got work: %v", members)
+				t.Fatalf("one member of the group never got work: %v (subscriptions that ended: %q)", members, ended)
 			}
 			publish()
 			time.Sleep(20 * time.Millisecond)

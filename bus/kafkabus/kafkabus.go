@@ -146,7 +146,7 @@ func (b *Bus) Publish(ctx context.Context, events ...event.Event) error {
 	encoded := make([]bus.Encoded, len(events))
 	for i := range events {
 		e := &events[i]
-		if err := b.cfg.Registry.Validate(e); err != nil {
+		if err := b.cfg.Registry.Prepare(e); err != nil {
 			return fmt.Errorf("kafkabus: refusing to publish: %w", err)
 		}
 		data, err := event.Encode(e)

@@ -20,7 +20,7 @@ func encode(reg *event.Registry, events []event.Event) ([]bus.Encoded, error) {
 	out := make([]bus.Encoded, len(events))
 	for i := range events {
 		e := &events[i]
-		if err := reg.Validate(e); err != nil {
+		if err := reg.Prepare(e); err != nil {
 			return nil, fmt.Errorf("refusing to publish: %w", err)
 		}
 		data, err := event.Encode(e)
