@@ -137,10 +137,19 @@ func TestStorefrontAndDashboardInABrowser(t *testing.T) {
 			WithRenewedToken bool
 			Listed           []string
 		} `json:"ordersAfterRenewal"`
-		SignedOut struct {
+		BeforeSignIn struct {
+			Products               int
+			SignInShown, MineShown bool
+			Place, Asked           string
+			Cart                   []string
+			OrderCalls             int
+		} `json:"beforeSignIn"`
+		CartAfterSignIn []string `json:"cartAfterSignIn"`
+		SignedOut       struct {
 			Who        string
 			Tokens     any
-			ShopHidden bool
+			MineHidden bool
+			Catalogue  bool
 		} `json:"signedOut"`
 		RefreshAfterSignOut struct {
 			Status int
@@ -150,7 +159,7 @@ func TestStorefrontAndDashboardInABrowser(t *testing.T) {
 			Error, Address string
 			TokenCalls     []string
 			Tokens         any
-			ShopHidden     bool
+			MineHidden     bool
 		} `json:"tampered"`
 		Denied       string   `json:"denied"`
 		Order        string   `json:"order"`
@@ -175,6 +184,13 @@ func TestStorefrontAndDashboardInABrowser(t *testing.T) {
 		t.Errorf("the provider's page %+v, signed in as %q; want the shop's sign-in page starting with the new customer's email, then that customer signed in",
 			found.Provider, email)
 	}
+	if b := found.BeforeSignIn; b.Products == 0 || b.SignInShown || b.MineShown || b.Place != "Sign in to order" || len(b.Cart) != 1 ||
+		!strings.Contains(b.Asked, "Sign in") || b.OrderCalls != 0 {
+		t.Errorf("before sign-in %+v; want the catalogue and a cart, no sign-in card or orders until checkout, then the sign-in asked for and no order call", b)
+	}
+	if !slices.Equal(found.CartAfterSignIn, found.BeforeSignIn.Cart) {
+		t.Errorf("the cart after sign-in %q; want it as it was left, %q", found.CartAfterSignIn, found.BeforeSignIn.Cart)
+	}
 	if found.AddressAfterSignIn != gw+"/" || found.PendingAfterSignIn != nil || !slices.Equal(found.TokenCallsAtSignIn, []string{"authorization_code"}) {
 		t.Errorf("after sign-in: at %s, pending %v, token calls %v; want a clean address, nothing pending, one code exchange",
 			found.AddressAfterSignIn, found.PendingAfterSignIn, found.TokenCallsAtSignIn)
@@ -186,14 +202,14 @@ func TestStorefrontAndDashboardInABrowser(t *testing.T) {
 	if o := found.OrdersAfterRenewal; o.Status != 200 || !o.WithRenewedToken || !slices.Contains(o.Listed, found.Order) {
 		t.Errorf("orders after the renewal %+v; want order %s read with the renewed token", o, found.Order)
 	}
-	if so := found.SignedOut; so.Who != "" || so.Tokens != nil || !so.ShopHidden {
-		t.Errorf("after sign-out %+v; want nobody signed in and no tokens kept", so)
+	if so := found.SignedOut; so.Who != "" || so.Tokens != nil || !so.MineHidden || !so.Catalogue {
+		t.Errorf("after sign-out %+v; want nobody signed in, no tokens kept, the catalogue still there", so)
 	}
 	if r := found.RefreshAfterSignOut; r.Status != 400 || r.Error != "invalid_grant" {
 		t.Errorf("the refresh token after sign-out: %+v; want it revoked (400 invalid_grant)", r)
 	}
 	if tp := found.Tampered; !strings.Contains(tp.Error, "state does not match") || len(tp.TokenCalls) != 0 || tp.Tokens != nil ||
-		!tp.ShopHidden || tp.Address != gw+"/" {
+		!tp.MineHidden || tp.Address != gw+"/" {
 		t.Errorf("a tampered state: %+v; want it refused, shown, its code never exchanged and the address cleaned", tp)
 	}
 	if !strings.Contains(found.Denied, "the user did not allow it (access_denied)") {
@@ -219,7 +235,7 @@ func TestStorefrontAndDashboardInABrowser(t *testing.T) {
 	if found.Messages < 10 || found.LogLines < 2 {
 		t.Errorf("the sequence has %d messages and %d log lines; want a whole order's", found.Messages, found.LogLines)
 	}
-	for _, shot := range []string{"storefront-confirmed.png", "storefront-tampered-state.png", "dashboard-topology.png", "dashboard-sequence.png", "dashboard-sagas.png"} {
+	for _, shot := range []string{"storefront-before-sign-in.png", "storefront-confirmed.png", "storefront-tampered-state.png", "dashboard-topology.png", "dashboard-sequence.png", "dashboard-sagas.png"} {
 		if fi, err := os.Stat(filepath.Join(shots, shot)); err != nil || fi.Size() < 5000 {
 			t.Errorf("screenshot %s missing or empty: %v", shot, err)
 		}

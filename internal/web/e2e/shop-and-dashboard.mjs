@@ -1,8 +1,9 @@
 // The storefront and the dashboard in headless Chromium, against a running stack:
 //
-//   1. a new customer signs up in the storefront and signs in with the code flow
-//      (the provider's sign-in page, starting with their email, then back), puts
-//      a product in the cart, orders it, and sees CONFIRMED arrive over the
+//   1. a visitor sees the catalogue before signing in and puts a product in the
+//      cart; checking out asks them to sign in: they sign up and sign in with the
+//      code flow (the provider's sign-in page, starting with their email, then
+//      back), find their cart as they left it, order it, and see CONFIRMED arrive over the
 //      WebSocket; the session renews itself before the access token expires (the
 //      page's clock is moved on), the orders are read with the new token; signing
 //      out revokes the refresh token. A sign-in answer with a tampered state is
@@ -52,6 +53,21 @@ try {
   const email = `browser-${Date.now()}@example.com`;
   const password = 'correct-horse-battery';
   await shop.goto(gateway + '/');
+  // The catalogue, before any sign-in; the checkout asks for one.
+  await shop.waitForSelector('#products .product button', { timeout: 10000 });
+  findings.beforeSignIn = {
+    products: (await shop.$$('#products .product')).length,
+    signInShown: await shop.isVisible('#signin'),
+    mineShown: await shop.isVisible('#mine'),
+  };
+  await shop.click('#products .product button >> nth=0');
+  findings.beforeSignIn.place = await shop.textContent('#place');
+  findings.beforeSignIn.cart = await shop.$$eval('#cart li', (lis) => lis.map((li) => li.textContent));
+  await shop.screenshot({ path: join(artifacts, 'storefront-before-sign-in.png'), fullPage: true });
+  await shop.click('#place');
+  await shop.waitForSelector('#checkout-note:not([hidden])', { timeout: 10000 });
+  findings.beforeSignIn.asked = await shop.textContent('#checkout-note');
+  findings.beforeSignIn.orderCalls = trail.filter((t) => t.includes('/api/v1/orders')).length;
   await shop.fill('#signup-form input[name=email]', email);
   await shop.fill('#signup-form input[name=password]', password);
   await shop.fill('#signup-form input[name=name]', 'Brooke Browser');
@@ -72,8 +88,8 @@ try {
   findings.tokenCallsAtSignIn = [...tokenCalls];
   const first = await tokens();
 
-  await shop.waitForSelector('#products .product button', { timeout: 10000 });
-  await shop.click('#products .product button >> nth=0');
+  // The cart came back from the sign-in as it was left.
+  findings.cartAfterSignIn = await shop.$$eval('#cart li', (lis) => lis.map((li) => li.textContent));
   await shop.selectOption('#card', '4242424242424242');
   await shop.click('#place');
   await shop.waitForFunction(() => document.getElementById('status').textContent === 'CONFIRMED', null, { timeout: 20000 })
@@ -110,7 +126,7 @@ try {
   // Signing out revokes the refresh token at the provider: it no longer buys tokens.
   await shop.click('#signout');
   await shop.waitForSelector('#signed-out:not([hidden])', { timeout: 10000 });
-  findings.signedOut = { who: await shop.textContent('#who'), tokens: await tokens(), shopHidden: await shop.isHidden('#shop') };
+  findings.signedOut = { who: await shop.textContent('#who'), tokens: await tokens(), mineHidden: await shop.isHidden('#mine'), catalogue: await shop.isVisible('#products .product') };
   const refused = await fetch(gateway + '/oidc/oauth/token', {
     method: 'POST',
     headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
@@ -149,7 +165,7 @@ try {
     address: shop.url(),
     tokenCalls: [...tokenCalls],
     tokens: await tokens(),
-    shopHidden: await shop.isHidden('#shop'),
+    mineHidden: await shop.isHidden('#mine'),
   };
   await shop.screenshot({ path: join(artifacts, 'storefront-tampered-state.png'), fullPage: true });
   await shop.unroute(() => true);

@@ -4,34 +4,49 @@ import { Session } from './oauth.js';
 const $ = (id) => document.getElementById(id);
 const session = new Session(() => show());
 const api = new API(session);
-const cart = new Map(); // product id → {product, quantity}
+const cart = new Map(); // product id → {product, quantity}, kept in sessionStorage across the sign-in
+const cartKey = 'switchyard.storefront.cart';
 let socket = null;
 let currentOrder = '';
 let shown = false; // whether the shop is drawn for a signed-in customer
 const heard = []; // every notification this page received, for an order not yet known
 
+// The catalogue and the cart are anyone's; the sign-in is asked for at checkout,
+// and what is the customer's own (their orders, what happens to them) shows after.
 function show() {
   const inside = session.signedIn();
-  $('signin').hidden = inside;
-  $('shop').hidden = !inside;
+  if (inside) $('signin').hidden = true;
+  $('signin-open').hidden = inside;
+  $('mine').hidden = !inside;
   $('signout').hidden = !inside;
+  $('place').textContent = inside ? 'Place order' : 'Sign in to order';
   $('who').textContent = session.email();
   const expires = session.expiresAt();
   $('session').textContent = !inside ? '' : session.renewals
     ? `session renewed ${session.renewals}×, until ${new Date(expires).toLocaleTimeString()}`
     : `session until ${new Date(expires).toLocaleTimeString()}`;
   $('session').dataset.renewals = String(session.renewals);
-  if (!inside && session.lastError) $('signin-error').textContent = session.lastError;
+  if (!inside && session.lastError) askSignIn(session.lastError);
   if (inside && !shown) {
     $('signed-out').hidden = true;
+    $('checkout-note').hidden = true;
     $('signin-error').textContent = '';
-    loadProducts();
     loadOrders();
     listen();
   }
   if (!inside && socket) socket.close();
   shown = inside;
 }
+
+// askSignIn opens the sign-in card, telling why when there is an error.
+function askSignIn(error = '', checkout = false) {
+  $('signin').hidden = false;
+  $('checkout-note').hidden = !checkout;
+  if (error) $('signin-error').textContent = error;
+  $('signin').scrollIntoView({ block: 'nearest' });
+}
+
+$('signin-open').addEventListener('click', () => askSignIn());
 
 // Sign-in is the provider's page (the code flow in oauth.js).
 $('signin-start').addEventListener('click', async () => {
@@ -63,6 +78,7 @@ $('signout').addEventListener('click', async () => {
   await session.signOut();
   $('signout').disabled = false;
   $('signed-out').hidden = false;
+  askSignIn();
 });
 
 async function loadProducts() {
@@ -86,6 +102,22 @@ function add(p) {
   drawCart();
 }
 
+// The cart survives the trip to the sign-in page and back (this tab only).
+function saveCart() {
+  if (cart.size) sessionStorage.setItem(cartKey, JSON.stringify([...cart.values()]));
+  else sessionStorage.removeItem(cartKey);
+}
+
+function restoreCart() {
+  try {
+    for (const line of JSON.parse(sessionStorage.getItem(cartKey) || '[]')) {
+      if (line && line.product && line.product.id && line.quantity > 0) cart.set(line.product.id, line);
+    }
+  } catch {
+    sessionStorage.removeItem(cartKey);
+  }
+}
+
 function drawCart() {
   const list = $('cart');
   list.replaceChildren();
@@ -98,10 +130,15 @@ function drawCart() {
   }
   $('total').textContent = cart.size ? `Total ${(total / 100).toFixed(2)} ${currency}` : 'Empty.';
   $('place').disabled = cart.size === 0;
+  saveCart();
 }
 
 $('place').addEventListener('click', async () => {
   $('order-error').textContent = '';
+  if (!session.signedIn()) {
+    askSignIn('', true);
+    return;
+  }
   const items = [...cart.values()].map(({ product, quantity }) => ({ product_id: product.id, quantity }));
   try {
     const order = await api.call('POST', '/api/v1/orders', { items, payment: { card_number: $('card').value } },
@@ -162,9 +199,13 @@ function tell(n) {
   if (n.type.startsWith('orders.order.')) setStatus(n.status);
 }
 
+restoreCart();
 drawCart();
+loadProducts().catch((e) => {
+  $('products').replaceChildren(el('p', { class: 'error' }, e.message));
+});
 // Back from the provider (?code=&state=, or ?error=): finish the sign-in, or say
 // why it did not.
 session.complete().catch((e) => {
-  $('signin-error').textContent = e.message;
+  askSignIn(e.message);
 }).finally(show);
