@@ -538,6 +538,7 @@ func platformFile(sys *system) string {
 	plans := sys.plans()
 	var b strings.Builder
 	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
+	w("# yaml-language-server: $schema=%s\n", config.SchemaURL) // editors complete and check the file
 	w("# switchyard.yaml — %s: its services, who calls whom under which policy, which\n", sys.Name)
 	w("# events go where, and what faces the clients. Written by switchyard init; yours now.\n#\n")
 	w("# Every service below runs as a simulation of its simulate block until its code is\n")

@@ -127,6 +127,8 @@ func (a *App) commands() []Command {
 		{Name: "events", Summary: "inspect, replay and purge dead letters; tail events as they flow", Usage: eventsUsage, Run: cmdEvents},
 		{Name: "certs", Summary: "under mutual TLS, replace the services' certificates now from the local stack's CA (up renews them itself; services take them up without restarting)",
 			Usage: certsUsage, Run: cmdCerts},
+		{Name: "config", Summary: "validate switchyard.yaml as up would, starting nothing; print its JSON Schema for editors",
+			Usage: configUsage, Run: cmdConfig},
 		{Name: "check", Summary: "verify the platform's invariants from the services' own data (exit 1 when one breaks)",
 			Usage: "check [--config path] [--wait 30s] [--accepted file]", Run: cmdCheck},
 		{Name: "faults", Summary: "run a fault scenario — the platform, a load, faults at times or drawn from a seed, what must hold — and report (exit 1 when an assertion fails)",
