@@ -59,9 +59,9 @@ const maxShown = 10
 func cmdCheck(ctx context.Context, e *Env, args []string) error {
 	fs := e.Flags("check")
 	configPath := ConfigFlag(fs)
-	wait := fs.Duration("wait", 0, "check again until every invariant holds or this `long` has passed (e.g. 30s)")
+	wait := fs.Duration("wait", 0, "check again until every invariant holds or this long has passed, e.g. `30s`")
 	accepted := fs.String("accepted", "", "`file` of ids clients were told were accepted (default: what switchyard load recorded)")
-	grace := fs.Duration("grace", 10*time.Second, "how far past its deadline a saga may still be finishing")
+	grace := fs.Duration("grace", 10*time.Second, "how far past its deadline a saga may still be finishing, e.g. `10s`")
 	if err := e.Parse(fs, args); err != nil {
 		return err
 	}

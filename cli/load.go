@@ -51,11 +51,11 @@ func Load(ctx context.Context, e *Env, args []string) error {
 	header := headerFlags(http.Header{})
 	fs.Var(&requests, "request", "a `request` to send, \"METHOD /path\" or \"WS /path\", optionally =weight (repeat for a mix; replaces the file's)")
 	fs.Var(header, "header", "a `header` sent with every request, \"Name: value\" (repeat for more)")
-	rate := fs.Float64("rate", 0, "requests per `second` (default: the file's load.rate, else 10)")
-	duration := fs.Duration("duration", 0, "how `long` to send (default: the file's load.duration, else 30s)")
+	rate := fs.Float64("rate", 0, "`N` requests per second (default: the file's load.rate, else 10)")
+	duration := fs.Duration("duration", 0, "how long to send, e.g. `30s` (default: the file's load.duration, else 30s)")
 	target := fs.String("target", "", "base `URL` to send to (default: the local stack's address of load.target, the gateway if declared)")
-	maxInFlight := fs.Int("max-in-flight", 1000, "requests in flight at most; beyond, a request is counted as not sent")
-	seed := fs.Uint64("seed", 0, "seed of the draws, to repeat a run (default random)")
+	maxInFlight := fs.Int("max-in-flight", 1000, "`N` requests in flight at most; beyond, a request is counted as not sent")
+	seed := fs.Uint64("seed", 0, "seed the draws with `N`, to repeat a run (default random)")
 	timeline := fs.String("timeline", "", "`file` to write one JSON line per scheduled request to: when, outcome, latency")
 	if err := e.Parse(fs, args); err != nil {
 		return err

@@ -195,9 +195,9 @@ func localHub(cfg *config.Config) (string, error) {
 func cmdDiagram(ctx context.Context, e *Env, args []string) error {
 	fs := e.Flags("diagram")
 	configPath := ConfigFlag(fs)
-	since := fs.Duration("since", 15*time.Minute, "the `window` of traffic drawn")
+	since := fs.Duration("since", 15*time.Minute, "the window of traffic drawn, e.g. `15m`")
 	traceID := fs.String("trace", "", "draw the sequence diagram of this trace `id` instead")
-	format := fs.String("format", "text", "text or mermaid (interactions); mermaid, svg or json (a --trace)")
+	format := fs.String("format", "text", "the output, `text|mermaid|svg|json`: text or mermaid (interactions); mermaid, svg or json (a --trace)")
 	jaeger := fs.String("jaeger", "", "read spans from a Jaeger query API at this `URL` instead of the local stack")
 	service := fs.String("service", "", "with --jaeger: the `service` whose traces are read")
 	file := fs.String("file", "", "read spans from an OTLP JSON `file` instead of the local stack")
@@ -296,7 +296,7 @@ func cmdLogs(ctx context.Context, e *Env, args []string) error {
 	level := fs.String("level", "", "only lines at this `level` or above (debug, info, warn, error)")
 	traceID := fs.String("trace", "", "only the lines of this trace `id`: one request's story across services")
 	follow := fs.Bool("follow", false, "keep printing lines as they arrive")
-	limit := fs.Int("n", 200, "print at most the last `n` lines first")
+	limit := fs.Int("n", 200, "print at most the last `N` lines first")
 	raw := fs.Bool("json", false, "print each line as the service wrote it")
 	if err := e.Parse(fs, args); err != nil {
 		return err

@@ -151,8 +151,9 @@ func (a *App) commands() []Command {
 			Usage: "token --as <caller> --for <callee> [--ttl 5m]", Run: cmdToken},
 		{Name: "verify", Summary: "the topology gate: exit 1 naming every edge the traces show that switchyard.yaml does not declare, and every declared edge never exercised",
 			Usage: "verify [--since 15m] [--file otlp.json | --jaeger URL --service S] [--config path]", Run: cmdVerify},
-		{Name: "version", Summary: "print the version of this binary", Usage: "version", Run: cmdVersion},
+		{Name: "version", Summary: "print the version of this binary", Usage: "version [--json]", Run: cmdVersion},
 		{Name: "help", Summary: "explain a command", Usage: "help [command]", Run: cmdHelp},
+		{Name: "completion", Summary: "print a shell completion script for the commands and their flags", Usage: "completion bash|zsh|fish", Run: cmdCompletion},
 	}
 	for _, c := range a.Commands {
 		own = slices.DeleteFunc(own, func(o Command) bool { return o.Name == c.Name }) // the application's wins
@@ -206,12 +207,18 @@ func run(ctx context.Context, app App, args []string, getenv func(string) string
 		return Usagef("no command given")
 	}
 	name := args[0]
-	if name == "-h" || name == "--help" || name == "-help" {
+	switch name {
+	case "-h", "--help", "-help":
 		printUsage(e, stdout)
 		return nil
+	case "-v", "--version", "-version":
+		name = "version"
 	}
 	cmd, ok := app.command(name)
 	if !ok {
+		if near := nearest(name, app.commandNames()); near != "" {
+			return Usagef("unknown command %q: did you mean %q? (%s help lists them all)", name, near, app.name())
+		}
 		printUsage(e, stderr)
 		return Usagef("unknown command %q", name)
 	}
@@ -274,15 +281,14 @@ func (e *Env) Flags(name string) *flag.FlagSet {
 }
 
 // Parse parses args, turning errors into usage errors and --help into flag.ErrHelp
-// after printing the usage.
+// after printing the usage (the flag set prints it as it meets --help).
 func (e *Env) Parse(fs *flag.FlagSet, args []string) error {
 	err := fs.Parse(args)
 	switch {
 	case err == nil:
 		return nil
 	case errors.Is(err, flag.ErrHelp):
-		fs.Usage()
-		return flag.ErrHelp
+		return flag.ErrHelp // fs.Parse has printed the usage (fs.Usage), once
 	default:
 		return Usagef("%s: %v (see %s %s --help)", fs.Name(), err, e.App.name(), fs.Name())
 	}
