@@ -118,7 +118,7 @@ func Load(ctx context.Context, e *Env, args []string) error {
 		return Usagef("--target: want http(s)://host:port, got %q", *target)
 	}
 	tc := traffic.Config{Target: base, Rate: plan.Rate, Duration: plan.Duration.Std(), Header: http.Header(header),
-		MaxInFlight: *maxInFlight, Seed: *seed, Progress: e.Stderr}
+		MaxInFlight: *maxInFlight, Seed: *seed, Progress: e.Stderr, InPlace: e.Terminal(e.Stderr)}
 	var flush func() error
 	if *timeline != "" {
 		f, err := os.Create(*timeline)

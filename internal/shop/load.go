@@ -84,7 +84,7 @@ func cmdLoad(ctx context.Context, e *cli.Env, args []string) error {
 	lc := loadgen.Config{
 		UsersURL: urls["users"], CatalogURL: urls["catalog"], OrdersURL: urls["orders"],
 		Rate: *rate, Duration: *duration, Customers: *customers, Declines: *declines,
-		MaxInFlight: *maxInFlight, Settle: *settle, Seed: *seed, Progress: e.Stderr, RetryWindow: *retryWindow,
+		MaxInFlight: *maxInFlight, Settle: *settle, Seed: *seed, Progress: e.Stderr, InPlace: e.Terminal(e.Stderr), RetryWindow: *retryWindow,
 	}
 	if *timeline != "" {
 		f, err := os.Create(*timeline)

@@ -8,6 +8,7 @@ package traffic
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -59,8 +60,14 @@ type Config struct {
 	MaxInFlight int
 	// Seed makes the draws repeatable [random].
 	Seed uint64
-	// Progress, when set, receives a line a second.
+	// Progress, when set, receives a progress line every ProgressEvery: rewritten
+	// in place (a carriage return before it) when InPlace, else a line of its own.
 	Progress io.Writer
+	// InPlace rewrites the progress line in place: Progress is a terminal.
+	InPlace bool
+	// ProgressEvery is how often the progress line is written [1s when InPlace,
+	// else 10s].
+	ProgressEvery time.Duration
 	// Client sends the requests [one pooling MaxInFlight connections].
 	Client *http.Client
 	// Timeline, when set, receives one JSON line per scheduled request — when it
@@ -298,23 +305,30 @@ func (r *runner) progress(begun time.Time) func() {
 	done, stopped := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(stopped)
-		tick := time.NewTicker(time.Second)
+		every, lead, end := 10*time.Second, "", "\n"
+		if r.cfg.InPlace {
+			every, lead, end = time.Second, "\r", "   " // over what the last line left
+		}
+		tick := time.NewTicker(cmp.Or(r.cfg.ProgressEvery, every))
 		defer tick.Stop()
-		last, lastAt := int64(0), begun
+		last, lastAt, ticks := int64(0), begun, 0
 		for {
 			select {
 			case <-done:
-				fmt.Fprintln(r.cfg.Progress)
+				if r.cfg.InPlace && ticks > 0 {
+					fmt.Fprintln(r.cfg.Progress) // end the line rewritten in place
+				}
 				return
 			case now := <-tick.C:
+				ticks++
 				ok := r.ok.Load()
 				rate := float64(ok-last) / now.Sub(lastAt).Seconds()
 				last, lastAt = ok, now
 				r.mu.Lock()
 				p99 := Percentile(r.recent, 0.99)
 				r.mu.Unlock()
-				fmt.Fprintf(r.cfg.Progress, "\r%5.0fs  %6d ok  %7.1f/s  p99 %-8v  %d refused  %d failed  %d not sent   ",
-					now.Sub(begun).Seconds(), ok, rate, p99.Round(100*time.Microsecond), r.refused.Load(), r.failed.Load(), r.notSent.Load())
+				fmt.Fprintf(r.cfg.Progress, "%s%5.0fs  %6d ok  %7.1f/s  p99 %-8v  %d refused  %d failed  %d not sent%s",
+					lead, now.Sub(begun).Seconds(), ok, rate, p99.Round(100*time.Microsecond), r.refused.Load(), r.failed.Load(), r.notSent.Load(), end)
 			}
 		}
 	}()
