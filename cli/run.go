@@ -60,6 +60,10 @@ type App struct {
 	Check func(ctx context.Context, in CheckInput) ([]CheckResult, error)
 	// Commands are the application's own subcommands.
 	Commands []Command
+	// Welcome, when set, returns lines up prints under its ready table, given the
+	// URL of each service that runs (the gateway's under "gateway"): where people
+	// start, how one becomes an administrator.
+	Welcome func(urls map[string]string) []string
 	// Design says, for the design document, what the code does that
 	// switchyard.yaml cannot: who issues end users' tokens, the gateway's own
 	// routes, what streams carry, which views are eventually consistent.

@@ -52,6 +52,7 @@ func App() cli.App {
 		Events:     events.Schemas,
 		Services:   Services(),
 		Check:      Check,
+		Welcome:    welcome,
 		Design: cli.DesignNotes{
 			Identity:    "users is an OpenID Connect provider (authorization code with PKCE, refresh rotation, client credentials); its EdDSA access tokens (`typ` at+jwt) are verified by every service against its JWKS, issuer and audience checked; other issuers are declared under security.issuers",
 			Gateway:     "`GET /api/v1/orders/{id}/summary` is answered by the gateway itself from orders, payments, catalog and notifications in parallel; the storefront is served at `/`.",
@@ -102,4 +103,17 @@ func Gateway() platform.Service {
 			return append(routes, summary.Route()), nil
 		},
 	})
+}
+
+// welcome is what up prints under its ready table: where customers start, and
+// how one becomes an administrator (of the dashboard and the admin API).
+func welcome(urls map[string]string) []string {
+	gw, ok := urls["gateway"]
+	if !ok {
+		return nil
+	}
+	return []string{
+		"storefront " + gw + "/ (sign up, browse, order)",
+		"admin      sign up in the storefront, then: switchyard grant <email> admin, and sign in again",
+	}
 }
