@@ -36,7 +36,7 @@ func (h headerFlags) Set(v string) error {
 	return nil
 }
 
-const loadUsage = "load [--request \"METHOD /path[=weight]\" ...] [--rate 10] [--duration 30s] [--target URL] [--header \"Name: value\"] [--timeline file] [--config path]"
+const loadUsage = "load [--request \"METHOD /path[=weight]\" ...] [--rate 10] [--duration 30s] [--target URL] [--header \"Name: value\"] [--timeline file] [--json] [--config path]"
 
 // Load is the toolkit's `load`: it sends the platform the traffic its file
 // declares (load: in switchyard.yaml) or the flags give, through its gateway or
@@ -57,6 +57,7 @@ func Load(ctx context.Context, e *Env, args []string) error {
 	maxInFlight := fs.Int("max-in-flight", 1000, "`N` requests in flight at most; beyond, a request is counted as not sent")
 	seed := fs.Uint64("seed", 0, "seed the draws with `N`, to repeat a run (default random)")
 	timeline := fs.String("timeline", "", "`file` to write one JSON line per scheduled request to: when, outcome, latency")
+	asJSON := fs.Bool("json", false, "print the summary as one JSON document")
 	if err := e.Parse(fs, args); err != nil {
 		return err
 	}
@@ -136,7 +137,13 @@ func Load(ctx context.Context, e *Env, args []string) error {
 	}
 	fmt.Fprintf(e.Stderr, "load: %v requests/s for %v against %s (%d kinds of request)\n", plan.Rate, plan.Duration, base, len(tc.Mix))
 	sum, err := traffic.Run(ctx, tc)
-	if sum != nil {
+	switch {
+	case sum == nil:
+	case *asJSON:
+		if jerr := sum.WriteJSON(e.Stdout); jerr != nil && err == nil {
+			err = jerr
+		}
+	default:
 		sum.Write(e.Stdout)
 	}
 	if flush != nil {

@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"maps"
@@ -197,7 +198,8 @@ func cmdDiagram(ctx context.Context, e *Env, args []string) error {
 	configPath := ConfigFlag(fs)
 	since := fs.Duration("since", 15*time.Minute, "the window of traffic drawn, e.g. `15m`")
 	traceID := fs.String("trace", "", "draw the sequence diagram of this trace `id` instead")
-	format := fs.String("format", "text", "the output, `text|mermaid|svg|json`: text or mermaid (interactions); mermaid, svg or json (a --trace)")
+	format := fs.String("format", "text", "the output, `text|mermaid|svg|json`: text, mermaid or json (interactions); mermaid, svg or json (a --trace)")
+	asJSON := fs.Bool("json", false, "the same as --format json")
 	jaeger := fs.String("jaeger", "", "read spans from a Jaeger query API at this `URL` instead of the local stack")
 	service := fs.String("service", "", "with --jaeger: the `service` whose traces are read")
 	file := fs.String("file", "", "read spans from an OTLP JSON `file` instead of the local stack")
@@ -208,6 +210,14 @@ func cmdDiagram(ctx context.Context, e *Env, args []string) error {
 	}
 	if fs.NArg() > 0 {
 		return Usagef("diagram takes no arguments, got %q", fs.Arg(0))
+	}
+	if *asJSON {
+		formatGiven := false
+		fs.Visit(func(f *flag.Flag) { formatGiven = formatGiven || f.Name == "format" })
+		if formatGiven && *format != "json" {
+			return Usagef("--json and --format %s: pick one", *format)
+		}
+		*format = "json"
 	}
 	if *traceID != "" && !observe.ValidTraceID(*traceID) {
 		return Usagef("--trace: a trace id is 32 hex digits, got %q", *traceID)

@@ -32,6 +32,7 @@ func cmdLoad(ctx context.Context, e *cli.Env, args []string) error {
 	seed := fs.Uint64("seed", 0, "seed the choices with `N`, to repeat a run (default random)")
 	record := fs.String("record", "", "`file` the accepted order ids are appended to, for switchyard check (default <data dir>/accepted-orders.txt; - for none)")
 	retryWindow := fs.Duration("retry-window", 0, "keep trying a request the platform failed (5xx, 429, no connection) for this long, e.g. `10s`, as a patient app would (default: only Retry-After on 429 and 503, five tries)")
+	asJSON := fs.Bool("json", false, "print the summary as one JSON document")
 	timeline := fs.String("timeline", "", "`file` to write one JSON line per scheduled order to: when, outcome, latency, tries")
 	if err := e.Parse(fs, args); err != nil {
 		return err
@@ -108,7 +109,16 @@ func cmdLoad(ctx context.Context, e *cli.Env, args []string) error {
 	}
 	fmt.Fprintf(e.Stderr, "load: %v orders/s for %v by %d customers against %s\n", *rate, *duration, *customers, urls["orders"])
 	sum, err := loadgen.Run(ctx, lc)
-	if sum != nil {
+	switch {
+	case sum == nil:
+	case *asJSON:
+		if path == "-" {
+			path = ""
+		}
+		if jerr := sum.WriteJSON(e.Stdout, path); jerr != nil && err == nil {
+			err = jerr
+		}
+	default:
 		sum.Write(e.Stdout)
 		if path != "-" {
 			fmt.Fprintf(e.Stdout, "accepted ids     appended to %s (switchyard check reads them)\n", path)

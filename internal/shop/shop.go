@@ -62,7 +62,7 @@ func App() cli.App {
 		},
 		Commands: []cli.Command{
 			{Name: "load", Summary: "drive the shop like its customers do (register, browse, order, some cards declining) at a rate, and summarise; with --request, or a platform declaring load:, send that traffic instead",
-				Usage: "load [--rate 100] [--duration 60s] [--customers 20] [--declines 0.1] [--retry-window 10s] [--timeline file] [--config path]", Run: cmdLoad},
+				Usage: "load [--rate 100] [--duration 60s] [--customers 20] [--declines 0.1] [--retry-window 10s] [--timeline file] [--json] [--config path]", Run: cmdLoad},
 			{Name: "grant", Summary: "give a user a role (e.g. admin, for the gateway's admin routes); they sign in again to carry it",
 				Usage: "grant <email> <role> [--config path]", Run: cmdGrant},
 			{Name: "client", Summary: "register an OAuth client of the shop's OpenID Connect provider (a machine client by default) and print its secret once",

@@ -401,3 +401,58 @@ func Tally(m map[string]int) string {
 	}
 	return strings.Join(parts, ", ")
 }
+
+// Millis is a duration in milliseconds, for JSON documents.
+func Millis(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// WriteJSON writes the summary as one JSON document: the counts, the elapsed
+// time and latencies in milliseconds, and each request's figures in the mix's
+// order.
+func (s *Summary) WriteJSON(w io.Writer) error {
+	type request struct {
+		Request  string         `json:"request"`
+		Sent     int            `json:"sent"`
+		OK       int            `json:"ok"`
+		Refused  int            `json:"refused"`
+		Failed   int            `json:"failed"`
+		Statuses map[string]int `json:"statuses"`
+		P50      float64        `json:"p50_ms"`
+		P90      float64        `json:"p90_ms"`
+		P99      float64        `json:"p99_ms"`
+		Max      float64        `json:"max_ms"`
+	}
+	doc := struct {
+		Scheduled int            `json:"scheduled"`
+		Sent      int            `json:"sent"`
+		OK        int            `json:"ok"`
+		Refused   int            `json:"refused"`
+		Failed    int            `json:"failed"`
+		NotSent   int            `json:"not_sent"`
+		Elapsed   float64        `json:"elapsed_ms"`
+		Requests  []request      `json:"requests"`
+		Errors    map[string]int `json:"errors"`
+	}{s.Scheduled, s.Sent, s.OK, s.Refused, s.Failed, s.NotSent, Millis(s.Elapsed), []request{}, orEmpty(s.Errors)}
+	names := s.order
+	if len(names) == 0 {
+		names = slices.Sorted(maps.Keys(s.ByRequest))
+	}
+	for _, name := range names {
+		st := s.ByRequest[name]
+		if st == nil {
+			continue
+		}
+		doc.Requests = append(doc.Requests, request{name, st.Sent, st.OK, st.Refused, st.Failed, orEmpty(st.Statuses),
+			Millis(st.P50), Millis(st.P90), Millis(st.P99), Millis(st.Max)})
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(doc)
+}
+
+// orEmpty is m, or an empty map for a nil one (an object, not null, in JSON).
+func orEmpty(m map[string]int) map[string]int {
+	if m == nil {
+		return map[string]int{}
+	}
+	return m
+}

@@ -671,3 +671,38 @@ func (s *Summary) Write(w io.Writer) {
 		fmt.Fprintf(w, "told to wait     %s (tried again after Retry-After)\n", traffic.Tally(s.Waited))
 	}
 }
+
+// WriteJSON writes the summary as one JSON document, times in milliseconds;
+// acceptedFile, when not empty, names where the accepted ids were recorded.
+func (s *Summary) WriteJSON(w io.Writer, acceptedFile string) error {
+	orEmpty := func(m map[string]int) map[string]int {
+		if m == nil {
+			return map[string]int{}
+		}
+		return m
+	}
+	doc := struct {
+		Scheduled          int            `json:"scheduled"`
+		Accepted           int            `json:"accepted"`
+		Refused            int            `json:"refused"`
+		Failed             int            `json:"failed"`
+		NotSent            int            `json:"not_sent"`
+		Elapsed            float64        `json:"elapsed_ms"`
+		P50                float64        `json:"place_p50_ms"`
+		P90                float64        `json:"place_p90_ms"`
+		P99                float64        `json:"place_p99_ms"`
+		Max                float64        `json:"place_max_ms"`
+		Outcomes           map[string]int `json:"outcomes"`
+		Reasons            map[string]int `json:"reasons"`
+		Errors             map[string]int `json:"errors"`
+		Waited             map[string]int `json:"waited"`
+		ConfirmedPerSecond float64        `json:"confirmed_per_second"`
+		Unfinished         int            `json:"unfinished"`
+		AcceptedFile       string         `json:"accepted_file,omitempty"`
+	}{s.Scheduled, s.Accepted, s.Refused, s.Failed, s.NotSent, traffic.Millis(s.Elapsed),
+		traffic.Millis(s.P50), traffic.Millis(s.P90), traffic.Millis(s.P99), traffic.Millis(s.Max),
+		orEmpty(s.Outcomes), orEmpty(s.Reasons), orEmpty(s.Errors), orEmpty(s.Waited), s.ConfirmedPerSecond, s.Unfinished, acceptedFile}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(doc)
+}
