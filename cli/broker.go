@@ -21,7 +21,7 @@ func cmdBroker(ctx context.Context, e *Env, args []string) error {
 	listen := fs.String("listen", "127.0.0.1:0", "client `host:port` (4222 is left to a NATS server you may run)")
 	store := fs.String("store", "", "`directory` of JetStream's files (default <data dir>/nats-broker)")
 	token := fs.String("token", "", "`token` clients must present (default: a random one, shown in the URL printed)")
-	sync := fs.String("sync", "always", "fsync every write (`always`), or every interval such as 1s")
+	sync := fs.String("sync", "always", "fsync every write (always) or every interval such as `1s`")
 	name := fs.String("name", "switchyard", "server `name` (in a cluster, each node's own)")
 	cluster := fs.String("cluster", "", "cluster `name`: make this server one node of a JetStream cluster")
 	clusterListen := fs.String("cluster-listen", "", "`host:port` this node listens on for its cluster routes")

@@ -71,13 +71,16 @@ func keepCertificates(ctx context.Context, dir string, cfg *config.Config, log *
 const certsUsage = "certs renew [--services a,b] [--ttl 1h] [--config path]"
 
 func cmdCerts(_ context.Context, e *Env, args []string) error {
+	if len(args) > 0 && isHelp(args[0]) {
+		return e.commandHelp("certs")
+	}
 	if len(args) == 0 || args[0] != "renew" {
 		return Usagef("usage: %s", certsUsage)
 	}
 	fs := e.Flags("certs renew")
 	configPath := ConfigFlag(fs)
 	only := fs.String("services", "", "comma-separated `names` of the services whose certificates to replace (default: all)")
-	ttl := fs.Duration("ttl", certTTL, "how long the new certificates are valid (at most 24h)")
+	ttl := fs.Duration("ttl", certTTL, "how long the new certificates are valid, e.g. `1h` (at most 24h)")
 	if err := e.Parse(fs, args[1:]); err != nil {
 		return err
 	}

@@ -3,6 +3,7 @@ package cli
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -59,9 +60,10 @@ const maxShown = 10
 func cmdCheck(ctx context.Context, e *Env, args []string) error {
 	fs := e.Flags("check")
 	configPath := ConfigFlag(fs)
-	wait := fs.Duration("wait", 0, "check again until every invariant holds or this `long` has passed (e.g. 30s)")
+	wait := fs.Duration("wait", 0, "check again until every invariant holds or this long has passed, e.g. `30s`")
 	accepted := fs.String("accepted", "", "`file` of ids clients were told were accepted (default: what switchyard load recorded)")
-	grace := fs.Duration("grace", 10*time.Second, "how far past its deadline a saga may still be finishing")
+	asJSON := fs.Bool("json", false, "print the results as one JSON document: ok, and each invariant's name, count checked and violations")
+	grace := fs.Duration("grace", 10*time.Second, "how far past its deadline a saga may still be finishing, e.g. `10s`")
 	if err := e.Parse(fs, args); err != nil {
 		return err
 	}
@@ -99,7 +101,9 @@ func cmdCheck(ctx context.Context, e *Env, args []string) error {
 		if in.Accepted, err = readIDs(path); err != nil {
 			return err
 		}
-		fmt.Fprintf(e.Stdout, "checking %d accepted ids listed in %s\n", len(in.Accepted), path)
+		if !*asJSON {
+			fmt.Fprintf(e.Stdout, "checking %d accepted ids listed in %s\n", len(in.Accepted), path)
+		}
 	}
 	deadline := time.Now().Add(*wait)
 	for {
@@ -113,7 +117,13 @@ func cmdCheck(ctx context.Context, e *Env, args []string) error {
 			ok = ok && len(r.Violations) == 0
 		}
 		if ok || !time.Now().Before(deadline) {
-			writeReport(e.Stdout, results, ok)
+			if *asJSON {
+				if err := writeJSONReport(e.Stdout, results, ok, path, len(in.Accepted)); err != nil {
+					return err
+				}
+			} else {
+				writeReport(e.Stdout, results, ok)
+			}
 			if !ok {
 				return errBroken
 			}
@@ -212,6 +222,31 @@ func writeReport(w io.Writer, results []CheckResult, ok bool) {
 	} else {
 		fmt.Fprintln(w, "INVARIANTS BROKEN")
 	}
+}
+
+// writeJSONReport prints the results as one JSON document, every violation
+// listed.
+func writeJSONReport(w io.Writer, results []CheckResult, ok bool, acceptedFile string, accepted int) error {
+	type invariant struct {
+		Name       string   `json:"name"`
+		OK         bool     `json:"ok"`
+		Checked    int      `json:"checked"`
+		Violations []string `json:"violations"`
+		Note       string   `json:"note,omitempty"`
+	}
+	doc := struct {
+		OK           bool        `json:"ok"`
+		AcceptedFile string      `json:"accepted_file,omitempty"`
+		Accepted     int         `json:"accepted_ids,omitempty"`
+		Invariants   []invariant `json:"invariants"`
+	}{OK: ok, AcceptedFile: acceptedFile, Accepted: accepted, Invariants: []invariant{}}
+	for _, r := range results {
+		doc.Invariants = append(doc.Invariants, invariant{Name: r.Name, OK: len(r.Violations) == 0, Checked: r.Checked,
+			Violations: append([]string{}, r.Violations...), Note: r.Note})
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(doc)
 }
 
 // openExisting opens a service's database without creating it: checking a

@@ -61,7 +61,7 @@ func cmdDesign(ctx context.Context, e *Env, args []string) error {
 	fs := e.Flags("design")
 	configPath := ConfigFlag(fs)
 	observed := fs.Bool("observed", false, "also draw the traffic of the running local stack over --since, with its drift")
-	since := fs.Duration("since", 15*time.Minute, "with --observed: the `window` of traffic")
+	since := fs.Duration("since", 15*time.Minute, "with --observed: the window of traffic, e.g. `15m`")
 	file := fs.String("file", "", "draw the traffic of the spans in this OTLP JSON `file` (see diagram --save)")
 	out := fs.String("o", "", "write the document to this `file` instead of stdout")
 	if err := e.Parse(fs, args); err != nil {
@@ -134,6 +134,9 @@ func cmdDeploy(_ context.Context, e *Env, args []string) error {
 	}
 	if len(args) == 0 {
 		return Usagef("deploy needs a target: monitoring, kubernetes or identities")
+	}
+	if isHelp(args[0]) {
+		return e.commandHelp("deploy")
 	}
 	def, ok := targets[args[0]]
 	if !ok {

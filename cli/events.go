@@ -113,7 +113,7 @@ func cmdDLQ(ctx context.Context, e *Env, args []string) error {
 	fs := e.Flags("events")
 	configPath := ConfigFlag(fs)
 	group := fs.String("group", "", "only the dead letters of this consumer `group`")
-	limit := fs.Int("limit", 100, "list at most `n` dead letters")
+	limit := fs.Int("limit", 100, "list at most `N` dead letters")
 	asJSON := fs.Bool("json", false, "print JSON")
 	all := fs.Bool("all", false, "replay or purge every dead letter (of --group, when given)")
 	id := ""

@@ -31,6 +31,8 @@ func cmdFaults(ctx context.Context, e *Env, args []string) error {
 		return Usagef("faults needs run or report:\n  %s", faultsUsage)
 	}
 	switch args[0] {
+	case "-h", "--help", "-help":
+		return e.commandHelp("faults")
 	case "run":
 		return faultsRun(ctx, e, args[1:])
 	case "report":
@@ -41,10 +43,10 @@ func cmdFaults(ctx context.Context, e *Env, args []string) error {
 
 func faultsRun(ctx context.Context, e *Env, args []string) error {
 	fs := e.Flags("faults run")
-	duration := fs.Duration("duration", 0, "shorten (or lengthen) the load to this `duration`, the faults' times and lengths scaled alike")
-	seed := fs.Uint64("seed", 0, "draw the random faults with this `seed` (printed when drawn; the same seed replays the schedule)")
+	duration := fs.Duration("duration", 0, "shorten (or lengthen) the load to a length such as `2m`, the faults' times and lengths scaled alike")
+	seed := fs.Uint64("seed", 0, "draw the random faults with seed `N` (printed when drawn; the same seed replays the schedule)")
 	out := fs.String("out", "", "write the run into this `directory` [<scenario>.result beside the file]")
-	shrink := fs.Int("shrink", 0, "on a failure, rerun at most this many `times` to shrink the schedule to a smaller one that still fails")
+	shrink := fs.Int("shrink", 0, "on a failure, rerun at most `N` times to shrink the schedule to a smaller one that still fails")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	path, rest := splitFirst(args)
 	if err := e.Parse(fs, rest); err != nil {

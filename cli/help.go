@@ -29,3 +29,13 @@ func cmdHelp(ctx context.Context, e *Env, args []string) error {
 		return Usagef("help takes one command name")
 	}
 }
+
+// isHelp reports whether arg asks for help.
+func isHelp(arg string) bool { return arg == "-h" || arg == "--help" || arg == "-help" }
+
+// commandHelp prints the named command's usage and summary, for a command whose
+// flags belong to its subcommands, and returns flag.ErrHelp as --help does.
+func (e *Env) commandHelp(name string) error {
+	e.Flags(name).Usage()
+	return flag.ErrHelp
+}

@@ -73,11 +73,11 @@ func cmdLint(ctx context.Context, e *Env, args []string) error {
 	fs := e.Flags("lint")
 	configPath := ConfigFlag(fs)
 	asJSON := fs.Bool("json", false, "write the analysis as JSON")
-	rate := fs.Float64("rate", 0, "requests per second entering each entry point, for the retry budgets [the declared load's rate, else 10]")
+	rate := fs.Float64("rate", 0, "`N` requests per second entering each entry point, for the retry budgets [the declared load's rate, else 10]")
 	var sets setFlags
 	fs.Var(&sets, "set", "analyse the design with this `key=value` changed (repeatable), and print the difference")
 	observed := fs.Bool("observed", false, "forecast each edge from the traffic the local stack recorded over --since")
-	since := fs.Duration("since", 15*time.Minute, "with --observed: the `window` of traffic")
+	since := fs.Duration("since", 15*time.Minute, "with --observed: the window of traffic, e.g. `15m`")
 	file := fs.String("file", "", "forecast each edge from the spans in this OTLP JSON `file`")
 	if err := e.Parse(fs, args); err != nil {
 		return err

@@ -36,7 +36,7 @@ func (h headerFlags) Set(v string) error {
 	return nil
 }
 
-const loadUsage = "load [--request \"METHOD /path[=weight]\" ...] [--rate 10] [--duration 30s] [--target URL] [--header \"Name: value\"] [--timeline file] [--config path]"
+const loadUsage = "load [--request \"METHOD /path[=weight]\" ...] [--rate 10] [--duration 30s] [--target URL] [--header \"Name: value\"] [--timeline file] [--json] [--config path]"
 
 // Load is the toolkit's `load`: it sends the platform the traffic its file
 // declares (load: in switchyard.yaml) or the flags give, through its gateway or
@@ -51,12 +51,13 @@ func Load(ctx context.Context, e *Env, args []string) error {
 	header := headerFlags(http.Header{})
 	fs.Var(&requests, "request", "a `request` to send, \"METHOD /path\" or \"WS /path\", optionally =weight (repeat for a mix; replaces the file's)")
 	fs.Var(header, "header", "a `header` sent with every request, \"Name: value\" (repeat for more)")
-	rate := fs.Float64("rate", 0, "requests per `second` (default: the file's load.rate, else 10)")
-	duration := fs.Duration("duration", 0, "how `long` to send (default: the file's load.duration, else 30s)")
+	rate := fs.Float64("rate", 0, "`N` requests per second (default: the file's load.rate, else 10)")
+	duration := fs.Duration("duration", 0, "how long to send, e.g. `30s` (default: the file's load.duration, else 30s)")
 	target := fs.String("target", "", "base `URL` to send to (default: the local stack's address of load.target, the gateway if declared)")
-	maxInFlight := fs.Int("max-in-flight", 1000, "requests in flight at most; beyond, a request is counted as not sent")
-	seed := fs.Uint64("seed", 0, "seed of the draws, to repeat a run (default random)")
+	maxInFlight := fs.Int("max-in-flight", 1000, "`N` requests in flight at most; beyond, a request is counted as not sent")
+	seed := fs.Uint64("seed", 0, "seed the draws with `N`, to repeat a run (default random)")
 	timeline := fs.String("timeline", "", "`file` to write one JSON line per scheduled request to: when, outcome, latency")
+	asJSON := fs.Bool("json", false, "print the summary as one JSON document")
 	if err := e.Parse(fs, args); err != nil {
 		return err
 	}
@@ -118,7 +119,7 @@ func Load(ctx context.Context, e *Env, args []string) error {
 		return Usagef("--target: want http(s)://host:port, got %q", *target)
 	}
 	tc := traffic.Config{Target: base, Rate: plan.Rate, Duration: plan.Duration.Std(), Header: http.Header(header),
-		MaxInFlight: *maxInFlight, Seed: *seed, Progress: e.Stderr}
+		MaxInFlight: *maxInFlight, Seed: *seed, Progress: e.Stderr, InPlace: e.Terminal(e.Stderr)}
 	var flush func() error
 	if *timeline != "" {
 		f, err := os.Create(*timeline)
@@ -136,7 +137,13 @@ func Load(ctx context.Context, e *Env, args []string) error {
 	}
 	fmt.Fprintf(e.Stderr, "load: %v requests/s for %v against %s (%d kinds of request)\n", plan.Rate, plan.Duration, base, len(tc.Mix))
 	sum, err := traffic.Run(ctx, tc)
-	if sum != nil {
+	switch {
+	case sum == nil:
+	case *asJSON:
+		if jerr := sum.WriteJSON(e.Stdout); jerr != nil && err == nil {
+			err = jerr
+		}
+	default:
 		sum.Write(e.Stdout)
 	}
 	if flush != nil {

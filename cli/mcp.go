@@ -32,7 +32,7 @@ const EnvAdminToken = "SWITCHYARD_ADMIN_TOKEN"
 func cmdMCP(ctx context.Context, e *Env, args []string) error {
 	fs := e.Flags("mcp")
 	configPath := ConfigFlag(fs)
-	addr := fs.String("http", "", "serve streamable HTTP on this loopback `address` instead of stdio")
+	addr := fs.String("http", "", "serve streamable HTTP on this loopback `host:port` instead of stdio")
 	tokenFile := fs.String("admin-token-file", "", "read an administrator's bearer token from this `file`, for replays ("+EnvAdminToken+" otherwise)")
 	if err := e.Parse(fs, args); err != nil {
 		return err

@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"maps"
@@ -195,9 +196,10 @@ func localHub(cfg *config.Config) (string, error) {
 func cmdDiagram(ctx context.Context, e *Env, args []string) error {
 	fs := e.Flags("diagram")
 	configPath := ConfigFlag(fs)
-	since := fs.Duration("since", 15*time.Minute, "the `window` of traffic drawn")
+	since := fs.Duration("since", 15*time.Minute, "the window of traffic drawn, e.g. `15m`")
 	traceID := fs.String("trace", "", "draw the sequence diagram of this trace `id` instead")
-	format := fs.String("format", "text", "text or mermaid (interactions); mermaid, svg or json (a --trace)")
+	format := fs.String("format", "text", "the output, `text|mermaid|svg|json`: text, mermaid or json (interactions); mermaid, svg or json (a --trace)")
+	asJSON := fs.Bool("json", false, "the same as --format json")
 	jaeger := fs.String("jaeger", "", "read spans from a Jaeger query API at this `URL` instead of the local stack")
 	service := fs.String("service", "", "with --jaeger: the `service` whose traces are read")
 	file := fs.String("file", "", "read spans from an OTLP JSON `file` instead of the local stack")
@@ -208,6 +210,14 @@ func cmdDiagram(ctx context.Context, e *Env, args []string) error {
 	}
 	if fs.NArg() > 0 {
 		return Usagef("diagram takes no arguments, got %q", fs.Arg(0))
+	}
+	if *asJSON {
+		formatGiven := false
+		fs.Visit(func(f *flag.Flag) { formatGiven = formatGiven || f.Name == "format" })
+		if formatGiven && *format != "json" {
+			return Usagef("--json and --format %s: pick one", *format)
+		}
+		*format = "json"
 	}
 	if *traceID != "" && !observe.ValidTraceID(*traceID) {
 		return Usagef("--trace: a trace id is 32 hex digits, got %q", *traceID)
@@ -296,7 +306,7 @@ func cmdLogs(ctx context.Context, e *Env, args []string) error {
 	level := fs.String("level", "", "only lines at this `level` or above (debug, info, warn, error)")
 	traceID := fs.String("trace", "", "only the lines of this trace `id`: one request's story across services")
 	follow := fs.Bool("follow", false, "keep printing lines as they arrive")
-	limit := fs.Int("n", 200, "print at most the last `n` lines first")
+	limit := fs.Int("n", 200, "print at most the last `N` lines first")
 	raw := fs.Bool("json", false, "print each line as the service wrote it")
 	if err := e.Parse(fs, args); err != nil {
 		return err

@@ -60,6 +60,10 @@ type App struct {
 	Check func(ctx context.Context, in CheckInput) ([]CheckResult, error)
 	// Commands are the application's own subcommands.
 	Commands []Command
+	// Welcome, when set, returns lines up prints under its ready table, given the
+	// URL of each service that runs (the gateway's under "gateway"): where people
+	// start, how one becomes an administrator.
+	Welcome func(urls map[string]string) []string
 	// Design says, for the design document, what the code does that
 	// switchyard.yaml cannot: who issues end users' tokens, the gateway's own
 	// routes, what streams carry, which views are eventually consistent.
@@ -130,7 +134,7 @@ func (a *App) commands() []Command {
 		{Name: "config", Summary: "validate switchyard.yaml as up would, starting nothing; print its JSON Schema for editors",
 			Usage: configUsage, Run: cmdConfig},
 		{Name: "check", Summary: "verify the platform's invariants from the services' own data (exit 1 when one breaks)",
-			Usage: "check [--config path] [--wait 30s] [--accepted file]", Run: cmdCheck},
+			Usage: "check [--config path] [--wait 30s] [--accepted file] [--json]", Run: cmdCheck},
 		{Name: "faults", Summary: "run a fault scenario — the platform, a load, faults at times or drawn from a seed, what must hold — and report (exit 1 when an assertion fails)",
 			Usage: faultsUsage, Run: cmdFaults},
 		{Name: "init", Summary: "start a new system: asked on a terminal, or from flags, a file or a template — a commented switchyard.yaml with every service simulated, a main.go, a README and the design document",
@@ -144,7 +148,7 @@ func (a *App) commands() []Command {
 		{Name: "logs", Summary: "print the log lines every service of the local stack wrote, by service, level or trace",
 			Usage: "logs [--service S] [--level L] [--trace ID] [--follow] [-n 200] [--json]", Run: cmdLogs},
 		{Name: "diagram", Summary: "draw how the services talked, from their traces: interactions (text, Mermaid) with drift, or one trace's sequence",
-			Usage: "diagram [--since 15m] [--format text|mermaid|json] [--trace ID [--format mermaid|svg|json]] [--jaeger URL --service S | --file otlp.json] [--save file]", Run: cmdDiagram},
+			Usage: "diagram [--since 15m] [--format text|mermaid|json | --json] [--trace ID [--format mermaid|svg|json]] [--jaeger URL --service S | --file otlp.json] [--save file]", Run: cmdDiagram},
 		{Name: "design", Summary: "render the communication design document from switchyard.yaml, the contracts and, optionally, observed traffic",
 			Usage: "design [--observed [--since 15m] | --file otlp.json] [-o file]", Run: cmdDesign},
 		{Name: "deploy", Summary: "render deployment artefacts from switchyard.yaml: monitoring (Prometheus rules, Grafana dashboard), kubernetes (kustomize base and overlays), identities (service keys)",
@@ -153,8 +157,9 @@ func (a *App) commands() []Command {
 			Usage: "token --as <caller> --for <callee> [--ttl 5m]", Run: cmdToken},
 		{Name: "verify", Summary: "the topology gate: exit 1 naming every edge the traces show that switchyard.yaml does not declare, and every declared edge never exercised",
 			Usage: "verify [--since 15m] [--file otlp.json | --jaeger URL --service S] [--config path]", Run: cmdVerify},
-		{Name: "version", Summary: "print the version of this binary", Usage: "version", Run: cmdVersion},
+		{Name: "version", Summary: "print the version of this binary", Usage: "version [--json]", Run: cmdVersion},
 		{Name: "help", Summary: "explain a command", Usage: "help [command]", Run: cmdHelp},
+		{Name: "completion", Summary: "print a shell completion script for the commands and their flags", Usage: "completion bash|zsh|fish", Run: cmdCompletion},
 	}
 	for _, c := range a.Commands {
 		own = slices.DeleteFunc(own, func(o Command) bool { return o.Name == c.Name }) // the application's wins
@@ -208,12 +213,18 @@ func run(ctx context.Context, app App, args []string, getenv func(string) string
 		return Usagef("no command given")
 	}
 	name := args[0]
-	if name == "-h" || name == "--help" || name == "-help" {
+	switch name {
+	case "-h", "--help", "-help":
 		printUsage(e, stdout)
 		return nil
+	case "-v", "--version", "-version":
+		name = "version"
 	}
 	cmd, ok := app.command(name)
 	if !ok {
+		if near := nearest(name, app.commandNames()); near != "" {
+			return Usagef("unknown command %q: did you mean %q? (%s help lists them all)", name, near, app.name())
+		}
 		printUsage(e, stderr)
 		return Usagef("unknown command %q", name)
 	}
@@ -276,15 +287,14 @@ func (e *Env) Flags(name string) *flag.FlagSet {
 }
 
 // Parse parses args, turning errors into usage errors and --help into flag.ErrHelp
-// after printing the usage.
+// after printing the usage (the flag set prints it as it meets --help).
 func (e *Env) Parse(fs *flag.FlagSet, args []string) error {
 	err := fs.Parse(args)
 	switch {
 	case err == nil:
 		return nil
 	case errors.Is(err, flag.ErrHelp):
-		fs.Usage()
-		return flag.ErrHelp
+		return flag.ErrHelp // fs.Parse has printed the usage (fs.Usage), once
 	default:
 		return Usagef("%s: %v (see %s %s --help)", fs.Name(), err, e.App.name(), fs.Name())
 	}

@@ -18,9 +18,9 @@ func cmdServe(ctx context.Context, e *Env, args []string) error {
 	fs := e.Flags("serve")
 	configPath := ConfigFlag(fs)
 	listen := fs.String("listen", "", "`host:port` to serve on (default: the service's listen address in the platform file)")
-	drainDelay := fs.Duration("drain-delay", 0, "how long /readyz reports draining before the listener closes (e.g. 5s behind a Kubernetes Service)")
+	drainDelay := fs.Duration("drain-delay", 0, "how long /readyz reports draining before the listener closes, e.g. `5s` behind a Kubernetes Service")
 	instanceVersion := fs.String("instance-version", "", "version `tag` this instance announces (e.g. v2), for canary routing")
-	weight := fs.Int("weight", 0, "relative share of traffic this instance asks for under weighted balancing (default 100)")
+	weight := fs.Int("weight", 0, "the relative share `N` of traffic this instance asks for under weighted balancing (default 100)")
 	name := ""
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		name, args = args[0], args[1:] // serve <service> [flags]

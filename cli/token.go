@@ -15,7 +15,7 @@ func cmdToken(_ context.Context, e *Env, args []string) error {
 	configPath := ConfigFlag(fs)
 	as := fs.String("as", "", "the calling `service` whose identity signs the token (required)")
 	to := fs.String("for", "", "the called `service` (the token's audience; required)")
-	ttl := fs.Duration("ttl", 5*time.Minute, "how long the token is valid (at most 1h)")
+	ttl := fs.Duration("ttl", 5*time.Minute, "how long the token is valid, e.g. `5m` (at most 1h)")
 	if err := e.Parse(fs, args); err != nil {
 		return err
 	}

@@ -175,9 +175,15 @@ func cmdUp(ctx context.Context, e *Env, args []string) error {
 		Broker:    stackBroker{URL: natsURL, Embedded: embedded, Kind: cfg.Broker.Kind},
 		Hub:       hubURL,
 	}
-	var format func([]byte) []byte
+	// A person on a terminal sees warnings, errors and state changes; anything
+	// else gets every line as the service wrote it.
+	var (
+		format func([]byte) []byte
+		states *stateLines
+	)
 	if isTerminal(e.Stdout) {
-		format = telemetry.Render
+		format = terminalLine(e.Colour(e.Stdout))
+		states = &stateLines{w: e.Stdout, colour: e.Colour(e.Stdout)}
 	}
 	sup, err := supervisor.New(supervisor.Config{
 		Children: children,
@@ -188,6 +194,9 @@ func cmdUp(ctx context.Context, e *Env, args []string) error {
 		OnChange: func(st []supervisor.Status) {
 			if err := stack.write(st); err != nil {
 				log.Error("write stack.json", "error", err)
+			}
+			if states != nil {
+				states.changed(st)
 			}
 		},
 	})
@@ -201,11 +210,18 @@ func cmdUp(ctx context.Context, e *Env, args []string) error {
 	go func() { done <- sup.Run(ctx) }()
 	select {
 	case <-sup.Ready():
+		if states != nil {
+			states.changed(sup.Status()) // every "ready" before the table
+		}
 		printReady(e, sup.Status(), natsURL, embedded, dataDir, stack.Path, hubURL)
 	case err := <-done:
 		return err
 	}
-	return <-done
+	err = <-done
+	if states != nil {
+		states.changed(sup.Status()) // every "stopped"
+	}
+	return err
 }
 
 // replicaMark separates a service's name from its replica's number in the names of
@@ -235,7 +251,25 @@ func printReady(e *Env, status []supervisor.Status, brokerURL string, embedded b
 		fmt.Fprintf(e.Stdout, "\n  broker  %s (%s)\n", platform.RedactURL(brokerURL), kind)
 	}
 	fmt.Fprintf(e.Stdout, "  traces  %s (%s logs, %s diagram)\n", hubURL, e.App.name(), e.App.name())
-	fmt.Fprintf(e.Stdout, "  data    %s\n  stack   %s\n\n  Ctrl-C stops everything.\n\n", dataDir, stackPath)
+	fmt.Fprintf(e.Stdout, "  data    %s\n  stack   %s\n", dataDir, stackPath)
+	urls := map[string]string{}
+	for _, s := range status {
+		if s.Addr != "" && !strings.Contains(s.Name, replicaMark) {
+			urls[s.Name] = "http://" + s.Addr
+		}
+	}
+	if gw, ok := urls["gateway"]; ok {
+		fmt.Fprintf(e.Stdout, "\n  dashboard  %s/ui/ (for administrators)\n", gw)
+	}
+	if e.App.Welcome != nil {
+		for _, l := range e.App.Welcome(urls) {
+			fmt.Fprintf(e.Stdout, "  %s\n", l)
+		}
+	}
+	if isTerminal(e.Stdout) {
+		fmt.Fprintf(e.Stdout, "\n  Shown here: warnings, errors and services starting and stopping; every line: %s logs --follow\n", e.App.name())
+	}
+	fmt.Fprintf(e.Stdout, "\n  Ctrl-C stops everything.\n\n")
 }
 
 // startHub serves the trace and log hub on addr until stopped: the OTLP/HTTP

@@ -22,7 +22,7 @@ func (e *ErrTopology) Error() string {
 func cmdVerify(ctx context.Context, e *Env, args []string) error {
 	fs := e.Flags("verify")
 	configPath := ConfigFlag(fs)
-	since := fs.Duration("since", 15*time.Minute, "the `window` of traffic verified")
+	since := fs.Duration("since", 15*time.Minute, "the window of traffic verified, e.g. `15m`")
 	file := fs.String("file", "", "read spans from an OTLP JSON `file` (diagram --save writes one) instead of the local stack")
 	jaeger := fs.String("jaeger", "", "read spans from a Jaeger query API at this `URL` instead of the local stack")
 	service := fs.String("service", "", "with --jaeger: the `service` whose traces are read")

@@ -158,6 +158,9 @@ func TestDiagramDrawsEveryRealEdgeAndNoInventedOne(t *testing.T) {
 	if edgeList(drawn(a)) != edgeList(drawn(b)) || len(a.Edges) != len(b.Edges) {
 		t.Errorf("the saved spans draw another diagram:\n%s\n---\n%s", fromHub, fromFile)
 	}
+	if withFlag := runDiagram(t, s, "--json", "--file", saved); withFlag != fromFile {
+		t.Errorf("--json is not --format json:\n%s\n---\n%s", withFlag, fromFile)
+	}
 	// The topology gate over the same spans: nothing is called that the platform
 	// does not declare. What it declares and the load never does is named: refunds
 	// (no flow of the shop asks for one: a finding the gate makes), and the paths

@@ -10,7 +10,8 @@
 //	switchyard check              the shop's cross-service invariants
 //	switchyard diagram, logs      how the services talked, from their traces and logs
 //	switchyard design, deploy     the design document; rules, dashboards, manifests
-//	switchyard help [command]     explain a command
+//	switchyard help [command]     explain a command (or --help after any command)
+//	switchyard completion bash    a shell completion script (zsh, fish too)
 package main
 
 import (

@@ -2,6 +2,7 @@ package shop
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"regexp"
 	"strings"
@@ -45,6 +46,10 @@ func cmdGrant(ctx context.Context, e *cli.Env, args []string) error {
 // the users database, or (--print-only) makes a secret and its SHA-256 for a
 // client declared in switchyard.yaml.
 func cmdClient(ctx context.Context, e *cli.Env, args []string) error {
+	if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "-help") {
+		e.Flags("client").Usage()
+		return flag.ErrHelp
+	}
 	if len(args) == 0 || args[0] != "add" {
 		return cli.Usagef("client add <id> --name <name> [--grant client_credentials] [--scope s]... [--redirect uri]... [--public] [--print-only]")
 	}

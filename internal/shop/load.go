@@ -21,17 +21,18 @@ func cmdLoad(ctx context.Context, e *cli.Env, args []string) error {
 	}
 	fs := e.Flags("load")
 	configPath := cli.ConfigFlag(fs)
-	rate := fs.Float64("rate", 100, "orders started per `second`")
-	duration := fs.Duration("duration", time.Minute, "how `long` to start orders")
-	customers := fs.Int("customers", 20, "how many customers place them")
-	declines := fs.Float64("declines", 0.1, "`share` of orders paid with a card that declines")
-	maxInFlight := fs.Int("max-in-flight", 1000, "orders in flight at most; beyond, an order is counted as not sent")
+	rate := fs.Float64("rate", 100, "`N` orders started per second")
+	duration := fs.Duration("duration", time.Minute, "how long to start orders, e.g. `1m`")
+	customers := fs.Int("customers", 20, "how many customers, `N`, place them")
+	declines := fs.Float64("declines", 0.1, "the `fraction` of orders paid with a card that declines")
+	maxInFlight := fs.Int("max-in-flight", 1000, "`N` orders in flight at most; beyond, an order is counted as not sent")
 	viaGateway := fs.Bool("gateway", false, "go through the gateway's public API, as customers' apps do, instead of to each service")
 	target := fs.String("target", "", "the gateway's base `URL` (implies --gateway; default: the local stack's gateway)")
-	settle := fs.Duration("settle", 30*time.Second, "how `long` to wait after the last order for orders to finish")
-	seed := fs.Uint64("seed", 0, "seed of the choices, to repeat a run (default random)")
+	settle := fs.Duration("settle", 30*time.Second, "how long to wait after the last order for orders to finish, e.g. `30s`")
+	seed := fs.Uint64("seed", 0, "seed the choices with `N`, to repeat a run (default random)")
 	record := fs.String("record", "", "`file` the accepted order ids are appended to, for switchyard check (default <data dir>/accepted-orders.txt; - for none)")
-	retryWindow := fs.Duration("retry-window", 0, "keep trying a request the platform failed (5xx, 429, no connection) for this `long`, as a patient app would (default: only Retry-After on 429 and 503, five tries)")
+	retryWindow := fs.Duration("retry-window", 0, "keep trying a request the platform failed (5xx, 429, no connection) for this long, e.g. `10s`, as a patient app would (default: only Retry-After on 429 and 503, five tries)")
+	asJSON := fs.Bool("json", false, "print the summary as one JSON document")
 	timeline := fs.String("timeline", "", "`file` to write one JSON line per scheduled order to: when, outcome, latency, tries")
 	if err := e.Parse(fs, args); err != nil {
 		return err
@@ -84,7 +85,7 @@ func cmdLoad(ctx context.Context, e *cli.Env, args []string) error {
 	lc := loadgen.Config{
 		UsersURL: urls["users"], CatalogURL: urls["catalog"], OrdersURL: urls["orders"],
 		Rate: *rate, Duration: *duration, Customers: *customers, Declines: *declines,
-		MaxInFlight: *maxInFlight, Settle: *settle, Seed: *seed, Progress: e.Stderr, RetryWindow: *retryWindow,
+		MaxInFlight: *maxInFlight, Settle: *settle, Seed: *seed, Progress: e.Stderr, InPlace: e.Terminal(e.Stderr), RetryWindow: *retryWindow,
 	}
 	if *timeline != "" {
 		f, err := os.Create(*timeline)
@@ -108,7 +109,16 @@ func cmdLoad(ctx context.Context, e *cli.Env, args []string) error {
 	}
 	fmt.Fprintf(e.Stderr, "load: %v orders/s for %v by %d customers against %s\n", *rate, *duration, *customers, urls["orders"])
 	sum, err := loadgen.Run(ctx, lc)
-	if sum != nil {
+	switch {
+	case sum == nil:
+	case *asJSON:
+		if path == "-" {
+			path = ""
+		}
+		if jerr := sum.WriteJSON(e.Stdout, path); jerr != nil && err == nil {
+			err = jerr
+		}
+	default:
 		sum.Write(e.Stdout)
 		if path != "-" {
 			fmt.Fprintf(e.Stdout, "accepted ids     appended to %s (switchyard check reads them)\n", path)

@@ -52,6 +52,7 @@ func App() cli.App {
 		Events:     events.Schemas,
 		Services:   Services(),
 		Check:      Check,
+		Welcome:    welcome,
 		Design: cli.DesignNotes{
 			Identity:    "users is an OpenID Connect provider (authorization code with PKCE, refresh rotation, client credentials); its EdDSA access tokens (`typ` at+jwt) are verified by every service against its JWKS, issuer and audience checked; other issuers are declared under security.issuers",
 			Gateway:     "`GET /api/v1/orders/{id}/summary` is answered by the gateway itself from orders, payments, catalog and notifications in parallel; the storefront is served at `/`.",
@@ -61,7 +62,7 @@ func App() cli.App {
 		},
 		Commands: []cli.Command{
 			{Name: "load", Summary: "drive the shop like its customers do (register, browse, order, some cards declining) at a rate, and summarise; with --request, or a platform declaring load:, send that traffic instead",
-				Usage: "load [--rate 100] [--duration 60s] [--customers 20] [--declines 0.1] [--retry-window 10s] [--timeline file] [--config path]", Run: cmdLoad},
+				Usage: "load [--rate 100] [--duration 60s] [--customers 20] [--declines 0.1] [--retry-window 10s] [--timeline file] [--json] [--config path]", Run: cmdLoad},
 			{Name: "grant", Summary: "give a user a role (e.g. admin, for the gateway's admin routes); they sign in again to carry it",
 				Usage: "grant <email> <role> [--config path]", Run: cmdGrant},
 			{Name: "client", Summary: "register an OAuth client of the shop's OpenID Connect provider (a machine client by default) and print its secret once",
@@ -102,4 +103,17 @@ func Gateway() platform.Service {
 			return append(routes, summary.Route()), nil
 		},
 	})
+}
+
+// welcome is what up prints under its ready table: where customers start, and
+// how one becomes an administrator (of the dashboard and the admin API).
+func welcome(urls map[string]string) []string {
+	gw, ok := urls["gateway"]
+	if !ok {
+		return nil
+	}
+	return []string{
+		"storefront " + gw + "/ (sign up, browse, order)",
+		"admin      sign up in the storefront, then: switchyard grant <email> admin, and sign in again",
+	}
 }

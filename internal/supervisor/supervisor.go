@@ -81,7 +81,8 @@ type Config struct {
 	// Output receives the children's output, each line prefixed with the child's name.
 	Output io.Writer
 	// Format, when set, rewrites each child line before it is prefixed (e.g. to
-	// render JSON logs for a human). It must not retain the slice.
+	// render JSON logs for a human); a nil result drops the line from Output (Tap
+	// still has it). It must not retain the slice.
 	Format func(line []byte) []byte
 	// Tap, when set, receives each child line as the child wrote it, before Format
 	// (e.g. to collect every service's log centrally). It must not retain the slice.
@@ -414,9 +415,11 @@ func (s *Supervisor) copyLines(name string, r io.Reader) {
 			if s.cfg.Format != nil {
 				line = s.cfg.Format(line)
 			}
-			s.outMu.Lock()
-			_, _ = s.cfg.Output.Write(append(append(append([]byte{}, prefix...), line...), '\n'))
-			s.outMu.Unlock()
+			if line != nil {
+				s.outMu.Lock()
+				_, _ = s.cfg.Output.Write(append(append(append([]byte{}, prefix...), line...), '\n'))
+				s.outMu.Unlock()
+			}
 		}
 		if err != nil {
 			return

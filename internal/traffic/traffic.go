@@ -8,6 +8,7 @@ package traffic
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -59,8 +60,14 @@ type Config struct {
 	MaxInFlight int
 	// Seed makes the draws repeatable [random].
 	Seed uint64
-	// Progress, when set, receives a line a second.
+	// Progress, when set, receives a progress line every ProgressEvery: rewritten
+	// in place (a carriage return before it) when InPlace, else a line of its own.
 	Progress io.Writer
+	// InPlace rewrites the progress line in place: Progress is a terminal.
+	InPlace bool
+	// ProgressEvery is how often the progress line is written [1s when InPlace,
+	// else 10s].
+	ProgressEvery time.Duration
 	// Client sends the requests [one pooling MaxInFlight connections].
 	Client *http.Client
 	// Timeline, when set, receives one JSON line per scheduled request — when it
@@ -298,23 +305,30 @@ func (r *runner) progress(begun time.Time) func() {
 	done, stopped := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(stopped)
-		tick := time.NewTicker(time.Second)
+		every, lead, end := 10*time.Second, "", "\n"
+		if r.cfg.InPlace {
+			every, lead, end = time.Second, "\r", "   " // over what the last line left
+		}
+		tick := time.NewTicker(cmp.Or(r.cfg.ProgressEvery, every))
 		defer tick.Stop()
-		last, lastAt := int64(0), begun
+		last, lastAt, ticks := int64(0), begun, 0
 		for {
 			select {
 			case <-done:
-				fmt.Fprintln(r.cfg.Progress)
+				if r.cfg.InPlace && ticks > 0 {
+					fmt.Fprintln(r.cfg.Progress) // end the line rewritten in place
+				}
 				return
 			case now := <-tick.C:
+				ticks++
 				ok := r.ok.Load()
 				rate := float64(ok-last) / now.Sub(lastAt).Seconds()
 				last, lastAt = ok, now
 				r.mu.Lock()
 				p99 := Percentile(r.recent, 0.99)
 				r.mu.Unlock()
-				fmt.Fprintf(r.cfg.Progress, "\r%5.0fs  %6d ok  %7.1f/s  p99 %-8v  %d refused  %d failed  %d not sent   ",
-					now.Sub(begun).Seconds(), ok, rate, p99.Round(100*time.Microsecond), r.refused.Load(), r.failed.Load(), r.notSent.Load())
+				fmt.Fprintf(r.cfg.Progress, "%s%5.0fs  %6d ok  %7.1f/s  p99 %-8v  %d refused  %d failed  %d not sent%s",
+					lead, now.Sub(begun).Seconds(), ok, rate, p99.Round(100*time.Microsecond), r.refused.Load(), r.failed.Load(), r.notSent.Load(), end)
 			}
 		}
 	}()
@@ -386,4 +400,59 @@ func Tally(m map[string]int) string {
 		return "none"
 	}
 	return strings.Join(parts, ", ")
+}
+
+// Millis is a duration in milliseconds, for JSON documents.
+func Millis(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// WriteJSON writes the summary as one JSON document: the counts, the elapsed
+// time and latencies in milliseconds, and each request's figures in the mix's
+// order.
+func (s *Summary) WriteJSON(w io.Writer) error {
+	type request struct {
+		Request  string         `json:"request"`
+		Sent     int            `json:"sent"`
+		OK       int            `json:"ok"`
+		Refused  int            `json:"refused"`
+		Failed   int            `json:"failed"`
+		Statuses map[string]int `json:"statuses"`
+		P50      float64        `json:"p50_ms"`
+		P90      float64        `json:"p90_ms"`
+		P99      float64        `json:"p99_ms"`
+		Max      float64        `json:"max_ms"`
+	}
+	doc := struct {
+		Scheduled int            `json:"scheduled"`
+		Sent      int            `json:"sent"`
+		OK        int            `json:"ok"`
+		Refused   int            `json:"refused"`
+		Failed    int            `json:"failed"`
+		NotSent   int            `json:"not_sent"`
+		Elapsed   float64        `json:"elapsed_ms"`
+		Requests  []request      `json:"requests"`
+		Errors    map[string]int `json:"errors"`
+	}{s.Scheduled, s.Sent, s.OK, s.Refused, s.Failed, s.NotSent, Millis(s.Elapsed), []request{}, orEmpty(s.Errors)}
+	names := s.order
+	if len(names) == 0 {
+		names = slices.Sorted(maps.Keys(s.ByRequest))
+	}
+	for _, name := range names {
+		st := s.ByRequest[name]
+		if st == nil {
+			continue
+		}
+		doc.Requests = append(doc.Requests, request{name, st.Sent, st.OK, st.Refused, st.Failed, orEmpty(st.Statuses),
+			Millis(st.P50), Millis(st.P90), Millis(st.P99), Millis(st.Max)})
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(doc)
+}
+
+// orEmpty is m, or an empty map for a nil one (an object, not null, in JSON).
+func orEmpty(m map[string]int) map[string]int {
+	if m == nil {
+		return map[string]int{}
+	}
+	return m
 }

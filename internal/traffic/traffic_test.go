@@ -54,7 +54,7 @@ func TestTheMixIsSentAtTheRateAndSummarised(t *testing.T) {
 
 	var progress bytes.Buffer
 	sum, err := traffic.Run(context.Background(), traffic.Config{
-		Target: srv.URL, Rate: 200, Duration: 1500 * time.Millisecond, Seed: 7, Progress: &progress,
+		Target: srv.URL, Rate: 200, Duration: 1500 * time.Millisecond, Seed: 7, Progress: &progress, ProgressEvery: time.Second,
 		Header: http.Header{"Authorization": {"Bearer t"}},
 		Mix: []traffic.Request{
 			{Name: "POST /v1/rides", Method: "POST", Path: "/v1/rides", Body: map[string]any{"ride": "{{id}}", "zone": "north"}, Weight: 3},
@@ -90,5 +90,33 @@ func TestTheMixIsSentAtTheRateAndSummarised(t *testing.T) {
 	}
 	if !strings.Contains(progress.String(), " ok ") {
 		t.Errorf("no progress line: %q", progress.String())
+	}
+}
+
+// The progress line rewrites itself (\r) only on a terminal; elsewhere each is a
+// line of its own.
+func TestTheProgressLineIsRewrittenOnlyOnATerminal(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) }))
+	defer srv.Close()
+	for _, terminal := range []bool{false, true} {
+		var progress bytes.Buffer
+		_, err := traffic.Run(context.Background(), traffic.Config{
+			Target: srv.URL, Rate: 50, Duration: 700 * time.Millisecond, Seed: 1,
+			Progress: &progress, InPlace: terminal, ProgressEvery: 100 * time.Millisecond,
+			Mix: []traffic.Request{{Name: "GET /", Method: "GET", Path: "/", Weight: 1}},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := progress.String()
+		lines := strings.Count(out, " ok ")
+		switch {
+		case lines < 3:
+			t.Errorf("terminal %v: %d progress lines in 700ms at one per 100ms:\n%q", terminal, lines, out)
+		case !terminal && (strings.Contains(out, "\r") || strings.Count(out, "\n") != lines):
+			t.Errorf("not a terminal, yet the progress is not one line each:\n%q", out)
+		case terminal && (strings.Count(out, "\r") != lines || strings.Count(out, "\n") != 1):
+			t.Errorf("a terminal, yet the progress line is not rewritten in place:\n%q", out)
+		}
 	}
 }

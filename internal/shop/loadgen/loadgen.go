@@ -10,6 +10,7 @@ package loadgen
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -45,8 +46,14 @@ type Config struct {
 	MaxInFlight int
 	// Settle is how long, after the last order, to wait for orders to finish [30s].
 	Settle time.Duration
-	// Progress, when set, receives a progress line every second.
+	// Progress, when set, receives a progress line every ProgressEvery: rewritten
+	// in place (a carriage return before it) when InPlace, else a line of its own.
 	Progress io.Writer
+	// InPlace rewrites the progress line in place: Progress is a terminal.
+	InPlace bool
+	// ProgressEvery is how often the progress line is written [1s when InPlace,
+	// else 10s].
+	ProgressEvery time.Duration
 	// Accepted, when set, receives the id of every accepted order, one per line.
 	Accepted io.Writer
 	// Client sends the requests [a client pooling MaxInFlight connections].
@@ -505,23 +512,30 @@ func (r *runner) progress(begun time.Time) func() {
 	stopped := make(chan struct{})
 	go func() {
 		defer close(stopped)
-		tick := time.NewTicker(time.Second)
+		every, lead, end := 10*time.Second, "", "\n"
+		if r.cfg.InPlace {
+			every, lead, end = time.Second, "\r", "   " // over what the last line left
+		}
+		tick := time.NewTicker(cmp.Or(r.cfg.ProgressEvery, every))
 		defer tick.Stop()
-		last, lastAt := int64(0), begun
+		last, lastAt, ticks := int64(0), begun, 0
 		for {
 			select {
 			case <-done:
-				fmt.Fprintln(r.cfg.Progress)
+				if r.cfg.InPlace && ticks > 0 {
+					fmt.Fprintln(r.cfg.Progress) // end the line rewritten in place
+				}
 				return
 			case now := <-tick.C:
+				ticks++
 				acc := r.accepted.Load()
 				rate := float64(acc-last) / now.Sub(lastAt).Seconds()
 				last, lastAt = acc, now
 				r.mu.Lock()
 				p99 := traffic.Percentile(r.latencies[max(0, len(r.latencies)-int(r.cfg.Rate*2)):], 0.99)
 				r.mu.Unlock()
-				fmt.Fprintf(r.cfg.Progress, "\r%5.0fs  %6d accepted  %7.1f/s  p99 %-8v  %d refused  %d failed  %d not sent   ",
-					now.Sub(begun).Seconds(), acc, rate, p99.Round(100*time.Microsecond), r.refused.Load(), r.failed.Load(), r.notSent.Load())
+				fmt.Fprintf(r.cfg.Progress, "%s%5.0fs  %6d accepted  %7.1f/s  p99 %-8v  %d refused  %d failed  %d not sent%s",
+					lead, now.Sub(begun).Seconds(), acc, rate, p99.Round(100*time.Microsecond), r.refused.Load(), r.failed.Load(), r.notSent.Load(), end)
 			}
 		}
 	}()
@@ -656,4 +670,39 @@ func (s *Summary) Write(w io.Writer) {
 	if len(s.Waited) > 0 {
 		fmt.Fprintf(w, "told to wait     %s (tried again after Retry-After)\n", traffic.Tally(s.Waited))
 	}
+}
+
+// WriteJSON writes the summary as one JSON document, times in milliseconds;
+// acceptedFile, when not empty, names where the accepted ids were recorded.
+func (s *Summary) WriteJSON(w io.Writer, acceptedFile string) error {
+	orEmpty := func(m map[string]int) map[string]int {
+		if m == nil {
+			return map[string]int{}
+		}
+		return m
+	}
+	doc := struct {
+		Scheduled          int            `json:"scheduled"`
+		Accepted           int            `json:"accepted"`
+		Refused            int            `json:"refused"`
+		Failed             int            `json:"failed"`
+		NotSent            int            `json:"not_sent"`
+		Elapsed            float64        `json:"elapsed_ms"`
+		P50                float64        `json:"place_p50_ms"`
+		P90                float64        `json:"place_p90_ms"`
+		P99                float64        `json:"place_p99_ms"`
+		Max                float64        `json:"place_max_ms"`
+		Outcomes           map[string]int `json:"outcomes"`
+		Reasons            map[string]int `json:"reasons"`
+		Errors             map[string]int `json:"errors"`
+		Waited             map[string]int `json:"waited"`
+		ConfirmedPerSecond float64        `json:"confirmed_per_second"`
+		Unfinished         int            `json:"unfinished"`
+		AcceptedFile       string         `json:"accepted_file,omitempty"`
+	}{s.Scheduled, s.Accepted, s.Refused, s.Failed, s.NotSent, traffic.Millis(s.Elapsed),
+		traffic.Millis(s.P50), traffic.Millis(s.P90), traffic.Millis(s.P99), traffic.Millis(s.Max),
+		orEmpty(s.Outcomes), orEmpty(s.Reasons), orEmpty(s.Errors), orEmpty(s.Waited), s.ConfirmedPerSecond, s.Unfinished, acceptedFile}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(doc)
 }

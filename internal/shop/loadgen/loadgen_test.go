@@ -19,7 +19,7 @@ func TestALoadRunLeavesTheInvariantsIntact(t *testing.T) {
 	sum, err := loadgen.Run(context.Background(), loadgen.Config{
 		UsersURL: shop.URL("users"), CatalogURL: shop.URL("catalog"), OrdersURL: shop.URL("orders"),
 		Rate: 50, Duration: 2 * time.Second, Customers: 4, Declines: 0.2,
-		Accepted: &accepted, Progress: &progress, Seed: 7,
+		Accepted: &accepted, Progress: &progress, ProgressEvery: 500 * time.Millisecond, Seed: 7,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -36,8 +36,8 @@ func TestALoadRunLeavesTheInvariantsIntact(t *testing.T) {
 	if sum.P50 <= 0 || sum.P99 < sum.P50 {
 		t.Errorf("latencies p50 %v p99 %v", sum.P50, sum.P99)
 	}
-	if !strings.Contains(progress.String(), "accepted") {
-		t.Errorf("no progress line: %q", progress.String())
+	if !strings.Contains(progress.String(), "accepted") || strings.Contains(progress.String(), "\r") {
+		t.Errorf("want progress lines of their own (no terminal, no \\r): %q", progress.String())
 	}
 	ids := strings.Fields(accepted.String())
 	if len(ids) != 100 {
