@@ -11,11 +11,15 @@ import (
 )
 
 const configUsage = `config check [file] [--json]   validate a platform file as up would, starting nothing (exit 2 naming each file:line:key that is wrong)
-config schema                  print the JSON Schema of switchyard.yaml (editors read it from the file's first line)`
+       switchyard config schema                  print the JSON Schema of switchyard.yaml (editors read it from the file's first line)`
 
 func cmdConfig(ctx context.Context, e *Env, args []string) error {
-	if len(args) == 0 {
-		return Usagef("config takes check or schema:\n%s", configUsage)
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
+		fmt.Fprintf(e.Stdout, "Usage: switchyard %s\n", configUsage)
+		if len(args) == 0 {
+			return Usagef("config needs a subcommand: check or schema")
+		}
+		return nil
 	}
 	switch args[0] {
 	case "check":
