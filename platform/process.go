@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -100,23 +101,36 @@ func newProcess(ctx context.Context, opt Options) (*Process, error) {
 		ratio = *cfg.Telemetry.SampleRatio
 	}
 	version, _ := switchyard.Version()
+	// The standard variables: a traces endpoint is the whole URL, used as it is;
+	// the generic one (or the file's) gets /v1/traces appended. The exporter also
+	// reads the OTEL_EXPORTER_OTLP_* variables for headers, timeout and compression.
+	collector := getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+	if collector == "" && cfg.Telemetry.OTLPEndpoint != "" {
+		collector = strings.TrimSuffix(cfg.Telemetry.OTLPEndpoint, "/") + "/v1/traces"
+	}
+	hub := getenv(EnvTraceHub)
+	if hub != "" {
+		hub += "/v1/traces"
+	}
 	var exporters []sdktrace.SpanExporter
-	for _, endpoint := range []string{cfg.Telemetry.OTLPEndpoint, getenv(EnvTraceHub)} {
+	for _, endpoint := range []string{collector, hub} {
 		if endpoint == "" {
 			continue
 		}
-		// The exporter also honours the standard OTEL_EXPORTER_OTLP_* variables it
-		// reads itself (headers, timeout, compression).
-		exp, err := otlptracehttp.New(ctx, otlptracehttp.WithEndpointURL(endpoint+"/v1/traces"))
+		exp, err := otlptracehttp.New(ctx, otlptracehttp.WithEndpointURL(endpoint))
 		if err != nil {
 			return nil, fmt.Errorf("tracing: OTLP exporter for %s: %w", endpoint, err)
 		}
 		exporters = append(exporters, exp)
 	}
+	disabled, _ := strconv.ParseBool(getenv("OTEL_SDK_DISABLED"))
 	tracing, err := telemetry.NewTracing(ctx, telemetry.TraceConfig{
 		Service: opt.Service, Version: version, Instance: cmp.Or(opt.Listen, declared.Listen),
 		SampleRatio: ratio, Exporters: exporters,
-		Propagators: cmp.Or(getenv(strings.ToUpper(opt.Service)+"_OTEL_PROPAGATORS"), getenv("OTEL_PROPAGATORS")),
+		Sampler: getenv("OTEL_TRACES_SAMPLER"), SamplerArg: getenv("OTEL_TRACES_SAMPLER_ARG"),
+		ResourceAttributes: getenv("OTEL_RESOURCE_ATTRIBUTES"),
+		Disabled:           disabled,
+		Propagators:        cmp.Or(getenv(strings.ToUpper(opt.Service)+"_OTEL_PROPAGATORS"), getenv("OTEL_PROPAGATORS")),
 	})
 	if err != nil {
 		return nil, err
