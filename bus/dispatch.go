@@ -12,10 +12,12 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/switchyard/switchyard/event"
+	"github.com/switchyard/switchyard/telemetry"
 )
 
 // RelayTraceHeader is the broker header in which the publisher (the outbox relay)
@@ -34,6 +36,8 @@ type Dispatcher struct {
 	Logger *slog.Logger
 	// Metrics records deliveries; nil records nothing.
 	Metrics *Metrics
+	// System is the broker's, as the spans name it.
+	System System
 }
 
 // Delivery is one message as the broker handed it over.
@@ -57,6 +61,8 @@ type Result struct {
 	Err error
 	// Event is the decoded event; zero when the message was not one.
 	Event event.Event
+	// Span is the process span's context: the settlement's span is its child.
+	Span trace.SpanContext
 }
 
 // Deliver runs h on one delivery and returns the verdict.
@@ -81,24 +87,18 @@ func (d *Dispatcher) Deliver(ctx context.Context, sub *Subscription, del Deliver
 	}
 	opts := []trace.SpanStartOption{
 		trace.WithSpanKind(trace.SpanKindConsumer),
-		trace.WithAttributes(
-			attribute.String("messaging.operation.type", "process"),
-			attribute.String("messaging.destination.name", del.Subject),
-			attribute.String("messaging.consumer.group.name", sub.Group),
-			attribute.String("messaging.message.id", e.ID),
-			attribute.String("cloudevents.event_type", e.Type),
-			attribute.String("cloudevents.event_subject", e.Subject),
-			attribute.Int("messaging.delivery.attempt", del.Attempt),
-		),
+		trace.WithAttributes(append(d.System.Attributes(OpProcess, &e, del.Subject, sub.Group),
+			attribute.Int(telemetry.KeyDeliveryAttempt, del.Attempt))...),
 	}
 	if del.RelayTraceParent != "" {
 		relay := propagation.TraceContext{}.Extract(context.Background(), propagation.MapCarrier{"traceparent": del.RelayTraceParent})
 		if sc := trace.SpanContextFromContext(relay); sc.IsValid() {
-			opts = append(opts, trace.WithLinks(trace.Link{SpanContext: sc, Attributes: []attribute.KeyValue{attribute.String("link", "relay")}}))
+			opts = append(opts, trace.WithLinks(trace.Link{SpanContext: sc, Attributes: []attribute.KeyValue{attribute.String(telemetry.KeyLink, "relay")}}))
 		}
 	}
-	hctx, span := tracer.Start(event.TraceContext(ctx, &e), "consume "+e.Type, opts...)
+	hctx, span := tracer.Start(event.TraceContext(ctx, &e), SpanName(OpProcess, del.Subject), opts...)
 	defer span.End()
+	sc := span.SpanContext()
 	hctx = event.WithCause(hctx, &e)
 	hctx, cancel := context.WithTimeout(hctx, sub.HandlerTimeout)
 	defer cancel()
@@ -110,10 +110,11 @@ func (d *Dispatcher) Deliver(ctx context.Context, sub *Subscription, del Deliver
 	}
 	if err == nil {
 		d.record(sub.Group, e.Type, "ok")
-		return Result{Verdict: Ack, Event: e}
+		return Result{Verdict: Ack, Event: e, Span: sc}
 	}
 	span.RecordError(err)
 	span.SetStatus(codes.Error, err.Error())
+	span.SetAttributes(semconv.ErrorTypeKey.String(errorType(hctx, err)))
 	log := d.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -123,31 +124,48 @@ func (d *Dispatcher) Deliver(ctx context.Context, sub *Subscription, del Deliver
 		span.AddEvent("dead letter: permanent failure")
 		d.record(sub.Group, e.Type, "dead_letter")
 		log.WarnContext(hctx, "event dead-lettered", "group", sub.Group, "event_id", e.ID, "type", e.Type, "error", err.Error())
-		return Result{Verdict: Bury, Err: err, Event: e}
+		return Result{Verdict: Bury, Err: err, Event: e, Span: sc}
 	case del.Attempt >= sub.MaxAttempts:
 		span.AddEvent(fmt.Sprintf("dead letter after %d attempts", del.Attempt))
 		d.record(sub.Group, e.Type, "dead_letter")
 		log.WarnContext(hctx, "event dead-lettered", "group", sub.Group, "event_id", e.ID, "type", e.Type, "attempts", del.Attempt, "error", err.Error())
-		return Result{Verdict: Bury, Err: err, Event: e}
+		return Result{Verdict: Bury, Err: err, Event: e, Span: sc}
 	case retry:
 		span.AddEvent(fmt.Sprintf("redeliver in %s", delay))
 		d.record(sub.Group, e.Type, "retry")
-		return Result{Verdict: Redeliver, Delay: delay, Err: err, Event: e}
+		return Result{Verdict: Redeliver, Delay: delay, Err: err, Event: e, Span: sc}
 	default:
 		delay := sub.BackoffFor(del.Attempt)
 		span.AddEvent(fmt.Sprintf("redeliver in %s", delay))
 		d.record(sub.Group, e.Type, "retry")
 		log.InfoContext(hctx, "event handler failed; will retry", "group", sub.Group, "event_id", e.ID, "attempt", del.Attempt, "in", delay, "error", err.Error())
-		return Result{Verdict: Redeliver, Delay: delay, Err: err, Event: e}
+		return Result{Verdict: Redeliver, Delay: delay, Err: err, Event: e, Span: sc}
 	}
 }
+
+// errorType is the error.type of a failed handler: a handler that ran out of
+// time, panicked, refused the event for good, or failed otherwise.
+func errorType(ctx context.Context, err error) string {
+	switch {
+	case errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil:
+		return "timeout"
+	case errors.Is(err, errPanicked):
+		return "panic"
+	case IsPermanent(err):
+		return "permanent"
+	}
+	return "handler_failed"
+}
+
+// errPanicked is wrapped by the error of a handler that panicked.
+var errPanicked = errors.New("handler panicked")
 
 // safely runs h, turning a panic into an error so one bad event cannot stop a
 // consumer.
 func safely(ctx context.Context, h Handler, m *Message) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			err = fmt.Errorf("handler panicked: %v\n%s", p, debug.Stack())
+			err = fmt.Errorf("%w: %v\n%s", errPanicked, p, debug.Stack())
 		}
 	}()
 	err = h(ctx, m)

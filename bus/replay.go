@@ -10,32 +10,29 @@ import (
 
 	"github.com/switchyard/switchyard/event"
 	"github.com/switchyard/switchyard/problem"
+	"github.com/switchyard/switchyard/telemetry"
 )
 
 // ReplaySpan starts the producer span of a dead letter's replay: it continues the
 // event's own trace (so the trace of the request that wrote the event shows it
 // replayed, and the replayed delivery joins it), and links to the span of whoever
 // asked for the replay (an administrator's request). A nil tracer records nothing.
-func ReplaySpan(ctx context.Context, tracer trace.Tracer, dl *DeadLetter) (context.Context, trace.Span) {
+func ReplaySpan(ctx context.Context, tracer trace.Tracer, system System, dl *DeadLetter) (context.Context, trace.Span) {
 	if tracer == nil {
 		tracer = noop.NewTracerProvider().Tracer("")
 	}
+	destination := system.DestinationOf(dl.Event.Type)
 	opts := []trace.SpanStartOption{
 		trace.WithSpanKind(trace.SpanKindProducer),
-		trace.WithAttributes(
-			attribute.String("messaging.operation.type", "send"),
-			attribute.String("messaging.message.id", dl.Event.ID),
-			attribute.String("cloudevents.event_type", dl.Event.Type),
-			attribute.String("dead_letter.id", dl.ID),
-			attribute.String("messaging.consumer.group.name", dl.Group),
-		),
+		trace.WithAttributes(append(system.Attributes(OpReplay, &dl.Event, destination, dl.Group),
+			attribute.String(telemetry.KeyDeadLetterID, dl.ID))...),
 	}
 	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
-		opts = append(opts, trace.WithLinks(trace.Link{SpanContext: sc, Attributes: []attribute.KeyValue{attribute.String("link", "replayed by")}}))
+		opts = append(opts, trace.WithLinks(trace.Link{SpanContext: sc, Attributes: []attribute.KeyValue{attribute.String(telemetry.KeyLink, "replayed by")}}))
 	}
 	// Under the event's trace context (ctx's own when the event carries none), with
 	// ctx's cancellation.
-	return tracer.Start(event.TraceContext(ctx, &dl.Event), "replay "+dl.Event.Type, opts...)
+	return tracer.Start(event.TraceContext(ctx, &dl.Event), SpanName(OpReplay, destination), opts...)
 }
 
 // CheckReplay refuses to replay a dead letter whose event would be refused again

@@ -24,13 +24,13 @@ func TestAReplayContinuesTheEventsTrace(t *testing.T) {
 	writer.End()
 
 	actx, admin := tr.Start(context.Background(), "POST /api/v1/admin/dead-letters/{id}/replay")
-	_, replay := bus.ReplaySpan(actx, tr, &bus.DeadLetter{ID: "42", Event: e, Group: "notifications"})
+	_, replay := bus.ReplaySpan(actx, tr, bus.System{Name: "nats"}, &bus.DeadLetter{ID: "42", Event: e, Group: "notifications"})
 	replay.End()
 	admin.End()
 
 	var got tracetest.SpanStub
 	for _, s := range spans.GetSpans() {
-		if s.Name == "replay orders.order.placed.v1" {
+		if s.Name == "replay events.orders.order.placed" {
 			got = s
 		}
 	}

@@ -29,15 +29,15 @@ func order() observe.Trace {
 		}
 		return s
 	}
-	grpc := sp("c2", "s2", "orders", "inventory POST", observe.Client, 5, 20, "peer.service", "inventory", "rpc.system", "grpc")
-	grpc.Events = []observe.Event{{Name: "attempt failed", Time: at(8), Attributes: map[string]string{"outcome": "503 Service Unavailable"}}}
+	grpc := sp("c2", "s2", "orders", "inventory POST", observe.Client, 5, 20, "service.peer.name", "inventory", "rpc.system.name", "grpc")
+	grpc.Events = []observe.Event{{Name: "attempt failed", Time: at(8), Attributes: map[string]string{"switchyard.attempt.outcome": "503 Service Unavailable"}}}
 	failed := sp("k2", "p1", "notifications", "consume orders.order.placed.v1", observe.Consumer, 40, 41,
-		"cloudevents.event_type", "orders.order.placed.v1", "messaging.delivery.attempt", "1")
+		"cloudevents.event_type", "orders.order.placed.v1", "switchyard.delivery.attempt", "1")
 	failed.Error, failed.Status = true, "database is locked"
 	return observe.Trace{ID: strings.Repeat("a", 32), Spans: []observe.Span{
 		// The client sent its own traceparent: its span is not among these.
 		sp("s1", "browser", "gateway", "POST /api/v1/orders", observe.Server, 0, 30, "http.response.status_code", "201"),
-		sp("c1", "s1", "gateway", "orders POST", observe.Client, 1, 29, "peer.service", "orders", "rpc.system", "http"),
+		sp("c1", "s1", "gateway", "orders POST", observe.Client, 1, 29, "service.peer.name", "orders", "url.scheme", "http"),
 		sp("s2", "c1", "orders", "POST /v1/orders", observe.Server, 2, 28, "http.response.status_code", "201"),
 		grpc,
 		sp("s3", "c2", "inventory", "POST /switchyard.inventory.v1.InventoryService/", observe.Server, 10, 19,
@@ -47,13 +47,13 @@ func order() observe.Trace {
 		sp("p1", "s2", "orders", "publish orders.order.placed.v1", observe.Producer, 22, 23,
 			"cloudevents.event_type", "orders.order.placed.v1", "messaging.message.id", "e1"),
 		sp("r1", "p1", "orders", "send orders.order.placed.v1", observe.Producer, 31, 32,
-			"cloudevents.event_type", "orders.order.placed.v1", "messaging.message.id", "e1", "outbox", "orders"),
+			"cloudevents.event_type", "orders.order.placed.v1", "messaging.message.id", "e1", "messaging.operation.name", "send"),
 		sp("k1", "p1", "catalog", "consume orders.order.placed.v1", observe.Consumer, 33, 34,
-			"cloudevents.event_type", "orders.order.placed.v1", "messaging.delivery.attempt", "1"),
+			"cloudevents.event_type", "orders.order.placed.v1", "switchyard.delivery.attempt", "1"),
 		failed,
 		sp("k3", "p1", "notifications", "consume orders.order.placed.v1", observe.Consumer, 50, 51,
-			"cloudevents.event_type", "orders.order.placed.v1", "messaging.delivery.attempt", "2"),
-		sp("g1", "s2", "orders", "saga order do reserve_stock", observe.Internal, 4, 21, "saga.step", "reserve_stock", "saga.action", "do"),
+			"cloudevents.event_type", "orders.order.placed.v1", "switchyard.delivery.attempt", "2"),
+		sp("g1", "s2", "orders", "saga order do reserve_stock", observe.Internal, 4, 21, "switchyard.saga.step", "reserve_stock", "switchyard.saga.action", "do"),
 	}}
 }
 

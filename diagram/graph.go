@@ -15,6 +15,7 @@ import (
 	"strings"
 
 	"github.com/switchyard/switchyard/observe"
+	"github.com/switchyard/switchyard/telemetry"
 )
 
 // Protocol is how two participants talk.
@@ -124,8 +125,8 @@ func Interactions(spans []observe.Span) Graph {
 		switch {
 		case s.Attr("db.system.name", "db.system") != "":
 			add(Edge{From: s.Service, To: DatabaseOf(s.Service), Protocol: SQL}, s.Error, 0)
-		case s.Kind == observe.Client && s.Attr("peer.service") != "":
-			e := add(Edge{From: s.Service, To: s.Attr("peer.service"), Protocol: protocolOf(s)}, s.Error, failedAttempts(s))
+		case s.Kind == observe.Client && s.Peer() != "":
+			e := add(Edge{From: s.Service, To: s.Peer(), Protocol: protocolOf(s)}, s.Error, failedAttempts(s))
 			if slices.ContainsFunc(s.Events, func(ev observe.Event) bool { return ev.Name == "breaker open" }) {
 				e.BreakerOpen++
 			}
@@ -142,7 +143,7 @@ func Interactions(spans []observe.Span) Graph {
 			add(Edge{From: s.Service, To: Bus, Protocol: Event, Label: eventType}, s.Error, 0)
 		case s.Kind == observe.Consumer && eventType != "":
 			redelivery := 0
-			if a := s.Attr("messaging.delivery.attempt"); a != "" && a != "1" {
+			if a := s.Attr(telemetry.KeyDeliveryAttempt); a != "" && a != "1" {
 				redelivery = 1
 			}
 			add(Edge{From: Bus, To: s.Service, Protocol: Event, Label: eventType}, s.Error, redelivery)
@@ -187,7 +188,7 @@ func SortEdges(edges []Edge) {
 }
 
 func protocolOf(s observe.Span) Protocol {
-	if s.Attr("rpc.system") == "grpc" || strings.HasPrefix(s.Attr("http.route", "url.path"), "/switchyard.") {
+	if s.Attr("rpc.system.name", "rpc.system") == "grpc" || strings.HasPrefix(s.Attr("http.route", "url.path"), "/switchyard.") {
 		return GRPC
 	}
 	return HTTP

@@ -31,21 +31,21 @@ func checkout(at map[string][2]int) observe.Trace {
 	ev := "orders.order.placed.v1"
 	return observe.Trace{ID: strings.Repeat("b", 32), Spans: []observe.Span{
 		sp("gw", "", "gateway", "POST /api/v2/orders", observe.Server, "http.response.status_code", "201"),
-		sp("gc", "gw", "gateway", "orders POST", observe.Client, "peer.service", "orders"),
+		sp("gc", "gw", "gateway", "orders POST", observe.Client, "service.peer.name", "orders"),
 		sp("os", "gc", "orders", "POST /v2/orders", observe.Server, "http.response.status_code", "201"),
-		sp("u1", "os", "orders", "users GET", observe.Client, "peer.service", "users"),
+		sp("u1", "os", "orders", "users GET", observe.Client, "service.peer.name", "users"),
 		sp("us", "u1", "users", "GET /v1/users/{id}", observe.Server, "http.response.status_code", "200"),
-		sp("c1", "os", "orders", "catalog GET", observe.Client, "peer.service", "catalog"),
+		sp("c1", "os", "orders", "catalog GET", observe.Client, "service.peer.name", "catalog"),
 		sp("cs1", "c1", "catalog", "GET /v1/products/{id}", observe.Server, "http.response.status_code", "200"),
-		sp("c2", "os", "orders", "catalog GET", observe.Client, "peer.service", "catalog"),
+		sp("c2", "os", "orders", "catalog GET", observe.Client, "service.peer.name", "catalog"),
 		sp("cs2", "c2", "catalog", "GET /v1/products/{id}", observe.Server, "http.response.status_code", "200"),
 		sp("db", "os", "orders", "INSERT orders", observe.Client, "db.system.name", "sqlite"),
 		sp("pb", "os", "orders", "publish "+ev, observe.Producer, "cloudevents.event_type", ev, "messaging.message.id", "e1"),
-		sp("rl", "pb", "orders", "send "+ev, observe.Producer, "cloudevents.event_type", ev, "messaging.message.id", "e1", "outbox", "orders"),
+		sp("rl", "pb", "orders", "send "+ev, observe.Producer, "cloudevents.event_type", ev, "messaging.message.id", "e1", "messaging.operation.name", "send"),
 		sp("k1", "pb", "notifications", "consume "+ev, observe.Consumer, "cloudevents.event_type", ev),
 		sp("k2", "pb", "catalog", "consume "+ev, observe.Consumer, "cloudevents.event_type", ev),
-		sp("sg", "os", "orders", "saga order do reserve_stock", observe.Internal, "saga.step", "reserve_stock", "saga.action", "do"),
-		sp("ic", "sg", "orders", "inventory POST", observe.Client, "peer.service", "inventory", "rpc.system", "grpc"),
+		sp("sg", "os", "orders", "saga order do reserve_stock", observe.Internal, "switchyard.saga.step", "reserve_stock", "switchyard.saga.action", "do"),
+		sp("ic", "sg", "orders", "inventory POST", observe.Client, "service.peer.name", "inventory", "rpc.system.name", "grpc"),
 		sp("is", "ic", "inventory", "ReserveStock", observe.Server, "http.response.status_code", "200"),
 	}}
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/switchyard/switchyard/observe"
+	"github.com/switchyard/switchyard/telemetry"
 )
 
 // Arrow is the kind of a sequence diagram message.
@@ -80,7 +81,7 @@ func newHops(spans []observe.Span) *hops {
 		s := &spans[i]
 		h.byID[s.SpanID] = s
 		h.children[s.ParentID]++
-		if s.Kind == observe.Producer && s.Attr("outbox") != "" && s.Attr("messaging.message.id") != "" {
+		if s.Kind == observe.Producer && relayed(s) && s.Attr("messaging.message.id") != "" {
 			h.sent[s.Attr("messaging.message.id")] = true
 		}
 	}
@@ -106,7 +107,7 @@ func (h *hops) of(s *observe.Span) (before, after []Message) {
 		if caller == s.Service {
 			return nil, nil
 		}
-		reply, arrow := s.Attr("http.response.status_code"), Reply
+		reply, arrow := s.Attr("rpc.response.status_code", "http.response.status_code"), Reply
 		if s.Error {
 			arrow = Failed
 			reply = strings.TrimSpace(reply + " " + s.Status)
@@ -117,12 +118,12 @@ func (h *hops) of(s *observe.Span) (before, after []Message) {
 		}
 		return []Message{{At: s.Start, From: caller, To: s.Service, Text: operationOf(*s), Arrow: Call}},
 			[]Message{{At: s.End, From: s.Service, To: caller, Text: cmp.Or(reply, "done"), Arrow: arrow}}
-	case s.Kind == observe.Client && s.Attr("peer.service") != "":
-		peer := s.Attr("peer.service")
+	case s.Kind == observe.Client && s.Peer() != "":
+		peer := s.Peer()
 		for _, e := range s.Events {
 			if e.Name == "attempt failed" {
 				before = append(before, Message{At: e.Time, From: s.Service, To: peer,
-					Text: "attempt failed: " + cmp.Or(e.Attributes["outcome"], "error"), Arrow: Failed})
+					Text: "attempt failed: " + cmp.Or(e.Attributes[telemetry.KeyOutcome], "error"), Arrow: Failed})
 			}
 		}
 		if s.Error && h.children[s.SpanID] == 0 {
@@ -134,13 +135,13 @@ func (h *hops) of(s *observe.Span) (before, after []Message) {
 		}
 		return before, after
 	case s.Kind == observe.Producer && eventType != "":
-		relayed, replayed := s.Attr("outbox") != "", s.Attr("dead_letter.id") != ""
+		relayed, replayed := relayed(s), s.Attr(telemetry.KeyDeadLetterID) != ""
 		if !relayed && !replayed && h.sent[s.Attr("messaging.message.id")] {
 			return nil, nil // drawn when the relay sent it
 		}
 		text, arrow := eventType, Async
 		if replayed {
-			text = "replay " + eventType + " (dead letter " + s.Attr("dead_letter.id") + ")"
+			text = "replay " + eventType + " (dead letter " + s.Attr(telemetry.KeyDeadLetterID) + ")"
 		}
 		if s.Error {
 			arrow = Failed
@@ -148,7 +149,7 @@ func (h *hops) of(s *observe.Span) (before, after []Message) {
 		return []Message{{At: s.Start, From: s.Service, To: Bus, Text: text, Arrow: arrow}}, nil
 	case s.Kind == observe.Consumer && eventType != "":
 		text, arrow := eventType, Async
-		if a := s.Attr("messaging.delivery.attempt"); a != "" && a != "1" {
+		if a := s.Attr(telemetry.KeyDeliveryAttempt); a != "" && a != "1" {
 			text += " (redelivery " + a + ")"
 		}
 		if s.Error {
@@ -156,9 +157,9 @@ func (h *hops) of(s *observe.Span) (before, after []Message) {
 			text += ": " + s.Status
 		}
 		return []Message{{At: s.Start, From: Bus, To: s.Service, Text: text, Arrow: arrow}}, nil
-	case s.Attr("saga.step") != "":
+	case s.Attr(telemetry.KeySagaStep) != "":
 		return []Message{{At: s.Start, From: s.Service, To: s.Service,
-			Text: "saga " + s.Attr("saga.action") + " " + s.Attr("saga.step"), Arrow: Note}}, nil
+			Text: "saga " + s.Attr(telemetry.KeySagaAction) + " " + s.Attr(telemetry.KeySagaStep), Arrow: Note}}, nil
 	}
 	return nil, nil
 }
@@ -171,8 +172,8 @@ func ranOut(s *observe.Span) (time.Duration, bool) {
 }
 
 // operationOf names a server span's operation: its name, unless that names a
-// subtree route (a gRPC service mounted at its prefix), when the method's full path
-// says more.
+// subtree route (a gRPC service mounted at its prefix, in a trace of a tool that
+// names spans so), when the method's full path says more.
 func operationOf(s observe.Span) string {
 	if strings.HasSuffix(s.Name, "/") {
 		if p := s.Attr("url.path"); p != "" {
@@ -180,6 +181,12 @@ func operationOf(s observe.Span) string {
 		}
 	}
 	return s.Name
+}
+
+// relayed says whether a producer span is a relay's send of an event written
+// before (messaging operation send, not a replay), rather than its writing.
+func relayed(s *observe.Span) bool {
+	return s.Attr("messaging.operation.name") == "send" || s.Attr(telemetry.KeyOutbox) != ""
 }
 
 // fold merges identical messages in a row into one with a count.

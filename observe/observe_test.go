@@ -131,8 +131,8 @@ func TestTheHubReceivesWhatTheSDKExports(t *testing.T) {
 	tr := tp.Tracer("t")
 	rctx, root := tr.Start(ctx, "POST /v1/orders", trace.WithSpanKind(trace.SpanKindServer))
 	_, child := tr.Start(rctx, "inventory POST", trace.WithSpanKind(trace.SpanKindClient),
-		trace.WithAttributes(attribute.String("peer.service", "inventory"), attribute.Int("http.response.status_code", 503)))
-	child.AddEvent("attempt failed", trace.WithAttributes(attribute.String("outcome", "503")))
+		trace.WithAttributes(attribute.String("service.peer.name", "inventory"), attribute.Int("http.response.status_code", 503)))
+	child.AddEvent("attempt failed", trace.WithAttributes(attribute.String("switchyard.attempt.outcome", "503")))
 	child.SetStatus(codes.Error, "unavailable")
 	child.End()
 	root.End()
@@ -148,8 +148,8 @@ func TestTheHubReceivesWhatTheSDKExports(t *testing.T) {
 		t.Fatalf("%d spans", len(tr1.Spans))
 	}
 	c := tr1.Spans[1]
-	if c.Service != "orders" || c.Kind != observe.Client || !c.Error || c.Status != "unavailable" || c.Attr("peer.service") != "inventory" ||
-		c.Attr("http.response.status_code") != "503" || len(c.Events) != 1 || c.Events[0].Attributes["outcome"] != "503" ||
+	if c.Service != "orders" || c.Kind != observe.Client || !c.Error || c.Status != "unavailable" || c.Attr("service.peer.name") != "inventory" ||
+		c.Attr("http.response.status_code") != "503" || len(c.Events) != 1 || c.Events[0].Attributes["switchyard.attempt.outcome"] != "503" ||
 		c.ParentID != root.SpanContext().SpanID().String() || c.Instance != "127.0.0.1:1" {
 		t.Errorf("client span: %+v", c)
 	}
@@ -174,7 +174,7 @@ func TestTheHubReceivesWhatTheSDKExports(t *testing.T) {
 	for i := range back {
 		a, b, c := tr1.Spans[i], back[i], tr2.Spans[i]
 		if a.SpanID != b.SpanID || a.Name != b.Name || a.Kind != b.Kind || !a.Start.Equal(b.Start) || a.Error != b.Error ||
-			c.SpanID != a.SpanID || c.Attr("peer.service") != a.Attr("peer.service") {
+			c.SpanID != a.SpanID || c.Attr("service.peer.name") != a.Attr("service.peer.name") {
 			t.Errorf("span %d changed in the round trip:\n%+v\n%+v\n%+v", i, a, b, c)
 		}
 	}
@@ -238,7 +238,7 @@ func TestJaegerAnswersAreRead(t *testing.T) {
 	  {"traceID":"abc","spanID":"1","operationName":"GET /x","references":[],"startTime":1700000000000000,"duration":1500,
 	   "tags":[{"key":"span.kind","type":"string","value":"server"}],"processID":"p1"},
 	  {"traceID":"abc","spanID":"2","operationName":"users GET","references":[{"refType":"CHILD_OF","traceID":"abc","spanID":"1"}],
-	   "startTime":1700000000000100,"duration":500,"tags":[{"key":"span.kind","value":"client"},{"key":"peer.service","value":"users"},{"key":"error","value":true}],
+	   "startTime":1700000000000100,"duration":500,"tags":[{"key":"span.kind","value":"client"},{"key":"service.peer.name","value":"users"},{"key":"error","value":true}],
 	   "logs":[{"timestamp":1700000000000200,"fields":[{"key":"event","value":"attempt failed"}]}],"processID":"p1"}],
 	 "processes":{"p1":{"serviceName":"orders","tags":[]}}}]}`
 	spans, err := observe.DecodeJaeger([]byte(doc))

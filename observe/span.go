@@ -15,8 +15,10 @@
 package observe
 
 import (
+	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -72,6 +74,26 @@ func (s Span) Attr(keys ...string) string {
 		}
 	}
 	return ""
+}
+
+// Peer is the service a client span calls: its service.peer.name, or
+// peer.service in traces of instrumentation that follows older conventions.
+func (s Span) Peer() string { return s.Attr("service.peer.name", "peer.service") }
+
+// Operation is what a request or call span did: its RPC method
+// (package.Service/Method), or its HTTP method and path (from url.path on a
+// server span, url.full on a client's).
+func (s Span) Operation() string {
+	if m := s.Attr("rpc.method"); m != "" {
+		return m
+	}
+	path := s.Attr("url.path")
+	if full := s.Attr("url.full"); path == "" && full != "" {
+		if u, err := url.Parse(full); err == nil {
+			path = u.Path
+		}
+	}
+	return strings.TrimSpace(s.Attr("http.request.method") + " " + path)
 }
 
 // DeadlineAttribute is the span attribute recording, in milliseconds, the time a

@@ -11,9 +11,10 @@
 // replicas. The relay wakes on commit — PostgreSQL LISTEN/NOTIFY, or on SQLite an
 // in-process signal backed by a short poll — and deletes sent rows after a retention.
 //
-// Tracing: Add records a producer span in the context of the write and puts its
-// context in the event, so consumers continue the request's trace; the relay's
-// publish span travels in a broker header, and consumers link to it.
+// Tracing: Add records a producer span (messaging operation create) in the
+// context of the write and puts its context in the event, so consumers continue
+// the request's trace; the relay's send span, in the same trace, travels in a
+// broker header, and consumers link to it.
 package outbox
 
 import (
@@ -33,12 +34,14 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/switchyard/switchyard/bus"
 	"github.com/switchyard/switchyard/event"
 	"github.com/switchyard/switchyard/store"
+	"github.com/switchyard/switchyard/telemetry"
 )
 
 //go:embed migrations
@@ -64,6 +67,9 @@ type Config struct {
 	// Types, when set, are the only event types Add accepts: the service's declared
 	// publications, so the topology in configuration stays true.
 	Types []string
+	// System is the broker's the relay sends to, as its spans name it
+	// (natsbus.System, kafkabus.System) [NATS].
+	System bus.System
 }
 
 // Outbox writes events with a service's state changes.
@@ -81,6 +87,9 @@ func New(db *store.DB, cfg Config) (*Outbox, error) {
 	}
 	if cfg.Tracer == nil {
 		cfg.Tracer = noop.NewTracerProvider().Tracer("")
+	}
+	if cfg.System.Name == "" {
+		cfg.System.Name = "nats"
 	}
 	return &Outbox{db: db, cfg: cfg, notify: "outbox_" + cfg.Name, wake: make(chan struct{}, 1)}, nil
 }
@@ -114,14 +123,9 @@ func (o *Outbox) Add(ctx context.Context, tx *sql.Tx, events ...event.Event) err
 			return fmt.Errorf("outbox: %w", err)
 		}
 		// The producer span: consumers of this event continue it.
-		pctx, span := o.cfg.Tracer.Start(ctx, "publish "+e.Type, trace.WithSpanKind(trace.SpanKindProducer),
-			trace.WithAttributes(
-				attribute.String("messaging.operation.type", "send"),
-				attribute.String("messaging.destination.name", e.BrokerSubject()),
-				attribute.String("messaging.message.id", e.ID),
-				attribute.String("cloudevents.event_type", e.Type),
-				attribute.String("cloudevents.event_subject", e.Subject),
-			))
+		destination := o.cfg.System.DestinationOf(e.Type)
+		pctx, span := o.cfg.Tracer.Start(ctx, bus.SpanName(bus.OpCreate, destination), trace.WithSpanKind(trace.SpanKindProducer),
+			trace.WithAttributes(o.cfg.System.Attributes(bus.OpCreate, e, destination, "")...))
 		spans = append(spans, span)
 		event.SetTraceContext(pctx, e)
 		payload, err := event.Encode(e)
@@ -398,15 +402,13 @@ func (r *Relay) sendSpans(events []bus.Encoded, parents []string) []trace.Span {
 		if !trace.SpanContextFromContext(parent).IsValid() {
 			continue
 		}
-		_, s := r.cfg.Tracer.Start(parent, "send "+e.Type, trace.WithSpanKind(trace.SpanKindProducer),
-			trace.WithAttributes(
-				attribute.String("messaging.operation.type", "send"),
-				attribute.String("messaging.message.id", e.ID),
-				attribute.String("cloudevents.event_type", e.Type),
-				attribute.String("cloudevents.event_subject", e.Subject),
-				attribute.String("outbox", r.o.cfg.Name),
-				attribute.Int("messaging.batch.message_count", len(events)),
-			))
+		system := r.o.cfg.System
+		destination := system.DestinationOf(e.Type)
+		ev := event.Event{ID: e.ID, Type: e.Type, Subject: e.Subject}
+		_, s := r.cfg.Tracer.Start(parent, bus.SpanName(bus.OpSend, destination), trace.WithSpanKind(trace.SpanKindProducer),
+			trace.WithAttributes(append(system.Attributes(bus.OpSend, &ev, destination, ""),
+				semconv.MessagingBatchMessageCount(len(events)),
+				attribute.String(telemetry.KeyOutbox, r.o.cfg.Name))...))
 		spans = append(spans, s)
 	}
 	return spans

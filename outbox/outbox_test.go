@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -20,6 +21,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	oteltrace "go.opentelemetry.io/otel/trace"
 
 	"github.com/switchyard/switchyard/broker"
 	"github.com/switchyard/switchyard/broker/brokertest"
@@ -311,12 +313,21 @@ func TestTheWritersTraceContinuesInTheConsumer(t *testing.T) {
 		return nil
 	})
 	<-consumed
-	time.Sleep(100 * time.Millisecond)
-	byName := map[string]tracetest.SpanStub{}
-	for _, s := range spans.GetSpans() {
-		byName[s.Name] = s
+	// The spans by messaging operation (the HTTP request's by name), once the
+	// consumer's ack has ended the last of them.
+	byOp := map[string]tracetest.SpanStub{}
+	for deadline := time.Now().Add(10 * time.Second); byOp[bus.OpAck].Name == "" && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		for _, s := range spans.GetSpans() {
+			op := s.Name
+			for _, a := range s.Attributes {
+				if a.Key == "messaging.operation.name" {
+					op = a.Value.AsString()
+				}
+			}
+			byOp[op] = s
+		}
 	}
-	producer, consumer, relaySpan, req := byName["publish "+typ], byName["consume "+typ], byName["send "+typ], byName["POST /v1/items"]
+	producer, consumer, relaySpan, ack, req := byOp[bus.OpCreate], byOp[bus.OpProcess], byOp[bus.OpSend], byOp[bus.OpAck], byOp["POST /v1/items"]
 	trace := req.SpanContext.TraceID()
 	if !trace.IsValid() || producer.SpanContext.TraceID() != trace || producer.Parent.SpanID() != req.SpanContext.SpanID() {
 		t.Errorf("producer span not a child of the HTTP request's span: %+v", producer)
@@ -326,6 +337,39 @@ func TestTheWritersTraceContinuesInTheConsumer(t *testing.T) {
 	}
 	if relaySpan.SpanContext.TraceID() != trace || relaySpan.Parent.SpanID() != producer.SpanContext.SpanID() {
 		t.Errorf("relay span trace %s parent %s; want trace %s parent %s (the producer)", relaySpan.SpanContext.TraceID(), relaySpan.Parent.SpanID(), trace, producer.SpanContext.SpanID())
+	}
+	if ack.Parent.SpanID() != consumer.SpanContext.SpanID() {
+		t.Errorf("the ack's span is under %s, want the consumer's %s", ack.Parent.SpanID(), consumer.SpanContext.SpanID())
+	}
+
+	// Each messaging span says what the conventions ask, in their words.
+	for _, c := range []struct {
+		op    string
+		span  tracetest.SpanStub
+		kind  oteltrace.SpanKind
+		attrs map[string]string
+	}{
+		{bus.OpCreate, producer, oteltrace.SpanKindProducer, map[string]string{"messaging.operation.type": "create"}},
+		{bus.OpSend, relaySpan, oteltrace.SpanKindProducer, map[string]string{"messaging.operation.type": "send", "messaging.batch.message_count": "1"}},
+		{bus.OpProcess, consumer, oteltrace.SpanKindConsumer, map[string]string{"messaging.operation.type": "process", "messaging.consumer.group.name": "traced"}},
+		{bus.OpAck, ack, oteltrace.SpanKindClient, map[string]string{"messaging.operation.type": "settle", "messaging.consumer.group.name": "traced"}},
+	} {
+		want := map[string]string{"messaging.system": "nats", "messaging.operation.name": c.op,
+			"messaging.destination.name": "events.obtest.item.added", "cloudevents.event_type": typ}
+		maps.Copy(want, c.attrs)
+		got := map[string]string{}
+		for _, a := range c.span.Attributes {
+			got[string(a.Key)] = a.Value.String()
+		}
+		for k, v := range want {
+			if got[k] != v {
+				t.Errorf("%s span %q: %s = %q, want %q", c.op, c.span.Name, k, got[k], v)
+			}
+		}
+		if got["messaging.message.id"] == "" || c.span.SpanKind != c.kind || c.span.Name != c.op+" events.obtest.item.added" {
+			t.Errorf("%s span %q: kind %v, message id %q; want kind %v, named for its operation and destination",
+				c.op, c.span.Name, c.span.SpanKind, got["messaging.message.id"], c.kind)
+		}
 	}
 }
 

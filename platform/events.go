@@ -84,12 +84,16 @@ func (p *Process) Outbox(ctx context.Context, db *store.DB) (*outbox.Outbox, err
 	if err != nil {
 		return nil, err
 	}
-	ob, err := outbox.New(db, outbox.Config{Name: p.Name, Registry: reg, Tracer: p.Tracing.Tracer("switchyard/outbox"),
-		Types: slices.Clone(p.Declared.Publishes)})
+	b, err := p.Bus()
 	if err != nil {
 		return nil, err
 	}
-	b, err := p.Bus()
+	system := natsbus.System
+	if s, ok := b.(interface{ System() bus.System }); ok {
+		system = s.System()
+	}
+	ob, err := outbox.New(db, outbox.Config{Name: p.Name, Registry: reg, Tracer: p.Tracing.Tracer("switchyard/outbox"),
+		Types: slices.Clone(p.Declared.Publishes), System: system})
 	if err != nil {
 		return nil, err
 	}

@@ -8,6 +8,8 @@ import (
 	"github.com/failsafe-go/failsafe-go/policy"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/switchyard/switchyard/telemetry"
 )
 
 // retry hands a call whose first attempt failed to failsafe's retry executor, after
@@ -22,7 +24,7 @@ func (p *Policy) retry(ctx context.Context, req *http.Request, attempt Attempt, 
 	discard(lastResp)
 	p.m.retry()
 	trace.SpanFromContext(ctx).AddEvent("retry 1", trace.WithAttributes(
-		attribute.String("retry.after", describe(lastResp, lastErr)), attribute.String("retry.delay", delay.String())))
+		attribute.String(telemetry.KeyRetryAfter, describe(lastResp, lastErr)), attribute.String(telemetry.KeyRetryDelay, delay.String())))
 	if !sleep(ctx, delay) {
 		return nil, ctx.Err()
 	}

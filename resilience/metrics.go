@@ -14,7 +14,7 @@ import (
 // Metrics are the per-dependency resilience metrics of a process:
 //
 //	rpc_client_calls_total{dependency,outcome}         outcome: ok, error, rejected, timeout, shed
-//	rpc_client_call_duration_seconds{dependency}
+//	rpc_client_dependency_call_duration_seconds{dependency}
 //	rpc_client_retries_total{dependency}
 //	rpc_client_hedges_total{dependency}
 //	rpc_client_breaker_state{dependency}               0 closed, 1 half-open, 2 open
@@ -34,7 +34,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	m := &Metrics{
 		calls: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "rpc_client_calls_total",
 			Help: "Calls to a dependency by outcome: ok, error (failed answer or transport error), rejected (breaker, bulkhead or budget), timeout, shed (the dependency refused for now: 429 or 503 with Retry-After)."}, []string{"dependency", "outcome"}),
-		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "rpc_client_call_duration_seconds",
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "rpc_client_dependency_call_duration_seconds",
 			Help: "Time of a call to a dependency, retries included.", Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5}}, dep),
 		retries:    prometheus.NewCounterVec(prometheus.CounterOpts{Name: "rpc_client_retries_total", Help: "Retries sent to a dependency."}, dep),
 		hedges:     prometheus.NewCounterVec(prometheus.CounterOpts{Name: "rpc_client_hedges_total", Help: "Hedged attempts sent to a dependency."}, dep),

@@ -50,6 +50,8 @@ import (
 	"github.com/failsafe-go/failsafe-go/retrypolicy"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/switchyard/switchyard/telemetry"
 )
 
 // Config is the policy of one dependency. Zero fields take the default in brackets.
@@ -223,7 +225,7 @@ func New(cfg Config) (*Policy, error) {
 			OnRetry(func(e failsafe.ExecutionEvent[*http.Response]) { // sent: the budget allowed it
 				m.retry()
 				trace.SpanFromContext(e.Context()).AddEvent(fmt.Sprintf("retry %d", e.Retries()+1),
-					trace.WithAttributes(attribute.String("retry.after", describe(e.LastResult(), e.LastError()))))
+					trace.WithAttributes(attribute.String(telemetry.KeyRetryAfter, describe(e.LastResult(), e.LastError()))))
 			}).
 			Build()
 	}

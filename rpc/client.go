@@ -27,9 +27,13 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strconv"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -37,6 +41,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 
@@ -96,7 +101,6 @@ type Client struct {
 	base      http.RoundTripper
 	http      *http.Client
 	spanStart []trace.SpanStartOption
-	spanNames map[string]string
 	scheme    string // of every attempt: http, or https over TLS
 	// noSpans: the tracer is a no-op, so a call that carries no recording span has
 	// no span to start (the no-op tracer would only wrap what ctx holds).
@@ -147,14 +151,13 @@ func NewClient(ctx context.Context, cfg ClientConfig) (*Client, error) {
 	}
 	c := &Client{cfg: cfg, bal: balancer.New(cfg.Balancer), policy: policy, base: cfg.Transport,
 		spanStart: []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindClient),
-			trace.WithAttributes(attribute.String("peer.service", cfg.Service), attribute.String("rpc.system", rpcSystem(cfg.Protocol)))}}
+			trace.WithAttributes(semconv.ServicePeerName(cfg.Service), semconv.ServerAddress(cfg.Service))}}
+	if cfg.Protocol == GRPC {
+		c.spanStart = append(c.spanStart, trace.WithAttributes(semconv.RPCSystemNameGRPC))
+	}
 	c.scheme, c.noSpans, c.wallClock = "http", noSpans, wallClock
 	if cfg.TLS != nil {
 		c.scheme = "https"
-	}
-	c.spanNames = map[string]string{}
-	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodHead} {
-		c.spanNames[m] = cfg.Service + " " + m
 	}
 	c.http = &http.Client{Transport: c, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	if list, err := cfg.Resolver.Resolve(ctx, cfg.Service); err == nil {
@@ -240,20 +243,22 @@ func WithStickyKey(ctx context.Context, key string) context.Context {
 	return context.WithValue(ctx, stickyKey{}, key)
 }
 
-func rpcSystem(p Protocol) string {
-	if p == GRPC {
-		return "grpc"
-	}
-	return "http"
-}
-
 // RoundTrip implements http.RoundTripper.
 func (c *Client) RoundTrip(req *http.Request) (*http.Response, error) {
 	ctx, span := c.startSpan(req)
-	defer span.End()
+	ended := false // a gRPC call's span ends with its body, which its status follows
+	defer func() {
+		if !ended {
+			span.End()
+		}
+	}()
 	recording := span.IsRecording()
 	if recording {
-		span.SetAttributes(attribute.String("http.request.method", req.Method), attribute.String("url.path", req.URL.Path))
+		if c.cfg.Protocol == GRPC {
+			span.SetAttributes(semconv.RPCMethod(strings.TrimPrefix(req.URL.Path, "/")))
+		} else {
+			span.SetAttributes(semconv.HTTPRequestMethodKey.String(req.Method), semconv.URLScheme(c.scheme), semconv.URLFull(c.fullURL(req.URL)))
+		}
 		if req.Header.Get("Upgrade") == "" {
 			now := time.Now()
 			span.SetAttributes(attribute.Int64(observe.DeadlineAttribute, c.policy.Deadline(ctx, now).Sub(now).Milliseconds()))
@@ -273,15 +278,88 @@ func (c *Client) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err != nil {
 		span.RecordError(err)
 		span.SetStatus(codes.Error, problem.From(err).Detail)
+		span.SetAttributes(semconv.ErrorTypeKey.String(problem.KindOf(err).String()))
 		return nil, err
 	}
-	if recording {
-		span.SetAttributes(attribute.Int("http.response.status_code", resp.StatusCode))
-		if resp.StatusCode >= 500 {
-			span.SetStatus(codes.Error, resp.Status)
+	if !recording {
+		return resp, nil
+	}
+	span.SetAttributes(semconv.HTTPResponseStatusCode(resp.StatusCode))
+	if c.cfg.Protocol == GRPC {
+		if code := resp.Header.Get("Grpc-Status"); code != "" { // trailers only
+			grpcStatus(span, code)
+			return resp, nil
+		}
+		if resp.StatusCode == http.StatusOK && resp.Body != nil && resp.Body != http.NoBody {
+			ended = true
+			resp.Body = &grpcBody{ReadCloser: resp.Body, resp: resp, span: span}
+			return resp, nil
 		}
 	}
+	if resp.StatusCode >= 400 {
+		span.SetAttributes(semconv.ErrorTypeKey.String(strconv.Itoa(resp.StatusCode)))
+	}
+	if resp.StatusCode >= 500 {
+		span.SetStatus(codes.Error, resp.Status)
+	}
 	return resp, nil
+}
+
+// grpcStatus records a gRPC call's status (a grpc-status value) on its span; any
+// but OK is its error.type.
+func grpcStatus(span trace.Span, code string) {
+	name := telemetry.GRPCCodeName(code)
+	span.SetAttributes(semconv.RPCResponseStatusCode(name))
+	if name != "OK" {
+		span.SetAttributes(semconv.ErrorTypeKey.String(name))
+		span.SetStatus(codes.Error, name)
+	}
+}
+
+// grpcBody ends a gRPC call's span when its body has been read to the end or
+// closed, with the status the trailers then hold.
+type grpcBody struct {
+	io.ReadCloser
+	resp *http.Response
+	span trace.Span
+	once sync.Once
+}
+
+func (b *grpcBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err != nil {
+		b.end()
+	}
+	return n, err
+}
+
+func (b *grpcBody) Close() error {
+	err := b.ReadCloser.Close()
+	b.end()
+	return err
+}
+
+func (b *grpcBody) end() {
+	b.once.Do(func() {
+		if code := b.resp.Trailer.Get("Grpc-Status"); code != "" {
+			grpcStatus(b.span, code)
+		}
+		b.span.End()
+	})
+}
+
+// fullURL is url.full of a call: the service's logical address and the path, with
+// the query's values redacted (they may hold secrets) and no fragment.
+func (c *Client) fullURL(u *url.URL) string {
+	full := url.URL{Scheme: c.scheme, Host: c.cfg.Service, Path: u.Path, RawPath: u.RawPath}
+	if u.RawQuery != "" {
+		q := u.Query()
+		for k := range q {
+			q[k] = []string{"REDACTED"}
+		}
+		full.RawQuery = q.Encode()
+	}
+	return full.String()
 }
 
 // startSpan starts the call's client span. Under the no-op tracer a call whose
@@ -295,16 +373,17 @@ func (c *Client) startSpan(req *http.Request) (context.Context, trace.Span) {
 			return ctx, span
 		}
 	}
-	return c.cfg.Tracer.Start(ctx, c.spanName(req.Method), c.spanStart...)
+	return c.cfg.Tracer.Start(ctx, c.spanName(req), c.spanStart...)
 }
 
-// spanName is "<service> <METHOD>": low-cardinality, as OpenTelemetry asks of client
-// spans (paths carry ids), and precomputed for the common methods.
-func (c *Client) spanName(method string) string {
-	if n, ok := c.spanNames[method]; ok {
-		return n
+// spanName is the call's span name as OpenTelemetry names it: a gRPC call's
+// package.Service/Method, an HTTP call's method alone (its path carries ids; the
+// span's service.peer.name says whom it calls).
+func (c *Client) spanName(req *http.Request) string {
+	if c.cfg.Protocol == GRPC {
+		return strings.TrimPrefix(req.URL.Path, "/")
 	}
-	return c.cfg.Service + " " + method
+	return req.Method
 }
 
 // prepare aims the attempt's private request copy at addr and gives it a header map
@@ -385,7 +464,7 @@ func (c *Client) attempt(r *http.Request) (*http.Response, error) {
 			detail = resp.Status
 		}
 		trace.SpanFromContext(r.Context()).AddEvent("attempt failed", trace.WithAttributes(
-			attribute.String("instance", ep.Instance.ID), attribute.String("outcome", detail)))
+			attribute.String(telemetry.KeyInstance, ep.Instance.ID), attribute.String(telemetry.KeyOutcome, detail)))
 	}
 	return resp, err
 }

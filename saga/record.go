@@ -13,6 +13,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/switchyard/switchyard/store"
+	"github.com/switchyard/switchyard/telemetry"
 )
 
 // record writes transitions — the saga's new status and step, its data, and the
@@ -65,10 +66,10 @@ func (o *Orchestrator[T]) hook(ctx context.Context, tx *sql.Tx, t Transition[T])
 // traced runs a step's Do or Undo in a span of the saga's trace, and times it.
 func (o *Orchestrator[T]) traced(ctx context.Context, inst *Instance[T], step, action string, fn func(context.Context) error) error {
 	ctx, span := o.cfg.Tracer.Start(ctx, "saga "+o.def.Name+" "+action+" "+step, trace.WithAttributes(
-		attribute.String("saga.name", o.def.Name),
-		attribute.String("saga.id", inst.ID),
-		attribute.String("saga.step", step),
-		attribute.String("saga.action", action),
+		attribute.String(telemetry.KeySaga, o.def.Name),
+		attribute.String(telemetry.KeySagaID, inst.ID),
+		attribute.String(telemetry.KeySagaStep, step),
+		attribute.String(telemetry.KeySagaAction, action),
 	))
 	start := time.Now()
 	err := fn(ctx)
@@ -77,7 +78,7 @@ func (o *Orchestrator[T]) traced(ctx context.Context, inst *Instance[T], step, a
 	switch {
 	case errors.As(err, &refusal):
 		result = "refused"
-		span.SetAttributes(attribute.String("saga.refusal", refusal.Reason))
+		span.SetAttributes(attribute.String(telemetry.KeySagaRefusal, refusal.Reason))
 	case err != nil:
 		result = "error"
 		span.RecordError(err)

@@ -22,7 +22,7 @@ type Metrics struct {
 // HTTP server metrics:
 //
 //	http_server_requests_total{method,route,code}
-//	http_server_request_duration_seconds{method,route}
+//	http_server_request_duration_seconds{http_request_method,http_route,http_response_status_code}
 //	http_server_requests_in_flight
 func NewMetrics() *Metrics {
 	reg := prometheus.NewRegistry()
@@ -33,11 +33,14 @@ func NewMetrics() *Metrics {
 			Name: "http_server_requests_total",
 			Help: "HTTP requests served, by method, route pattern and status code.",
 		}, []string{"method", "route", "code"}),
+		// OpenTelemetry's http.server.request.duration, as its Prometheus export
+		// names it: the same name, labels and buckets, so that one metric never has
+		// two shapes when a library's OpenTelemetry instruments share the registry.
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "http_server_request_duration_seconds",
-			Help:    "Time to serve an HTTP request, by method and route pattern.",
-			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
-		}, []string{"method", "route"}),
+			Help:    "Duration of HTTP server requests.",
+			Buckets: []float64{0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10},
+		}, []string{"http_request_method", "http_route", "http_response_status_code"}),
 		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "http_server_requests_in_flight",
 			Help: "HTTP requests being served now.",

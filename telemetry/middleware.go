@@ -2,6 +2,7 @@ package telemetry
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -17,6 +18,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/switchyard/switchyard/problem"
@@ -83,11 +85,16 @@ func Middleware(cfg HTTPConfig) func(http.Handler) http.Handler {
 			ctx = WithRequestID(ctx, id)
 			var span trace.Span
 			if cfg.Tracer != nil && (cfg.Untraced == nil || !cfg.Untraced(r)) {
+				scheme := "http"
+				if r.TLS != nil {
+					scheme = "https"
+				}
 				ctx, span = cfg.Tracer.Start(ctx, r.Method, trace.WithSpanKind(trace.SpanKindServer),
 					trace.WithAttributes(
-						attribute.String("http.request.method", r.Method),
-						attribute.String("url.path", r.URL.Path),
-						attribute.String("request.id", id),
+						semconv.HTTPRequestMethodKey.String(r.Method),
+						semconv.URLPath(r.URL.Path),
+						semconv.URLScheme(scheme),
+						attribute.String(KeyRequestID, id),
 					))
 			}
 			rec := &recorder{ResponseWriter: w}
@@ -112,15 +119,12 @@ func Middleware(cfg HTTPConfig) func(http.Handler) http.Handler {
 				if cfg.Metrics != nil {
 					cfg.Metrics.inFlight.Dec()
 					m := methodLabel(r.Method)
-					cfg.Metrics.requests.WithLabelValues(m, route, strconv.Itoa(rec.status())).Inc()
-					cfg.Metrics.duration.WithLabelValues(m, route).Observe(elapsed.Seconds())
+					code := strconv.Itoa(rec.status())
+					cfg.Metrics.requests.WithLabelValues(m, route, code).Inc()
+					cfg.Metrics.duration.WithLabelValues(m, route, code).Observe(elapsed.Seconds())
 				}
 				if span != nil {
-					span.SetName(r.Method + " " + route)
-					span.SetAttributes(attribute.String("http.route", route), attribute.Int("http.response.status_code", rec.status()))
-					if rec.status() >= 500 {
-						span.SetStatus(codes.Error, http.StatusText(rec.status()))
-					}
+					served(span, r, rec, route)
 					span.End()
 				}
 				cfg.Logger.LogAttrs(ctx, slog.LevelInfo, "request",
@@ -136,6 +140,57 @@ func Middleware(cfg HTTPConfig) func(http.Handler) http.Handler {
 			next.ServeHTTP(rec, r)
 		})
 	}
+}
+
+// served names and completes a request's server span: an HTTP request's by its
+// method and route; a gRPC one's (gRPC, or Connect's own protocol) by its
+// package.Service/Method, with the status its trailers or headers carry.
+func served(span trace.Span, r *http.Request, rec *recorder, route string) {
+	status := rec.status()
+	span.SetAttributes(semconv.HTTPRoute(route), semconv.HTTPResponseStatusCode(status))
+	if system, ok := rpcSystem(r); ok {
+		method := strings.TrimPrefix(r.URL.Path, "/")
+		span.SetName(method)
+		span.SetAttributes(system, semconv.RPCMethod(method))
+		code := ""
+		for _, k := range []string{"Grpc-Status", http.TrailerPrefix + "Grpc-Status"} {
+			code = cmp.Or(code, rec.Header().Get(k))
+		}
+		if code != "" {
+			name := GRPCCodeName(code)
+			span.SetAttributes(semconv.RPCResponseStatusCode(name))
+			if serverFault[name] {
+				span.SetAttributes(semconv.ErrorTypeKey.String(name))
+				span.SetStatus(codes.Error, name)
+			}
+			return
+		}
+	} else {
+		span.SetName(r.Method + " " + route)
+	}
+	if status >= 500 {
+		span.SetAttributes(semconv.ErrorTypeKey.String(strconv.Itoa(status)))
+		span.SetStatus(codes.Error, http.StatusText(status))
+	}
+}
+
+// serverFault are the gRPC codes that mark a server span failed, as the
+// conventions list them: the server's faults, not the caller's.
+var serverFault = map[string]bool{"UNKNOWN": true, "DEADLINE_EXCEEDED": true, "UNIMPLEMENTED": true,
+	"INTERNAL": true, "UNAVAILABLE": true, "DATA_LOSS": true}
+
+// rpcSystem says whether r is a call of an RPC protocol, and which: gRPC (and
+// gRPC-Web) by its content type, Connect's protocol by its version header or its
+// streaming content type.
+func rpcSystem(r *http.Request) (attribute.KeyValue, bool) {
+	ct := r.Header.Get("Content-Type")
+	switch {
+	case strings.HasPrefix(ct, "application/grpc"):
+		return semconv.RPCSystemNameGRPC, true
+	case r.Header.Get("Connect-Protocol-Version") != "" || strings.HasPrefix(ct, "application/connect+"):
+		return semconv.RPCSystemNameConnectrpc, true
+	}
+	return attribute.KeyValue{}, false
 }
 
 func validRequestID(id string) bool {

@@ -104,8 +104,19 @@ func New(cfg Config) (*Bus, error) {
 		return nil, fmt.Errorf("kafkabus: %w", err)
 	}
 	return &Bus{cfg: cfg, client: cl, admin: kadm.NewClient(cl), topics: map[string]bool{},
-		dispatch: &bus.Dispatcher{Registry: cfg.Registry, Tracer: cfg.Tracer, Logger: cfg.Logger, Metrics: cfg.Metrics}}, nil
+		dispatch: &bus.Dispatcher{Registry: cfg.Registry, Tracer: cfg.Tracer, Logger: cfg.Logger, Metrics: cfg.Metrics, System: System}}, nil
 }
+
+// System is what the messaging spans of a Kafka bus say of it: messaging.system
+// "kafka", each event type on its domain's topic.
+var System = bus.System{Name: "kafka", Destination: func(eventType string) string {
+	d, _, _ := strings.Cut(eventType, ".")
+	return Topic(d)
+}}
+
+// System is what the bus's spans say of it (the outbox takes it, for the spans
+// of events written to be sent here).
+func (b *Bus) System() bus.System { return System }
 
 // Close closes the clients.
 func (b *Bus) Close() { b.client.Close() }
@@ -342,18 +353,22 @@ func (b *Bus) handle(ctx, work context.Context, sub *bus.Subscription, wanted ma
 			if first.IsZero() {
 				first = time.Now().UTC()
 			}
-			err = b.client.ProduceSync(work, &kgo.Record{
-				Topic: retryTopic(sub.Group, attempt), Key: r.Key, Value: r.Value,
-				Headers: []kgo.RecordHeader{
-					{Key: hAttempt, Value: []byte(strconv.Itoa(attempt + 1))},
-					{Key: hFirstFailure, Value: []byte(first.Format(time.RFC3339Nano))},
-					{Key: hNotBefore, Value: []byte(time.Now().Add(res.Delay).UTC().Format(time.RFC3339Nano))},
-					{Key: hOrigTopic, Value: []byte(subject)},
-					{Key: bus.RelayTraceHeader, Value: []byte(header(r, bus.RelayTraceHeader))},
-				},
-			}).FirstErr()
+			err = b.dispatch.Settle(work, sub, del, res, bus.OpRetry, func(ctx context.Context) error {
+				return b.client.ProduceSync(ctx, &kgo.Record{
+					Topic: retryTopic(sub.Group, attempt), Key: r.Key, Value: r.Value,
+					Headers: []kgo.RecordHeader{
+						{Key: hAttempt, Value: []byte(strconv.Itoa(attempt + 1))},
+						{Key: hFirstFailure, Value: []byte(first.Format(time.RFC3339Nano))},
+						{Key: hNotBefore, Value: []byte(time.Now().Add(res.Delay).UTC().Format(time.RFC3339Nano))},
+						{Key: hOrigTopic, Value: []byte(subject)},
+						{Key: bus.RelayTraceHeader, Value: []byte(header(r, bus.RelayTraceHeader))},
+					},
+				}).FirstErr()
+			})
 		case bus.Bury:
-			err = b.bury(work, bus.NewDeadLetter(sub, del, res, first))
+			err = b.dispatch.Settle(work, sub, del, res, bus.OpDeadLetter, func(ctx context.Context) error {
+				return b.bury(ctx, bus.NewDeadLetter(sub, del, res, first))
+			})
 		}
 		if err == nil {
 			return true
@@ -499,7 +514,7 @@ func (b *Bus) Replay(ctx context.Context, id string) error {
 	if err := bus.CheckReplay(b.cfg.Registry, &dl); err != nil {
 		return err
 	}
-	pctx, span := bus.ReplaySpan(ctx, b.cfg.Tracer, &dl)
+	pctx, span := bus.ReplaySpan(ctx, b.cfg.Tracer, System, &dl)
 	defer span.End()
 	if err := b.Publish(pctx, dl.Event); err != nil {
 		span.SetStatus(codes.Error, err.Error())

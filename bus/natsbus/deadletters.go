@@ -138,7 +138,7 @@ func (b *Bus) Replay(ctx context.Context, id string) error {
 	if err != nil {
 		return fmt.Errorf("natsbus: %w", err)
 	}
-	pctx, span := bus.ReplaySpan(ctx, b.cfg.Tracer, &dl)
+	pctx, span := bus.ReplaySpan(ctx, b.cfg.Tracer, System, &dl)
 	defer span.End()
 	msg, err := message(&encoded[0], relayHeader(pctx))
 	if err != nil {

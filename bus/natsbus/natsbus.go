@@ -102,6 +102,14 @@ var (
 	_ bus.DeadLetters = (*Bus)(nil)
 )
 
+// System is what the messaging spans of a NATS bus say of it: messaging.system
+// "nats", each event type on its subject.
+var System = bus.System{Name: "nats"}
+
+// System is what the bus's spans say of it (the outbox takes it, for the spans
+// of events written to be sent here).
+func (b *Bus) System() bus.System { return System }
+
 // DeadLetterStream is the stream holding every group's dead letters.
 const DeadLetterStream = "DEADLETTERS"
 
@@ -129,7 +137,7 @@ func New(nc *nats.Conn, cfg Config) (*Bus, error) {
 		return nil, fmt.Errorf("natsbus: %w", err)
 	}
 	b := &Bus{nc: nc, js: js, cfg: cfg, streams: map[string]jetstream.Stream{},
-		dispatch: &bus.Dispatcher{Registry: cfg.Registry, Tracer: cfg.Tracer, Logger: cfg.Logger, Metrics: cfg.Metrics}}
+		dispatch: &bus.Dispatcher{Registry: cfg.Registry, Tracer: cfg.Tracer, Logger: cfg.Logger, Metrics: cfg.Metrics, System: System}}
 	b.watchConnection()
 	return b, nil
 }

@@ -142,16 +142,19 @@ func (b *Bus) handle(ctx context.Context, sub *bus.Subscription, wanted map[stri
 	}
 	del := bus.Delivery{Raw: msg.Data(), Subject: msg.Subject(), Attempt: attempt, RelayTraceParent: msg.Headers().Get(bus.RelayTraceHeader)}
 	res := b.dispatch.Deliver(ctx, sub, del, h)
+	settle := func(op string, fn func() error) error {
+		return b.dispatch.Settle(ctx, sub, del, res, op, func(context.Context) error { return fn() })
+	}
 	switch res.Verdict {
 	case bus.Ack:
-		if err := msg.Ack(); err != nil {
+		if err := settle(bus.OpAck, msg.Ack); err != nil {
 			b.cfg.Logger.Warn("natsbus: ack failed; the event will be redelivered", "error", err)
 		}
 	case bus.Redeliver:
 		if attempt == 1 {
 			b.noteFirstFailure(ctx, sub.Group, res.Event.ID)
 		}
-		if err := msg.NakWithDelay(res.Delay); err != nil {
+		if err := settle(bus.OpNak, func() error { return msg.NakWithDelay(res.Delay) }); err != nil {
 			b.cfg.Logger.Warn("natsbus: nak failed; the event will be redelivered after the ack wait", "error", err)
 		}
 	case bus.Bury:
@@ -159,10 +162,10 @@ func (b *Bus) handle(ctx context.Context, sub *bus.Subscription, wanted map[stri
 		if err := b.bury(ctx, dl); err != nil {
 			// Keep the event: a later delivery will try again.
 			b.cfg.Logger.Error("natsbus: cannot store the dead letter; will redeliver", "group", sub.Group, "event_id", res.Event.ID, "error", err)
-			_ = msg.NakWithDelay(sub.MaxBackoff)
+			_ = settle(bus.OpNak, func() error { return msg.NakWithDelay(sub.MaxBackoff) })
 			return
 		}
-		_ = msg.Term()
+		_ = settle(bus.OpTerm, msg.Term)
 	}
 }
 

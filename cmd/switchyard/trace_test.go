@@ -101,7 +101,7 @@ func continuity(cfg *config.Config, spans []observe.Span) error {
 		switch {
 		case s.Kind == observe.Server:
 			served[s.Service] = true
-		case s.Kind == observe.Producer && s.Attr("outbox") != "":
+		case s.Kind == observe.Producer && s.Attr("messaging.operation.name") == "send":
 			relayed[s.Service] = true
 		case s.Kind == observe.Producer && s.Attr("cloudevents.event_type") != "":
 			published = append(published, s.Service+" "+s.Attr("cloudevents.event_type"))

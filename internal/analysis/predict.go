@@ -92,7 +92,7 @@ func Observe(spans []observe.Span) []Observed {
 	edges := map[[2]string]*acc{}
 	for i := range spans {
 		c := &spans[i]
-		peer := c.Attr("peer.service")
+		peer := c.Peer()
 		if c.Kind != observe.Client || peer == "" {
 			continue
 		}

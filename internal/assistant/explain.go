@@ -13,6 +13,7 @@ import (
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/diagram"
 	"github.com/switchyard/switchyard/observe"
+	"github.com/switchyard/switchyard/telemetry"
 )
 
 type explainIn struct {
@@ -132,7 +133,7 @@ func (s *server) caseFile(cfg *config.Config, id string, traces []observe.Trace)
 	// stepOf finds the saga step span a span ran under.
 	stepOf := func(sp *observe.Span) *observe.Span {
 		for p := byID[sp.ParentID]; p != nil; p = byID[p.ParentID] {
-			if p.Attr("saga.step") != "" {
+			if p.Attr(telemetry.KeySagaStep) != "" {
 				return p
 			}
 		}
@@ -142,11 +143,11 @@ func (s *server) caseFile(cfg *config.Config, id string, traces []observe.Trace)
 	for i := range all {
 		sp := &all[i]
 		switch {
-		case sp.Attr("saga.step") != "":
-			st := step{At: sp.Start, Service: sp.Service, Saga: sp.Attr("saga.name"), Step: sp.Attr("saga.step"), Action: sp.Attr("saga.action"), Result: "ok"}
+		case sp.Attr(telemetry.KeySagaStep) != "":
+			st := step{At: sp.Start, Service: sp.Service, Saga: sp.Attr(telemetry.KeySaga), Step: sp.Attr(telemetry.KeySagaStep), Action: sp.Attr(telemetry.KeySagaAction), Result: "ok"}
 			switch {
-			case sp.Attr("saga.refusal") != "":
-				st.Result, st.Reason = "refused", sp.Attr("saga.refusal")
+			case sp.Attr(telemetry.KeySagaRefusal) != "":
+				st.Result, st.Reason = "refused", sp.Attr(telemetry.KeySagaRefusal)
 			case sp.Error:
 				st.Result, st.Reason = "error", sp.Status
 			}
@@ -160,10 +161,9 @@ func (s *server) caseFile(cfg *config.Config, id string, traces []observe.Trace)
 			}
 			stepIndex[sp.SpanID] = len(cf.Timeline)
 			cf.Timeline = append(cf.Timeline, st)
-		case sp.Kind == observe.Client && sp.Attr("peer.service") != "":
-			c := callUse{At: sp.Start, From: sp.Service, To: sp.Attr("peer.service"),
-				Operation: strings.TrimSpace(sp.Attr("http.request.method") + " " + sp.Attr("url.path")),
-				Status:    sp.Attr("http.response.status_code"), Failed: sp.Error}
+		case sp.Kind == observe.Client && sp.Peer() != "":
+			c := callUse{At: sp.Start, From: sp.Service, To: sp.Peer(), Operation: sp.Operation(),
+				Status: sp.Attr("rpc.response.status_code", "http.response.status_code"), Failed: sp.Error}
 			if sp.Error {
 				c.Status = strings.TrimSpace(c.Status + " " + sp.Status)
 			}
@@ -172,7 +172,7 @@ func (s *server) caseFile(cfg *config.Config, id string, traces []observe.Trace)
 			}
 			for _, e := range sp.Events {
 				d := e.Name
-				if o := e.Attributes["outcome"]; o != "" {
+				if o := e.Attributes[telemetry.KeyOutcome]; o != "" {
 					d += " (" + o + ")"
 				}
 				if e.Name != "exception" {
@@ -190,7 +190,7 @@ func (s *server) caseFile(cfg *config.Config, id string, traces []observe.Trace)
 			if sp.Kind == observe.Consumer {
 				e.Direction = "consumed"
 			}
-			if sp.Kind == observe.Producer && sp.Attr("outbox") != "" {
+			if sp.Kind == observe.Producer && sp.Attr("messaging.operation.name") == "send" {
 				e.Direction = "relayed"
 			}
 			for _, ev := range sp.Events {

@@ -557,7 +557,7 @@ func (d *doc) consistency(in Input) {
 
 func (d *doc) monitoring(in Input, services []*config.Service) {
 	d.f("## Monitoring and observability\n\n")
-	d.f("Key metrics (every service, on `/metrics`): `http_server_requests_total`, `http_server_request_duration_seconds` (RED); `rpc_client_calls_total`, `rpc_client_call_duration_seconds`, `rpc_client_retries_total`, `rpc_client_breaker_state` (calls); `outbox_backlog`, `outbox_oldest_unsent_age_seconds`, `bus_consumed_total`, `bus_consumer_lag`, `bus_dead_letters_total` (events); `saga_active`, `saga_finished_total`, `saga_duration_seconds`, `saga_refused_total` (sagas); `gateway_rejected_total`, `gateway_concurrency_limit` (the gateway).\n\n")
+	d.f("Key metrics (every service, on `/metrics`): `http_server_requests_total`, `http_server_request_duration_seconds` (RED); `rpc_client_calls_total`, `rpc_client_dependency_call_duration_seconds`, `rpc_client_retries_total`, `rpc_client_breaker_state` (calls); `outbox_backlog`, `outbox_oldest_unsent_age_seconds`, `bus_consumed_total`, `bus_consumer_lag`, `bus_dead_letters_total` (events); `saga_active`, `saga_finished_total`, `saga_duration_seconds`, `saga_refused_total` (sagas); `gateway_rejected_total`, `gateway_concurrency_limit` (the gateway).\n\n")
 	d.f("Logs: JSON lines with `service`, `trace_id`, `span_id` and `request_id`, secrets redacted; under `switchyard up` collected centrally (`switchyard logs --trace <id>` tells one request's story across services).\n\n")
 	d.f("Alert conditions (`deploy/prometheus/rules.yml`, generated from the policies above; error budget for %.1f%% availability):\n\n| Alert | Service | Severity | Fires when | For |\n|---|---|---|---|---|\n", 100*monitoring.Objective)
 	for _, g := range in.Rules.Groups {
