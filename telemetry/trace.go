@@ -102,9 +102,10 @@ func NewTracing(_ context.Context, cfg TraceConfig) (*Tracing, error) {
 		return nil, err
 	}
 	for _, exp := range cfg.Exporters {
-		if !cfg.Disabled {
-			opts = append(opts, sdktrace.WithBatcher(exp, sdktrace.WithBatchTimeout(time.Second)))
+		if cfg.Disabled {
+			break // a disabled SDK exports nothing
 		}
+		opts = append(opts, sdktrace.WithBatcher(exp, sdktrace.WithBatchTimeout(time.Second)))
 	}
 	return &Tracing{Provider: sdktrace.NewTracerProvider(opts...), Propagator: prop}, nil
 }
